@@ -1,0 +1,43 @@
+// Command xcept turns a folder of labelled images into a verified, deployable
+// Keras Xception image classifier, driven from Go through the TensorFlow C API.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/xcept/xcept/internal/cli"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one command line and returns the process exit code. It is the
+// only place where errors become exit codes and one-line messages.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := NewRootCmd(stdout, stderr)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return cli.ExitOK
+	}
+	if ctx.Err() != nil && cli.KindOf(err) == cli.KindInternal {
+		err = cli.Interrupted
+	}
+	fmt.Fprintln(stderr, "xcept: "+oneLine(err.Error()))
+	return cli.ExitCode(err)
+}
+
+// oneLine keeps an error message on a single line so that scripts can grep it.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
+}

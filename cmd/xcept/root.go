@@ -1,0 +1,113 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/xcept/xcept/configs"
+	"github.com/xcept/xcept/internal/cli"
+)
+
+// Globals are the flags every command shares, and the writers it prints to.
+type Globals struct {
+	ConfigFile string
+	JSON       bool
+	Quiet      bool
+	Verbose    bool
+	Stdout     io.Writer // data: results, JSON
+	Stderr     io.Writer // people: progress, warnings
+}
+
+// NewRootCmd builds the command tree. Each verb lives in its own file as an
+// Options struct, a NewXxxCmd that alone touches cobra and viper, and a run
+// function that sees only the Options.
+func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	g := &Globals{Stdout: stdout, Stderr: stderr}
+	root := &cobra.Command{
+		Use:   "xcept",
+		Short: "Turn a folder of labelled images into a verified, deployable Xception classifier",
+		Long: `xcept audits and prepares an image folder, trains a Keras Xception classifier
+through the TensorFlow C API, evaluates it, and exports models that are checked
+against the trained one. Run "xcept COMMAND --help" for each step.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return cli.Usagef("%v (see --help)", err)
+	})
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.ConfigFile, "config", "", "YAML configuration file (layered over the defaults)")
+	pf.BoolVar(&g.JSON, "json", false, "print machine-readable JSON results on stdout")
+	pf.BoolVarP(&g.Quiet, "quiet", "q", false, "print only results and errors")
+	pf.BoolVarP(&g.Verbose, "verbose", "v", false, "print more detail, including TensorFlow's own logs")
+
+	for _, add := range verbs {
+		root.AddCommand(add(g))
+	}
+	return root
+}
+
+// verbs lists the command constructors; each verb file appends itself in init.
+var verbs []func(*Globals) *cobra.Command
+
+// Config loads the layered configuration: embedded defaults < --config file <
+// XCEPT_* environment < the given flags, bound to keys by bind (key -> flag name).
+// Unknown keys in the file are usage errors, so a typo never silently does nothing.
+func (g *Globals) Config(flags *pflag.FlagSet, bind map[string]string) (*viper.Viper, error) {
+	v := viper.New()
+	v.SetConfigType("yaml")
+	if err := v.ReadConfig(bytes.NewReader(configs.Default)); err != nil {
+		return nil, fmt.Errorf("embedded default configuration: %w", err)
+	}
+	known := map[string]bool{}
+	for _, k := range v.AllKeys() {
+		known[k] = true
+	}
+	if g.ConfigFile != "" {
+		data, err := os.ReadFile(g.ConfigFile)
+		if err != nil {
+			return nil, cli.Usagef("--config %s: %v", g.ConfigFile, err)
+		}
+		file := viper.New()
+		file.SetConfigType("yaml")
+		if err := file.ReadConfig(bytes.NewReader(data)); err != nil {
+			return nil, cli.Usagef("--config %s: not valid YAML: %v", g.ConfigFile, oneLine(err.Error()))
+		}
+		var unknown []string
+		for _, k := range file.AllKeys() {
+			if !known[k] {
+				unknown = append(unknown, k)
+			}
+		}
+		if len(unknown) > 0 {
+			sort.Strings(unknown)
+			return nil, cli.Usagef("--config %s: unknown key %s (see configs/default.yaml for the keys)", g.ConfigFile, strings.Join(unknown, ", "))
+		}
+		if err := v.MergeConfigMap(file.AllSettings()); err != nil {
+			return nil, cli.Usagef("--config %s: %v", g.ConfigFile, err)
+		}
+	}
+	v.SetEnvPrefix("XCEPT")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	for key, name := range bind {
+		f := flags.Lookup(name)
+		if f == nil {
+			return nil, fmt.Errorf("internal: flag --%s for key %s does not exist", name, key)
+		}
+		if err := v.BindPFlag(key, f); err != nil {
+			return nil, err
+		}
+	}
+	return v, nil
+}

@@ -1,0 +1,89 @@
+// Package cli holds what every xcept command shares: the error kinds that
+// decide the process exit code, and the text/JSON output of results.
+package cli
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kind classifies an error so that main can map it to one exit code.
+type Kind int
+
+// Error kinds, in the order of their exit codes (see ExitCode and README).
+const (
+	KindInternal    Kind = iota // unexpected failure: a bug or the environment
+	KindUsage                   // bad flag, argument or configuration value
+	KindGate                    // a quality gate failed (evaluate, export, prepare --strict)
+	KindData                    // the dataset or an input file is missing or unusable
+	KindModel                   // the model, checkpoint, builder or TensorFlow failed
+	KindInterrupted             // the user interrupted the command (Ctrl-C, SIGTERM)
+)
+
+// Exit codes, documented in README.md. Keep them stable: CI scripts match on them.
+const (
+	ExitOK          = 0
+	ExitInternal    = 1
+	ExitUsage       = 2
+	ExitGate        = 3
+	ExitData        = 4
+	ExitModel       = 5
+	ExitInterrupted = 130
+)
+
+// Error is an error with a Kind. Its message is shown to the user as is, on one line.
+type Error struct {
+	Kind Kind
+	Err  error
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+func newf(k Kind, format string, args ...any) error {
+	return &Error{Kind: k, Err: fmt.Errorf(format, args...)}
+}
+
+// Usagef reports a bad flag, argument or configuration value. Name the flag or key.
+func Usagef(format string, args ...any) error { return newf(KindUsage, format, args...) }
+
+// Dataf reports unusable input data. Name the file or folder.
+func Dataf(format string, args ...any) error { return newf(KindData, format, args...) }
+
+// Modelf reports a model, checkpoint or TensorFlow failure. Name the run or model folder.
+func Modelf(format string, args ...any) error { return newf(KindModel, format, args...) }
+
+// Gatef reports a failed quality gate: say which gate and by how much.
+func Gatef(format string, args ...any) error { return newf(KindGate, format, args...) }
+
+// Interrupted is returned by a command that stopped early because of a signal.
+var Interrupted = &Error{Kind: KindInterrupted, Err: errors.New("interrupted")}
+
+// KindOf returns the Kind of err, KindInternal when it carries none.
+func KindOf(err error) Kind {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return KindInternal
+}
+
+// ExitCode maps an error to the process exit code; nil maps to 0.
+func ExitCode(err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	switch KindOf(err) {
+	case KindUsage:
+		return ExitUsage
+	case KindGate:
+		return ExitGate
+	case KindData:
+		return ExitData
+	case KindModel:
+		return ExitModel
+	case KindInterrupted:
+		return ExitInterrupted
+	}
+	return ExitInternal
+}

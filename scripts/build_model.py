@@ -1,0 +1,1 @@
+"""Keras Xception model builder for xcept (being written)."""
