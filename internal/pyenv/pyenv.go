@@ -1,0 +1,187 @@
+// Package pyenv finds xcept's own Python virtual environment and runs the
+// embedded Python scripts (the Keras builder, the converters) with it, so
+// users never type "python" themselves.
+package pyenv
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/xcept/xcept/scripts"
+)
+
+// DefaultPython is the interpreter recorded at build time by the Makefile
+// (-ldflags -X), so an installed binary keeps finding the project's venv.
+var DefaultPython string
+
+// ErrNoPython says that no virtual environment was found.
+var ErrNoPython = errors.New("no Python environment for xcept: run `make setup`, or set XCEPT_PYTHON to a python with tensorflow-cpu and tf-keras")
+
+// Python returns the interpreter to run scripts with. Order: $XCEPT_PYTHON,
+// the build-time default, .venv beside the binary's parent folder, and .venv
+// in the working folder or any folder above it (for go test in a package).
+func Python() (string, error) {
+	if p := os.Getenv("XCEPT_PYTHON"); p != "" {
+		if !isFile(p) {
+			return "", fmt.Errorf("XCEPT_PYTHON=%s: no such file", p)
+		}
+		return p, nil
+	}
+	var candidates []string
+	if DefaultPython != "" {
+		candidates = append(candidates, DefaultPython)
+	}
+	if exe, err := os.Executable(); err == nil {
+		candidates = append(candidates, filepath.Join(filepath.Dir(exe), "..", ".venv", "bin", "python"))
+	}
+	if wd, err := os.Getwd(); err == nil {
+		for dir := wd; ; dir = filepath.Dir(dir) {
+			candidates = append(candidates, filepath.Join(dir, ".venv", "bin", "python"))
+			if filepath.Dir(dir) == dir {
+				break
+			}
+		}
+	}
+	for _, c := range candidates {
+		if isFile(c) {
+			return c, nil
+		}
+	}
+	return "", ErrNoPython
+}
+
+func isFile(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}
+
+// ScriptPath writes the embedded script name to a cache folder keyed by its
+// content (so concurrent runs and upgrades never see a half-written or stale
+// copy) and returns its path.
+func ScriptPath(name string) (string, error) {
+	data, err := scripts.FS.ReadFile(name)
+	if err != nil {
+		return "", fmt.Errorf("embedded script %s: %w", name, err)
+	}
+	sum := sha256.Sum256(data)
+	dir := filepath.Join(cacheDir(), "scripts", hex.EncodeToString(sum[:8]))
+	path := filepath.Join(dir, name)
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+		return path, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	tmp, err := os.CreateTemp(dir, name+".tmp*")
+	if err != nil {
+		return "", err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return "", err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return "", err
+	}
+	return path, os.Rename(tmp.Name(), path)
+}
+
+// cacheDir is $XCEPT_CACHE, else the user cache folder, else the temp folder.
+func cacheDir() string {
+	if d := os.Getenv("XCEPT_CACHE"); d != "" {
+		return d
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "xcept")
+	}
+	return filepath.Join(os.TempDir(), "xcept-cache")
+}
+
+// Env is the environment scripts run with: legacy Keras (tf-keras), whose
+// tf.Module training signatures load under the C API, and quiet TensorFlow logs.
+func Env() []string {
+	env := os.Environ()
+	env = append(env, "TF_USE_LEGACY_KERAS=1", "PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1")
+	if os.Getenv("TF_CPP_MIN_LOG_LEVEL") == "" {
+		env = append(env, "TF_CPP_MIN_LOG_LEVEL=2")
+	}
+	return env
+}
+
+// ScriptError is a script that exited non-zero. Message is its last line on
+// stderr that starts with "error: " (the scripts' convention for the one line
+// a user should read), or the last non-empty line otherwise.
+type ScriptError struct {
+	Script   string
+	ExitCode int
+	Message  string
+}
+
+func (e *ScriptError) Error() string {
+	return fmt.Sprintf("%s failed (exit %d): %s", e.Script, e.ExitCode, e.Message)
+}
+
+// Run runs the embedded script name with args. The script's stderr is copied
+// to stderr (nil discards it) and its stdout is returned.
+func Run(ctx context.Context, name string, args []string, stderr io.Writer) ([]byte, error) {
+	py, err := Python()
+	if err != nil {
+		return nil, err
+	}
+	path, err := ScriptPath(name)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, py, append([]string{path}, args...)...)
+	cmd.Env = Env()
+	var out bytes.Buffer
+	tail := &lastLines{}
+	cmd.Stdout = &out
+	cmd.Stderr = tail
+	if stderr != nil {
+		cmd.Stderr = io.MultiWriter(stderr, tail)
+	}
+	err = cmd.Run()
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		return out.Bytes(), &ScriptError{Script: name, ExitCode: exitErr.ExitCode(), Message: tail.message()}
+	}
+	return out.Bytes(), err
+}
+
+// lastLines keeps the tail of a stream to find the script's error line.
+type lastLines struct{ buf []byte }
+
+func (l *lastLines) Write(p []byte) (int, error) {
+	l.buf = append(l.buf, p...)
+	if len(l.buf) > 64<<10 {
+		l.buf = l.buf[len(l.buf)-32<<10:]
+	}
+	return len(p), nil
+}
+
+func (l *lastLines) message() string {
+	lines := strings.Split(strings.TrimSpace(string(l.buf)), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if msg, ok := strings.CutPrefix(strings.TrimSpace(lines[i]), "error: "); ok {
+			return msg
+		}
+	}
+	for i := len(lines) - 1; i >= 0; i-- {
+		if s := strings.TrimSpace(lines[i]); s != "" {
+			return s
+		}
+	}
+	return "no message"
+}
