@@ -1,0 +1,5 @@
+package graph
+
+import "fmt"
+
+var fmtSscan = fmt.Sscan
