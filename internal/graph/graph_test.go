@@ -177,10 +177,10 @@ func TestFloat16Conversions(t *testing.T) {
 	}{
 		{1, 0x3c00, 0x3f80},
 		{-2, 0xc000, 0xc000},
-		{1e9, 0x7c00, 0x4e6e},                  // half overflows to +Inf
+		{1e9, 0x7c00, 0x4e6e}, // half overflows to +Inf
 		{float32(math.Inf(-1)), 0xfc00, 0xff80},
-		{1.0009765625, 0x3c01, 0x3f80},         // 1 + 2^-10
-		{1.00048828125, 0x3c00, 0x3f80},        // tie rounds to even
+		{1.0009765625, 0x3c01, 0x3f80},  // 1 + 2^-10
+		{1.00048828125, 0x3c00, 0x3f80}, // tie rounds to even
 	}
 	for _, c := range cases {
 		if got := float32ToHalf(c.in); got != c.half {
