@@ -1,0 +1,161 @@
+package metrics
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Gate is one CI quality gate: a minimum accuracy, or a minimum recall of one
+// class or (Class == "") of every class.
+type Gate struct {
+	Metric string  // "accuracy" or "recall"
+	Class  string  // recall gates: the class, or "" for every class
+	Min    float64 // passes when the value is at least Min
+}
+
+// Gate metrics.
+const (
+	GateAccuracy = "accuracy"
+	GateRecall   = "recall"
+)
+
+// String is how the gate is written on the command line.
+func (g Gate) String() string {
+	v := strconv.FormatFloat(g.Min, 'g', -1, 64)
+	switch {
+	case g.Metric == GateAccuracy:
+		return "--min-accuracy " + v
+	case g.Class == "":
+		return "--min-recall " + v
+	default:
+		return "--min-recall " + g.Class + "=" + v
+	}
+}
+
+// ParseMinRecall reads a --min-recall value: "X" for every class or
+// "CLASS=X" for one. The class name may itself contain "=": the last one
+// separates the threshold.
+func ParseMinRecall(s string) (Gate, error) {
+	g := Gate{Metric: GateRecall}
+	value := s
+	if i := strings.LastIndex(s, "="); i >= 0 {
+		g.Class, value = strings.TrimSpace(s[:i]), s[i+1:]
+		if g.Class == "" {
+			return g, fmt.Errorf("--min-recall %q: want X or CLASS=X", s)
+		}
+	}
+	min, err := parseThreshold(value)
+	if err != nil {
+		return g, fmt.Errorf("--min-recall %q: %v", s, err)
+	}
+	g.Min = min
+	return g, nil
+}
+
+// MinAccuracy builds the --min-accuracy gate.
+func MinAccuracy(v float64) (Gate, error) {
+	if v < 0 || v > 1 || v != v {
+		return Gate{}, fmt.Errorf("--min-accuracy %v: want a fraction from 0 to 1 (0.9 for 90%%)", v)
+	}
+	return Gate{Metric: GateAccuracy, Min: v}, nil
+}
+
+func parseThreshold(s string) (float64, error) {
+	v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil || v < 0 || v > 1 {
+		return 0, fmt.Errorf("threshold %q is not a fraction from 0 to 1 (0.9 for 90%%)", s)
+	}
+	return v, nil
+}
+
+// CheckClasses reports a recall gate naming a class that is not in classes.
+func CheckClasses(gates []Gate, classes []string) error {
+	for _, g := range gates {
+		if g.Metric == GateRecall && g.Class != "" && !contains(classes, g.Class) {
+			return fmt.Errorf("%s: no class %q among the %d classes", g, g.Class, len(classes))
+		}
+	}
+	return nil
+}
+
+// GateResult is one checked gate. A gate over every class yields one result
+// per class with samples; classes with no samples have no recall to check.
+type GateResult struct {
+	Gate   string  `json:"gate"`
+	Metric string  `json:"metric"`
+	Class  string  `json:"class,omitempty"`
+	Min    float64 `json:"min"`
+	Value  float64 `json:"value"`
+	Passed bool    `json:"passed"`
+	Note   string  `json:"note,omitempty"`
+}
+
+// Describe is the one-line account of a failed gate: what, value, and by how much.
+func (r GateResult) Describe() string {
+	what := r.Metric
+	if r.Class != "" {
+		what = fmt.Sprintf("recall of %q", r.Class)
+	}
+	if r.Note != "" {
+		return fmt.Sprintf("%s: %s (%s)", what, r.Note, r.Gate)
+	}
+	return fmt.Sprintf("%s %.4f < %.4f by %.4f (%s)", what, r.Value, r.Min, r.Min-r.Value, r.Gate)
+}
+
+// CheckGates evaluates the gates against a report, in the order given.
+func CheckGates(rep *Report, gates []Gate) ([]GateResult, error) {
+	if err := CheckClasses(gates, rep.Classes); err != nil {
+		return nil, err
+	}
+	var out []GateResult
+	for _, g := range gates {
+		base := GateResult{Gate: g.String(), Metric: g.Metric, Min: g.Min}
+		switch {
+		case g.Metric == GateAccuracy:
+			base.Value, base.Passed = rep.Accuracy, rep.Accuracy >= g.Min
+			out = append(out, base)
+		case g.Class == "":
+			for i, c := range rep.Classes {
+				if rep.PerClass[i].Support == 0 {
+					continue
+				}
+				r := base
+				r.Class, r.Value = c, rep.PerClass[i].Recall
+				r.Passed = r.Value >= g.Min
+				out = append(out, r)
+			}
+		default:
+			i := indexOf(rep.Classes, g.Class)
+			r := base
+			r.Class, r.Value = g.Class, rep.PerClass[i].Recall
+			r.Passed = r.Value >= g.Min
+			if rep.PerClass[i].Support == 0 {
+				// A gate someone asked for by name must not pass unchecked.
+				r.Passed, r.Note = false, "no samples of this class, recall undefined"
+			}
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func indexOf(list []string, s string) int {
+	for i, x := range list {
+		if x == s {
+			return i
+		}
+	}
+	return -1
+}
+
+// FailedGates joins the failed gates into one line, or "" when all passed.
+func FailedGates(results []GateResult) string {
+	var failed []string
+	for _, r := range results {
+		if !r.Passed {
+			failed = append(failed, r.Describe())
+		}
+	}
+	return strings.Join(failed, "; ")
+}
