@@ -259,7 +259,8 @@ func unknownClass(column, value string, labels *Labels) error {
 
 // WritePredictions writes xcept's predictions.csv: file, true and pred class
 // names, and when the rows have probabilities, the confidence of the
-// prediction, the k most probable classes as "class:prob" joined by ";", and
+// prediction and the k most probable classes as "class:prob" joined by ";"
+// (both rounded for people, ignored when read back), and
 // one "prob:CLASS" column per class (exact, so the file reads back to the
 // same report).
 func WritePredictions(w io.Writer, classes []string, rows []Row, k int) error {
@@ -278,7 +279,7 @@ func WritePredictions(w io.Writer, classes []string, rows []Row, k int) error {
 	for _, r := range rows {
 		rec := []string{r.File, classes[r.True], classes[r.Pred]}
 		if probs {
-			rec = append(rec, exactFloat(r.Confidence()), topKField(classes, r, k))
+			rec = append(rec, strconv.FormatFloat(r.Confidence(), 'f', 4, 64), topKField(classes, r, k))
 			for _, p := range r.Probs {
 				rec = append(rec, exactFloat(p))
 			}
@@ -300,11 +301,7 @@ func topKField(classes []string, r Row, k int) string {
 	return strings.Join(parts, ";")
 }
 
-// exactFloat is the shortest text that reads back as v; values that came
-// from float32 (as TensorFlow's softmax does) print at float32 length.
-func exactFloat(v float64) string {
-	if float64(float32(v)) == v {
-		return strconv.FormatFloat(v, 'g', -1, 32)
-	}
-	return strconv.FormatFloat(v, 'g', -1, 64)
-}
+// exactFloat is the shortest text that reads back as v. A float32 softmax
+// value prints longer than its float32 text ("0.6000000238418579"), but
+// reading the file back must give the very same ranking as the run did.
+func exactFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
