@@ -14,6 +14,7 @@ import (
 
 	"github.com/xcept/xcept/configs"
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/graph"
 )
 
 // Globals are the flags every command shares, and the writers it prints to.
@@ -39,6 +40,9 @@ through the TensorFlow C API, evaluates it, and exports models that are checked
 against the trained one. Run "xcept COMMAND --help" for each step.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRun: func(*cobra.Command, []string) {
+			graph.SetVerbose(g.Verbose)
+		},
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)

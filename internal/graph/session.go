@@ -332,3 +332,24 @@ func (s *Session) Close() error {
 	s.c, s.graph = nil, nil
 	return err
 }
+
+// Variable reads a variable's current value by its name in the graph (for a
+// Keras layer weight: "layer_name/kernel"). TensorFlow 2's SavedModel export
+// reads every variable once as "<name>/Read/ReadVariableOp", which is the
+// node fetched here.
+func (s *Session) Variable(name string) (*Tensor, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	out, err := s.output(name + "/Read/ReadVariableOp:0")
+	if err != nil {
+		return nil, errorf(CodeNotFound, "%s: no variable %q", s.Dir, name)
+	}
+	res, err := s.run(nil, nil, []C.TF_Output{out}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return res[0], nil
+}

@@ -303,3 +303,18 @@ func TestCloseWaitsForRuns(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestVariable(t *testing.T) {
+	s := loadToy(t)
+	w, err := s.Variable("w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if v, _ := w.Float32s(); !reflect.DeepEqual(v, []float32{1, 2, 3, 4}) {
+		t.Errorf("w = %v", v)
+	}
+	if _, err := s.Variable("nope"); err == nil {
+		t.Error("unknown variable read")
+	}
+}

@@ -11,9 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/xcept/xcept/scripts"
@@ -64,37 +66,59 @@ func isFile(p string) bool {
 	return err == nil && !st.IsDir()
 }
 
-// ScriptPath writes the embedded script name to a cache folder keyed by its
-// content (so concurrent runs and upgrades never see a half-written or stale
-// copy) and returns its path.
+// ScriptPath writes the embedded scripts (all of them: they import each
+// other) to a cache folder keyed by their content, so concurrent runs and
+// upgrades never see a half-written or stale copy, and returns name's path.
 func ScriptPath(name string) (string, error) {
-	data, err := scripts.FS.ReadFile(name)
-	if err != nil {
+	if _, err := fs.Stat(scripts.FS, name); err != nil {
 		return "", fmt.Errorf("embedded script %s: %w", name, err)
 	}
-	sum := sha256.Sum256(data)
-	dir := filepath.Join(cacheDir(), "scripts", hex.EncodeToString(sum[:8]))
-	path := filepath.Join(dir, name)
-	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
-		return path, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	tmp, err := os.CreateTemp(dir, name+".tmp*")
+	names, err := fs.Glob(scripts.FS, "*.py")
 	if err != nil {
 		return "", err
 	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return "", err
+	sort.Strings(names)
+	h := sha256.New()
+	files := map[string][]byte{}
+	for _, n := range names {
+		data, _ := scripts.FS.ReadFile(n)
+		files[n] = data
+		fmt.Fprintf(h, "%s\x00%d\x00", n, len(data))
+		h.Write(data)
 	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return "", err
+	dir := filepath.Join(cacheDir(), "scripts", hex.EncodeToString(h.Sum(nil)[:8]))
+	for _, n := range names {
+		if err := writeOnce(filepath.Join(dir, n), files[n]); err != nil {
+			return "", err
+		}
 	}
-	return path, os.Rename(tmp.Name(), path)
+	return filepath.Join(dir, name), nil
+}
+
+// writeOnce writes data to path through a temporary file and a rename,
+// unless path already holds exactly data.
+func writeOnce(path string, data []byte) error {
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(data)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+	return err
 }
 
 // cacheDir is $XCEPT_CACHE, else the user cache folder, else the temp folder.

@@ -1,0 +1,53 @@
+# xcept: make setup | build | test | demo | bench | clean
+# Both `make test` and `make demo` run `setup` first, so a fresh clone needs
+# nothing else. TF_ROOT=DIR builds against another libtensorflow (an official
+# tarball, or a GPU wheel's tensorflow/ folder): see README.md.
+
+SHELL       := /bin/bash
+PYTHON      ?= python3
+VENV        := .venv
+VPY         := $(CURDIR)/$(VENV)/bin/python
+GO          ?= go
+TF_ROOT     ?=
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS     := -X github.com/xcept/xcept/internal/pyenv.DefaultPython=$(VPY) -X main.version=$(VERSION)
+GOTESTFLAGS ?= -timeout 25m
+
+.PHONY: setup venv link-tf build test vet demo bench clean
+
+setup: venv link-tf
+
+# The venv is rebuilt only when the pins change.
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt requirements-nodeps.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --disable-pip-version-check --upgrade pip==24.3.1
+	$(VPY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(VPY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-nodeps.txt
+	touch $@
+
+link-tf: venv
+	scripts/link_libtensorflow.sh "$(TF_ROOT)" "$(VPY)"
+
+build: setup
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/xcept ./cmd/xcept
+	@echo "built bin/xcept"
+
+vet: setup
+	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt needed: $$bad"; exit 1; fi
+	$(GO) vet ./...
+
+# XCEPT_TEST_STRICT=1: a test whose prerequisite (libtensorflow, the venv)
+# is missing fails instead of skipping, so this target cannot pass by skipping.
+test: build vet
+	XCEPT_TEST_STRICT=1 $(GO) test $(GOTESTFLAGS) ./...
+	XCEPT_TEST_STRICT=1 TF_USE_LEGACY_KERAS=1 $(VPY) -m pytest -q scripts
+
+demo: build
+	scripts/demo.sh
+
+bench: build
+	scripts/bench.sh
+
+clean:
+	rm -rf bin demo .tf $(VENV)

@@ -1,0 +1,202 @@
+// Package model is the Go side of the Keras Xception model: it builds the
+// model folder with the embedded Python builder, reads model.json, and runs
+// the trainer's signatures through the graph binding with typed arguments.
+package model
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/pyenv"
+)
+
+// Builder is the embedded script that builds a model folder.
+const Builder = "build_model.py"
+
+// Folder layout written by the builder.
+const (
+	TrainerDir = "trainer"
+	ServingDir = "serving"
+	InfoFile   = "model.json"
+)
+
+// Precisions lists the precision policies.
+var Precisions = []string{"float32", "mixed_bfloat16", "mixed_float16"}
+
+// MinImageSize is the smallest input Keras Xception accepts.
+const MinImageSize = 71
+
+// Spec is what the builder needs to build a model.
+type Spec struct {
+	Classes      []string
+	ImageSize    int
+	Weights      string // imagenet | none | PATH.h5
+	Precision    string
+	DenseUnits   int
+	Dropout      float64
+	UnfreezeFrom string
+	Seed         int64
+}
+
+// Validate checks the spec before the builder starts, naming the config key.
+func (s Spec) Validate() error {
+	switch {
+	case len(s.Classes) < 2:
+		return cli.Dataf("a model needs at least 2 classes, got %d", len(s.Classes))
+	case s.ImageSize < MinImageSize:
+		return cli.Usagef("model.image_size (--image-size) %d: Xception needs at least %d", s.ImageSize, MinImageSize)
+	case !contains(Precisions, s.Precision):
+		return cli.Usagef("model.precision (--precision) %q: use one of %s", s.Precision, strings.Join(Precisions, ", "))
+	case s.DenseUnits < 1:
+		return cli.Usagef("model.dense_units %d: must be at least 1", s.DenseUnits)
+	case s.Dropout < 0 || s.Dropout >= 1:
+		return cli.Usagef("model.dropout %g: must be in [0, 1)", s.Dropout)
+	case s.Weights == "":
+		return cli.Usagef("model.weights (--weights) is empty: use imagenet, none or a .h5 file")
+	}
+	if s.Weights != "imagenet" && s.Weights != "none" {
+		if st, err := os.Stat(s.Weights); err != nil || st.IsDir() {
+			return cli.Usagef("--weights %s: no such file (use imagenet, none or a Keras Xception notop .h5 file)", s.Weights)
+		}
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (s Spec) args(dir string, overwrite bool) []string {
+	weights := s.Weights
+	if weights != "imagenet" && weights != "none" {
+		if abs, err := filepath.Abs(weights); err == nil {
+			weights = abs
+		}
+	}
+	args := []string{
+		"--out", dir,
+		"--classes", strings.Join(s.Classes, ","),
+		"--image-size", strconv.Itoa(s.ImageSize),
+		"--weights", weights,
+		"--precision", s.Precision,
+		"--dense-units", strconv.Itoa(s.DenseUnits),
+		"--dropout", strconv.FormatFloat(s.Dropout, 'g', -1, 64),
+		"--unfreeze-from", s.UnfreezeFrom,
+		"--seed", strconv.FormatInt(s.Seed, 10),
+	}
+	if overwrite {
+		args = append(args, "--overwrite")
+	}
+	return args
+}
+
+// Build runs the builder into dir (atomically: the builder writes a temporary
+// folder and renames it). Progress lines go to progress (nil: discarded).
+func Build(ctx context.Context, dir string, spec Spec, overwrite bool, progress io.Writer) (*Info, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	for _, c := range spec.Classes {
+		if strings.ContainsAny(c, ",\n") {
+			return nil, cli.Dataf("class name %q: commas and newlines are not allowed in class names", c)
+		}
+	}
+	if _, err := pyenv.Run(ctx, Builder, spec.args(dir, overwrite), progress); err != nil {
+		return nil, builderError(ctx, dir, err)
+	}
+	return ReadInfo(dir)
+}
+
+// builderError maps the builder's exit codes (2 usage, 3 weights) to xcept's.
+func builderError(ctx context.Context, dir string, err error) error {
+	if ctx.Err() != nil {
+		return cli.Interrupted
+	}
+	var se *pyenv.ScriptError
+	if !errors.As(err, &se) {
+		return cli.Modelf("building the model in %s: %v", dir, err)
+	}
+	switch se.ExitCode {
+	case 2:
+		return cli.Usagef("%s", se.Message)
+	case 130:
+		return cli.Interrupted
+	}
+	return cli.Modelf("%s: %s", dir, se.Message)
+}
+
+// TensorSpec is one signature input or output as model.json records it.
+type TensorSpec struct {
+	DType string  `json:"dtype"`
+	Shape []int64 `json:"shape"`
+}
+
+// SignatureSpec is one signature's inputs and outputs.
+type SignatureSpec struct {
+	Inputs  map[string]TensorSpec `json:"inputs"`
+	Outputs map[string]TensorSpec `json:"outputs"`
+}
+
+// Info is model.json: what was built, and how.
+type Info struct {
+	FormatVersion      int                                 `json:"format_version"`
+	BuilderVersion     int                                 `json:"builder_version"`
+	Classes            []string                            `json:"classes"`
+	NumClasses         int                                 `json:"num_classes"`
+	ImageSize          int                                 `json:"image_size"`
+	Weights            string                              `json:"weights"`
+	WeightsSHA256      *string                             `json:"weights_sha256"`
+	Precision          string                              `json:"precision"`
+	DenseUnits         int                                 `json:"dense_units"`
+	Dropout            float64                             `json:"dropout"`
+	UnfreezeFrom       string                              `json:"unfreeze_from"`
+	Seed               int64                               `json:"seed"`
+	FeatureDim         int                                 `json:"feature_dim"`
+	Blocks             []string                            `json:"blocks"`
+	TrainableVariables map[string]int                      `json:"trainable_variables"`
+	Signatures         map[string]map[string]SignatureSpec `json:"signatures"`
+	TensorFlowVersion  string                              `json:"tensorflow_version"`
+	KerasVersion       string                              `json:"keras_version"`
+}
+
+// ReadInfo reads dir/model.json.
+func ReadInfo(dir string) (*Info, error) {
+	path := filepath.Join(dir, InfoFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, cli.Modelf("%s: no model here (build one with `xcept prepare`)", dir)
+		}
+		return nil, cli.Modelf("%s: %v", path, err)
+	}
+	var info Info
+	if err := json.Unmarshal(data, &info); err != nil {
+		return nil, cli.Modelf("%s: not a valid model.json: %v", path, err)
+	}
+	if info.FormatVersion != 1 {
+		return nil, cli.Modelf("%s: format_version %d is not supported by this xcept (want 1); rebuild the model", path, info.FormatVersion)
+	}
+	if info.NumClasses != len(info.Classes) || info.NumClasses < 2 || info.ImageSize < MinImageSize {
+		return nil, cli.Modelf("%s: inconsistent model description (classes %d, num_classes %d, image_size %d)",
+			path, len(info.Classes), info.NumClasses, info.ImageSize)
+	}
+	return &info, nil
+}
+
+// String describes the model in one line.
+func (i *Info) String() string {
+	return fmt.Sprintf("Xception %d px, %d classes, weights %s, %s", i.ImageSize, i.NumClasses, i.Weights, i.Precision)
+}

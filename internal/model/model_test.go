@@ -1,0 +1,305 @@
+package model_test
+
+import (
+	"context"
+	"errors"
+	"math"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/graph"
+	"github.com/xcept/xcept/internal/model"
+	"github.com/xcept/xcept/internal/testenv"
+	"github.com/xcept/xcept/internal/testmodel"
+)
+
+var opts = graph.SessionOptions{IntraOpThreads: 2, InterOpThreads: 1}
+
+func openTiny(t *testing.T) *model.Model {
+	t.Helper()
+	m, err := model.Open(testmodel.Tiny(t), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// fixedBatch is n noisy images whose class (0..classes-1) shows as a bright
+// colour channel, so that even an untrained base gives separable features.
+func fixedBatch(m *model.Model, n int, seed int64) model.Batch {
+	rng := rand.New(rand.NewSource(seed))
+	s := m.Info.ImageSize
+	b := model.Batch{Images: make([]uint8, n*s*s*3), Labels: make([]int32, n)}
+	for i := range b.Labels {
+		class := i % m.Info.NumClasses
+		b.Labels[i] = int32(class)
+		img := b.Images[i*s*s*3 : (i+1)*s*s*3]
+		for p := range img {
+			v := rng.Intn(96)
+			if p%3 == class%3 {
+				v += 160
+			}
+			img[p] = uint8(v)
+		}
+	}
+	return b
+}
+
+func TestInfo(t *testing.T) {
+	m := openTiny(t)
+	i := m.Info
+	if i.ImageSize != 96 || i.NumClasses != 3 || i.Weights != "none" || i.FeatureDim != 2048 || len(i.Blocks) != 14 {
+		t.Errorf("model.json = %+v", i)
+	}
+	for _, sig := range []string{"train_step", "finetune_step", "train_head_step", "eval_step", "predict", "features", "explain"} {
+		if _, err := m.Session.Signature(sig); err != nil {
+			t.Error(err)
+		}
+		if _, ok := i.Signatures["trainer"][sig]; !ok {
+			t.Errorf("model.json lacks trainer signature %s", sig)
+		}
+	}
+}
+
+// The issue's acceptance test: 30 train_step runs on one fixed batch halve the loss.
+func TestTrainStepLearnsFixedBatch(t *testing.T) {
+	m := openTiny(t)
+	b := fixedBatch(m, 8, 1)
+	p := model.StepParams{LearningRate: 1e-3, Seed: [2]int64{1, 2}}
+	var first, last model.StepResult
+	for i := 0; i < 30; i++ {
+		r, err := m.Step(model.TrainStep, b, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = r
+		}
+		last = r
+	}
+	t.Logf("train_step loss %.4f -> %.4f, accuracy %.2f -> %.2f", first.Loss, last.Loss, first.Accuracy, last.Accuracy)
+	if !(last.Loss <= first.Loss/2) {
+		t.Errorf("loss fell from %.4f to %.4f: less than half", first.Loss, last.Loss)
+	}
+}
+
+func maxAbsDiff(a, b []float32) float64 {
+	d := 0.0
+	for i := range a {
+		d = math.Max(d, math.Abs(float64(a[i]-b[i])))
+	}
+	return d
+}
+
+// Save through the SaverDef, restore into fresh trainer and serving sessions:
+// predictions match to 1e-6.
+func TestSaveRestoreMatchesPredictions(t *testing.T) {
+	dir := testmodel.Tiny(t)
+	m, err := model.Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	b := fixedBatch(m, 6, 2)
+	for i := 0; i < 3; i++ { // move the head away from its initial values
+		if _, err := m.Step(model.TrainStep, b, model.StepParams{LearningRate: 1e-2}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := m.Predict(b.Images, b.N())
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := filepath.Join(t.TempDir(), "ckpt")
+	if err := m.Session.Save(prefix); err != nil {
+		t.Fatal(err)
+	}
+	for _, open := range []func(string, graph.SessionOptions) (*model.Model, error){model.Open, model.OpenServing} {
+		fresh, err := open(dir, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before, _ := fresh.Predict(b.Images, b.N())
+		if err := fresh.Session.Restore(prefix); err != nil {
+			t.Fatal(err)
+		}
+		got, err := fresh.Predict(b.Images, b.N())
+		fresh.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := maxAbsDiff(before, want); d < 1e-4 {
+			t.Fatalf("%s: training changed nothing (max diff %g), the test proves nothing", fresh.Session.Dir, d)
+		}
+		if d := maxAbsDiff(got, want); d > 1e-6 {
+			t.Errorf("%s: after restore, predictions differ by %g", fresh.Session.Dir, d)
+		}
+	}
+}
+
+func TestConcurrentPredictMatchesSerial(t *testing.T) {
+	m := openTiny(t)
+	batches := make([]model.Batch, 8)
+	want := make([][]float32, 8)
+	for i := range batches {
+		batches[i] = fixedBatch(m, 2, int64(10+i))
+		var err error
+		if want[i], err = m.Predict(batches[i].Images, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	diffs := make([]float64, 8)
+	errs := make([]error, 8)
+	for g := range batches {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for rep := 0; rep < 3; rep++ {
+				got, err := m.Predict(batches[g].Images, 2)
+				if err != nil {
+					errs[g] = err
+					return
+				}
+				diffs[g] = math.Max(diffs[g], maxAbsDiff(got, want[g]))
+			}
+		}(g)
+	}
+	wg.Wait()
+	for g := range batches {
+		if errs[g] != nil {
+			t.Error(errs[g])
+		}
+		if diffs[g] > 1e-6 {
+			t.Errorf("goroutine %d: concurrent predictions differ from serial by %g", g, diffs[g])
+		}
+	}
+}
+
+func TestHeadStepAndEval(t *testing.T) {
+	m := openTiny(t)
+	b := fixedBatch(m, 4, 3)
+	feats, err := m.Features(b.Images, b.N())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(feats) != 4*2048 {
+		t.Fatalf("features: %d values", len(feats))
+	}
+	r, err := m.HeadStep(feats, b, model.StepParams{LearningRate: 1e-3})
+	if err != nil || r.Loss <= 0 {
+		t.Fatalf("train_head_step: %+v %v", r, err)
+	}
+	loss, probs, err := m.Eval(b)
+	if err != nil || len(probs) != 12 || loss <= 0 {
+		t.Fatalf("eval_step: %v %v %v", loss, probs, err)
+	}
+	for i := 0; i < 4; i++ {
+		sum := probs[3*i] + probs[3*i+1] + probs[3*i+2]
+		if math.Abs(float64(sum)-1) > 1e-5 {
+			t.Errorf("probabilities of image %d sum to %v", i, sum)
+		}
+	}
+	if _, err := m.Predict(b.Images[:10], 1); err == nil {
+		t.Error("short image buffer accepted")
+	}
+}
+
+// The .h5 path: Keras writes base weights; the built model's base kernel,
+// read through the C API, equals the saved one.
+func TestBuildFromH5Weights(t *testing.T) {
+	py := testenv.Python(t)
+	tmp := t.TempDir()
+	h5 := filepath.Join(tmp, "base.h5")
+	kernel := filepath.Join(tmp, "kernel.bin")
+	script := `
+import sys, numpy as np, tf_keras as keras
+keras.utils.set_random_seed(123)
+base = keras.applications.Xception(include_top=False, weights=None, input_shape=(96, 96, 3))
+base.save_weights(sys.argv[1])
+base.get_layer("block2_sepconv1").depthwise_kernel.numpy().astype("<f4").tofile(sys.argv[2])
+`
+	cmd := exec.Command(py, "-c", script, h5, kernel)
+	cmd.Env = append(os.Environ(), "TF_USE_LEGACY_KERAS=1", "TF_CPP_MIN_LOG_LEVEL=3")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("writing weights with Keras: %v\n%s", err, out)
+	}
+	spec := testmodel.TinySpec()
+	spec.Weights = h5
+	dir := filepath.Join(tmp, "model")
+	if _, err := model.Build(context.Background(), dir, spec, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	v, err := m.Session.Variable("block2_sepconv1/depthwise_kernel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	got, _ := v.Float32s()
+	raw, err := os.ReadFile(kernel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := graph.NewTensor([]int64{int64(len(raw) / 4)}, bytesToFloats(raw))
+	defer want.Close()
+	wantVals, _ := want.Float32s()
+	if len(got) != len(wantVals) || maxAbsDiff(got, wantVals) != 0 {
+		t.Errorf("block2_sepconv1 depthwise kernel differs from the .h5 (%d vs %d values)", len(got), len(wantVals))
+	}
+	if m.Info.WeightsSHA256 == nil || *m.Info.WeightsSHA256 == "" {
+		t.Error("model.json has no weights_sha256 for a .h5 build")
+	}
+}
+
+func bytesToFloats(b []byte) []float32 {
+	out := make([]float32, len(b)/4)
+	for i := range out {
+		out[i] = math.Float32frombits(uint32(b[4*i]) | uint32(b[4*i+1])<<8 | uint32(b[4*i+2])<<16 | uint32(b[4*i+3])<<24)
+	}
+	return out
+}
+
+func TestBuildErrors(t *testing.T) {
+	testenv.Python(t)
+	tmp := t.TempDir()
+	garbage := filepath.Join(tmp, "garbage.h5")
+	os.WriteFile(garbage, []byte("not hdf5"), 0o644)
+	cases := []struct {
+		name string
+		edit func(*model.Spec)
+		kind cli.Kind
+		want string
+	}{
+		{"one class", func(s *model.Spec) { s.Classes = []string{"a"} }, cli.KindData, "at least 2 classes"},
+		{"small image", func(s *model.Spec) { s.ImageSize = 64 }, cli.KindUsage, "image_size"},
+		{"bad precision", func(s *model.Spec) { s.Precision = "int8" }, cli.KindUsage, "precision"},
+		{"missing h5", func(s *model.Spec) { s.Weights = filepath.Join(tmp, "none.h5") }, cli.KindUsage, "none.h5"},
+		{"garbage h5", func(s *model.Spec) { s.Weights = garbage }, cli.KindModel, "garbage.h5"},
+		{"unknown layer", func(s *model.Spec) { s.UnfreezeFrom = "block99" }, cli.KindUsage, "block99"},
+	}
+	for _, c := range cases {
+		spec := testmodel.TinySpec()
+		c.edit(&spec)
+		dir := filepath.Join(tmp, strings.ReplaceAll(c.name, " ", "-"))
+		_, err := model.Build(context.Background(), dir, spec, false, nil)
+		var e *cli.Error
+		if !errors.As(err, &e) || e.Kind != c.kind || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: err = %v (kind %v), want kind %v mentioning %q on one line", c.name, err, cli.KindOf(err), c.kind, c.want)
+		}
+		if _, statErr := os.Stat(dir); statErr == nil {
+			t.Errorf("%s: a failed build left %s", c.name, dir)
+		}
+	}
+}

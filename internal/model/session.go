@@ -1,0 +1,212 @@
+package model
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/graph"
+)
+
+// Model is a loaded model folder: its description and one session on the
+// trainer or the serving SavedModel.
+type Model struct {
+	Dir     string
+	Info    *Info
+	Session *graph.Session
+}
+
+// Open loads the trainer SavedModel of the model folder dir.
+func Open(dir string, opts graph.SessionOptions) (*Model, error) {
+	return open(dir, TrainerDir, opts)
+}
+
+// OpenServing loads the inference-only SavedModel of the model folder dir.
+func OpenServing(dir string, opts graph.SessionOptions) (*Model, error) {
+	return open(dir, ServingDir, opts)
+}
+
+func open(dir, sub string, opts graph.SessionOptions) (*Model, error) {
+	info, err := ReadInfo(dir)
+	if err != nil {
+		return nil, err
+	}
+	s, err := graph.LoadSavedModel(filepath.Join(dir, sub), opts)
+	if err != nil {
+		return nil, cli.Modelf("loading %s: %v", filepath.Join(dir, sub), err)
+	}
+	return &Model{Dir: dir, Info: info, Session: s}, nil
+}
+
+// Close closes the session.
+func (m *Model) Close() error { return m.Session.Close() }
+
+// Batch is a batch of images at the model's size, uint8 RGB, NHWC.
+type Batch struct {
+	Images  []uint8
+	Labels  []int32   // one per image (training and evaluation)
+	Weights []float32 // per-sample weights; nil means all 1
+}
+
+// N is the number of images in the batch.
+func (b Batch) N() int { return len(b.Labels) }
+
+// StepParams are the per-step inputs of the training signatures.
+type StepParams struct {
+	LearningRate   float32
+	LabelSmoothing float32
+	Seed           [2]int64 // drives dropout; derive it from the run's RNG
+}
+
+// StepResult is what a training step reports.
+type StepResult struct {
+	Loss, Accuracy float32
+}
+
+// Training signatures.
+const (
+	TrainStep     = "train_step"
+	FinetuneStep  = "finetune_step"
+	TrainHeadStep = "train_head_step"
+)
+
+// imagesTensor checks len(images) against n images of the model's size.
+func (m *Model) imagesTensor(images []uint8, n int) (*graph.Tensor, error) {
+	s := int64(m.Info.ImageSize)
+	if int64(len(images)) != int64(n)*s*s*3 {
+		return nil, fmt.Errorf("%d bytes of images is not %d images of %d×%d×3", len(images), n, s, s)
+	}
+	return graph.NewTensor([]int64{int64(n), s, s, 3}, images)
+}
+
+// feeds builds tensors and closes them all when done is called.
+type feeds struct {
+	m   map[string]*graph.Tensor
+	err error
+}
+
+func (f *feeds) add(key string, t *graph.Tensor, err error) {
+	if f.m == nil {
+		f.m = map[string]*graph.Tensor{}
+	}
+	if err != nil && f.err == nil {
+		f.err = fmt.Errorf("%s: %w", key, err)
+	}
+	if t != nil {
+		f.m[key] = t
+	}
+}
+
+func (f *feeds) close() {
+	for _, t := range f.m {
+		t.Close()
+	}
+}
+
+// Step runs one training signature (train_step or finetune_step) on a batch.
+func (m *Model) Step(signature string, b Batch, p StepParams) (StepResult, error) {
+	var f feeds
+	defer f.close()
+	t, err := m.imagesTensor(b.Images, b.N())
+	f.add("images", t, err)
+	return m.step(signature, &f, b, p)
+}
+
+// HeadStep runs train_head_step on cached pooled features (FeatureDim per image).
+func (m *Model) HeadStep(features []float32, b Batch, p StepParams) (StepResult, error) {
+	var f feeds
+	defer f.close()
+	d := m.Info.FeatureDim
+	if len(features) != b.N()*d {
+		return StepResult{}, fmt.Errorf("%d features is not %d images of %d", len(features), b.N(), d)
+	}
+	t, err := graph.NewTensor([]int64{int64(b.N()), int64(d)}, features)
+	f.add("features", t, err)
+	return m.step(TrainHeadStep, &f, b, p)
+}
+
+func (m *Model) step(signature string, f *feeds, b Batch, p StepParams) (StepResult, error) {
+	n := b.N()
+	w := b.Weights
+	if w == nil {
+		w = make([]float32, n)
+		for i := range w {
+			w[i] = 1
+		}
+	}
+	t, err := graph.NewTensor([]int64{int64(n)}, b.Labels)
+	f.add("labels", t, err)
+	t, err = graph.NewTensor([]int64{int64(len(w))}, w)
+	f.add("sample_weight", t, err)
+	t, err = graph.NewScalar(p.LearningRate)
+	f.add("learning_rate", t, err)
+	t, err = graph.NewScalar(p.LabelSmoothing)
+	f.add("label_smoothing", t, err)
+	t, err = graph.NewTensor([]int64{2}, p.Seed[:])
+	f.add("seed", t, err)
+	if f.err != nil {
+		return StepResult{}, f.err
+	}
+	out, err := m.Session.Run(signature, f.m, "loss", "accuracy")
+	if err != nil {
+		return StepResult{}, err
+	}
+	defer out[0].Close()
+	defer out[1].Close()
+	loss, err := out[0].Float32()
+	if err != nil {
+		return StepResult{}, err
+	}
+	acc, err := out[1].Float32()
+	return StepResult{Loss: loss, Accuracy: acc}, err
+}
+
+// Eval runs eval_step: the mean loss and the probabilities (n × classes).
+func (m *Model) Eval(b Batch) (float32, []float32, error) {
+	var f feeds
+	defer f.close()
+	t, err := m.imagesTensor(b.Images, b.N())
+	f.add("images", t, err)
+	t, err = graph.NewTensor([]int64{int64(b.N())}, b.Labels)
+	f.add("labels", t, err)
+	if f.err != nil {
+		return 0, nil, f.err
+	}
+	out, err := m.Session.Run("eval_step", f.m, "loss", "probabilities")
+	if err != nil {
+		return 0, nil, err
+	}
+	defer out[0].Close()
+	defer out[1].Close()
+	loss, err := out[0].Float32()
+	if err != nil {
+		return 0, nil, err
+	}
+	probs, err := out[1].Float32s()
+	return loss, probs, err
+}
+
+// Predict returns the probabilities (n × classes) of n images. It works on
+// both the trainer (signature predict) and the serving model.
+func (m *Model) Predict(images []uint8, n int) ([]float32, error) {
+	return m.imagesToFloats("predict", "probabilities", images, n)
+}
+
+// Features returns the pooled base features (n × FeatureDim) of n images.
+func (m *Model) Features(images []uint8, n int) ([]float32, error) {
+	return m.imagesToFloats("features", "features", images, n)
+}
+
+func (m *Model) imagesToFloats(signature, output string, images []uint8, n int) ([]float32, error) {
+	in, err := m.imagesTensor(images, n)
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	out, err := m.Session.Run(signature, map[string]*graph.Tensor{"images": in}, output)
+	if err != nil {
+		return nil, err
+	}
+	defer out[0].Close()
+	return out[0].Float32s()
+}

@@ -1,0 +1,117 @@
+// Package testmodel builds the small Xception models tests share, once.
+package testmodel
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"testing"
+
+	"github.com/xcept/xcept/internal/graph"
+	"github.com/xcept/xcept/internal/model"
+	"github.com/xcept/xcept/internal/testenv"
+	"github.com/xcept/xcept/scripts"
+)
+
+// TinySpec is the small model most tests share: 3 classes at 96 px,
+// untrained base (weights none), a 32-unit head.
+func TinySpec() model.Spec {
+	return model.Spec{
+		Classes:      []string{"circle", "square", "triangle"},
+		ImageSize:    96,
+		Weights:      "none",
+		Precision:    "float32",
+		DenseUnits:   32,
+		Dropout:      0,
+		UnfreezeFrom: "block13",
+		Seed:         7,
+	}
+}
+
+// Build returns the folder of a model built from spec, building it at most
+// once across test binaries and runs: models live in .cache/testmodels under
+// the repository, keyed by the builder's source and the spec, and a file lock
+// keeps packages tested in parallel from building the same one twice.
+// Tests must not modify the folder: load it, and save checkpoints elsewhere.
+func Build(t testing.TB, spec model.Spec) string {
+	t.Helper()
+	if err := graph.Load(); err != nil {
+		testenv.Unavailable(t, err.Error())
+	}
+	testenv.Python(t)
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, ".cache", "testmodels", specKey(spec))
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := lock(dir + ".lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	if _, err := model.ReadInfo(dir); err == nil {
+		return dir
+	}
+	t.Logf("building test model %s (once; cached in %s)", spec.Classes, dir)
+	if _, err := model.Build(context.Background(), dir, spec, true, nil); err != nil {
+		t.Fatalf("building test model: %v", err)
+	}
+	return dir
+}
+
+// Tiny is Build(t, TinySpec()).
+func Tiny(t testing.TB) string { return Build(t, TinySpec()) }
+
+func specKey(spec model.Spec) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%#v\n", spec)
+	names, _ := fs.Glob(scripts.FS, "*.py")
+	sort.Strings(names)
+	for _, n := range names {
+		data, _ := scripts.FS.ReadFile(n)
+		fmt.Fprintf(h, "%s %d\n", n, len(data))
+		h.Write(data)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		if filepath.Dir(dir) == dir {
+			return "", fmt.Errorf("no go.mod above the working folder")
+		}
+		dir = filepath.Dir(dir)
+	}
+}
+
+// lock takes an exclusive flock on path, waiting for other processes.
+func lock(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
