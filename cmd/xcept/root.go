@@ -15,6 +15,7 @@ import (
 	"github.com/xcept/xcept/configs"
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/graph"
+	"github.com/xcept/xcept/internal/pyenv"
 )
 
 // Globals are the flags every command shares, and the writers it prints to.
@@ -42,6 +43,7 @@ against the trained one. Run "xcept COMMAND --help" for each step.`,
 		SilenceErrors: true,
 		PersistentPreRun: func(*cobra.Command, []string) {
 			graph.SetVerbose(g.Verbose)
+			pyenv.Verbose = g.Verbose
 		},
 	}
 	root.SetOut(stdout)

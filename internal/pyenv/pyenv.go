@@ -174,7 +174,7 @@ func Run(ctx context.Context, name string, args []string, stderr io.Writer) ([]b
 	cmd.Stdout = &out
 	cmd.Stderr = tail
 	if stderr != nil {
-		cmd.Stderr = io.MultiWriter(stderr, tail)
+		cmd.Stderr = io.MultiWriter(quiet(stderr), tail)
 	}
 	err = cmd.Run()
 	var exitErr *exec.ExitError

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
+
+	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/model"
+)
+
+func init() { verbs = append(verbs, NewBuildModelCmd) }
+
+// BuildModelOptions are the inputs of `xcept build-model`.
+type BuildModelOptions struct {
+	*Globals
+	Out       string
+	Labels    string
+	Classes   []string
+	Spec      model.Spec
+	Overwrite bool
+}
+
+// modelFlags are the flags shared by every verb that builds a model, bound to
+// their configuration keys.
+var modelFlags = map[string]string{
+	"model.image_size":    "image-size",
+	"model.weights":       "weights",
+	"model.precision":     "precision",
+	"model.unfreeze_from": "unfreeze-from",
+}
+
+// addModelFlags declares the flags of modelFlags on cmd.
+func addModelFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.Int("image-size", 0, "square input size in pixels, at least 71 (model.image_size)")
+	f.String("weights", "", "base weights: imagenet, none or a Keras Xception notop .h5 file (model.weights)")
+	f.String("precision", "", "float32, mixed_bfloat16 (CPU) or mixed_float16 (GPU) (model.precision)")
+	f.String("unfreeze-from", "", "first Xception block or layer fine-tuning trains (model.unfreeze_from)")
+}
+
+// modelSpec reads the model section of the resolved configuration.
+func modelSpec(v *viper.Viper, classes []string) model.Spec {
+	return model.Spec{
+		Classes:      classes,
+		ImageSize:    v.GetInt("model.image_size"),
+		Weights:      v.GetString("model.weights"),
+		Precision:    v.GetString("model.precision"),
+		DenseUnits:   v.GetInt("model.dense_units"),
+		Dropout:      v.GetFloat64("model.dropout"),
+		UnfreezeFrom: v.GetString("model.unfreeze_from"),
+		Seed:         v.GetInt64("seed"),
+	}
+}
+
+// NewBuildModelCmd builds `xcept build-model`.
+func NewBuildModelCmd(g *Globals) *cobra.Command {
+	o := &BuildModelOptions{Globals: g}
+	cmd := &cobra.Command{
+		Use:   "build-model --out DIR (--labels FILE | --classes a,b,...)",
+		Short: "Build the Keras Xception trainer and serving models for a class list",
+		Long: `build-model runs xcept's embedded Keras builder with the project's Python to
+write DIR/trainer (training signatures), DIR/serving (inference only, same
+checkpoint keys) and DIR/model.json. prepare runs it for you; use this verb to
+rebuild a model with other options.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v, err := g.Config(cmd.Flags(), modelFlags)
+			if err != nil {
+				return err
+			}
+			if (o.Labels == "") == (len(o.Classes) == 0) {
+				return cli.Usagef("give exactly one of --labels FILE and --classes a,b,...")
+			}
+			if o.Out == "" {
+				return cli.Usagef("--out DIR is required")
+			}
+			classes := o.Classes
+			if o.Labels != "" {
+				if classes, err = readLabels(o.Labels); err != nil {
+					return err
+				}
+			}
+			o.Spec = modelSpec(v, classes)
+			return runBuildModel(cmd.Context(), o)
+		},
+	}
+	cmd.Flags().StringVar(&o.Out, "out", "", "model folder to write")
+	cmd.Flags().StringVar(&o.Labels, "labels", "", "labels.txt: one class name per line")
+	cmd.Flags().StringSliceVar(&o.Classes, "classes", nil, "class names, comma-separated")
+	cmd.Flags().BoolVar(&o.Overwrite, "overwrite", false, "replace DIR if it holds a model")
+	addModelFlags(cmd)
+	return cmd
+}
+
+func runBuildModel(ctx context.Context, o *BuildModelOptions) error {
+	var progress = o.Stderr
+	if o.Quiet || o.JSON {
+		progress = nil
+	}
+	info, err := model.Build(ctx, o.Out, o.Spec, o.Overwrite, progress)
+	if err != nil {
+		return err
+	}
+	if o.JSON {
+		return json.NewEncoder(o.Stdout).Encode(info)
+	}
+	fmt.Fprintf(o.Stdout, "built %s in %s\n", info, o.Out)
+	return nil
+}
+
+// readLabels reads a labels.txt: one class name per line, blank lines ignored.
+func readLabels(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, cli.Dataf("--labels %s: %v", path, err)
+	}
+	defer f.Close()
+	var classes []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if s := strings.TrimSpace(sc.Text()); s != "" {
+			classes = append(classes, s)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, cli.Dataf("--labels %s: %v", path, err)
+	}
+	return classes, nil
+}
