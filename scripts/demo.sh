@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# make demo: the whole xcept pipeline on a generated dataset, end to end.
+# It grows with every command xcept gains; every step's output lands in demo/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+x=bin/xcept
+cfg=configs/demo.yaml
+rm -rf demo
+step() { echo; echo "==> xcept $*"; "$x" "$@"; }
+
+step version
+step demo-data --out demo/images --classes 3 --per-class 60 --seed 1
+step --config "$cfg" prepare --data demo/images --out demo/ds
+echo
+echo "demo done: dataset and model in demo/ds"
