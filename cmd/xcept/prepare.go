@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/dataset"
+	"github.com/xcept/xcept/internal/imageio"
+)
+
+func init() { verbs = append(verbs, NewPrepareCmd) }
+
+// buildModel builds the trainer/serving model for classes into dir. Set by
+// model.go; nil makes prepare fail with a clear model error unless --no-model.
+var buildModel func(ctx context.Context, dir string, classes []string, opts ModelOptions, stderr io.Writer) error
+
+// ModelOptions are the model settings prepare passes to buildModel.
+type ModelOptions struct {
+	ImageSize int    // model.image_size: the input side, the same as the stored images
+	Weights   string // model.weights: imagenet | none | PATH.h5
+	Precision string // model.precision: float32 | mixed_bfloat16 | mixed_float16
+}
+
+// PrepareOptions is everything `xcept prepare` needs; runPrepare sees only this.
+type PrepareOptions struct {
+	Dataset  dataset.Options
+	Model    ModelOptions
+	NoModel  bool
+	Strict   bool
+	JSON     bool
+	Quiet    bool
+	Progress bool // draw a progress bar on Stderr
+	Stdout   io.Writer
+	Stderr   io.Writer
+}
+
+// prepareKeys binds configuration keys to prepare's flags.
+var prepareKeys = map[string]string{
+	"seed":                 "seed",
+	"model.image_size":     "image-size",
+	"model.weights":        "weights",
+	"model.precision":      "precision",
+	"prepare.split":        "split",
+	"prepare.resize":       "resize",
+	"prepare.format":       "image-format",
+	"prepare.jpeg_quality": "quality",
+	"prepare.workers":      "workers",
+}
+
+// NewPrepareCmd builds `xcept prepare`.
+func NewPrepareCmd(g *Globals) *cobra.Command {
+	var o PrepareOptions
+	cmd := &cobra.Command{
+		Use:   "prepare --data DIR --out DIR",
+		Short: "Audit an image folder, split it reproducibly, write TFRecords and build the model",
+		Long: `prepare reads every image under --data (one sub-folder per class, or train/, val/
+and test/ folders holding the class folders), decodes it fully, fixes what can be
+fixed (EXIF orientation, CMYK, 16-bit, palette, transparency over white, animated
+GIFs' first frame), reports what cannot in OUT/problems.json, and writes resized
+TFRecord shards, labels.txt and manifest.json to --out. The originals are never
+modified. Splits are drawn per class from a seeded hash of each file's content, so
+adding images never moves existing ones. Then the model for the classes is built
+into OUT/model (skip with --no-model).
+
+Exit codes: 0 done, 2 bad flags, 3 --strict and problems were found (the dataset
+is still written), 4 unusable data, 5 the model build failed, 130 interrupted.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.fromConfig(g, cmd); err != nil {
+				return err
+			}
+			return runPrepare(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Dataset.Data, "data", "", "folder of images, one sub-folder per class (required)")
+	f.StringVar(&o.Dataset.Out, "out", "", "folder to write the dataset to; replaced only if it is an xcept dataset (required)")
+	f.Int("image-size", 0, "side of the stored square images and of the model input (model.image_size)")
+	f.String("split", "", "train,val,test shares, e.g. 0.8,0.1,0.1 (prepare.split)")
+	f.Int64("seed", 0, "seed of the split and the record order (seed)")
+	f.String("resize", "", "squash | center-crop | pad (prepare.resize)")
+	f.String("image-format", "", "jpeg | png: how images are stored in the records (prepare.format)")
+	f.Int("quality", 0, "JPEG quality 1-100 (prepare.jpeg_quality)")
+	f.Int("workers", 0, "decoding goroutines, 0 for every core (prepare.workers)")
+	f.String("weights", "", "imagenet | none | FILE.h5: Xception base weights (model.weights)")
+	f.String("precision", "", "float32 | mixed_bfloat16 | mixed_float16 (model.precision)")
+	f.BoolVar(&o.NoModel, "no-model", false, "write the dataset only; do not build the model")
+	f.BoolVar(&o.Strict, "strict", false, "exit with code 3 if any problem was found (for CI); the dataset is still written")
+	return cmd
+}
+
+// fromConfig fills the options from the layered configuration and validates
+// the values that are not the dataset package's to check.
+func (o *PrepareOptions) fromConfig(g *Globals, cmd *cobra.Command) error {
+	v, err := g.Config(cmd.Flags(), prepareKeys)
+	if err != nil {
+		return err
+	}
+	d := &o.Dataset
+	d.ImageSize = v.GetInt("model.image_size")
+	d.Seed = v.GetInt64("seed")
+	if d.Fractions, err = dataset.ParseFractions(v.GetString("prepare.split")); err != nil {
+		return cli.Usagef("--split %v", err)
+	}
+	d.Fit = imageio.Fit(v.GetString("prepare.resize"))
+	d.Format = imageio.Format(strings.ToLower(v.GetString("prepare.format")))
+	d.Quality = v.GetInt("prepare.jpeg_quality")
+	d.ShardBytes = v.GetInt64("prepare.shard_mb") << 20
+	d.MaxPixels = v.GetInt64("prepare.max_pixels")
+	d.MaxFileBytes = v.GetInt64("prepare.max_file_mb") << 20
+	d.MinSide = v.GetInt("prepare.min_side")
+	if d.Workers = v.GetInt("prepare.workers"); d.Workers == 0 {
+		d.Workers = runtime.NumCPU()
+	} else if d.Workers < 0 {
+		return cli.Usagef("--workers %d: choose 0 (every core) or more", d.Workers)
+	}
+	o.Model = ModelOptions{ImageSize: d.ImageSize, Weights: v.GetString("model.weights"), Precision: v.GetString("model.precision")}
+	if err := o.Model.validate(); err != nil {
+		return err
+	}
+	o.JSON, o.Quiet, o.Stdout, o.Stderr = g.JSON, g.Quiet, g.Stdout, g.Stderr
+	o.Progress = !g.JSON && !g.Quiet && isTerminal(g.Stderr)
+	return nil
+}
+
+func (m ModelOptions) validate() error {
+	switch m.Precision {
+	case "float32", "mixed_bfloat16", "mixed_float16":
+	default:
+		return cli.Usagef("--precision %q: choose float32, mixed_bfloat16 or mixed_float16", m.Precision)
+	}
+	switch {
+	case m.Weights == "imagenet" || m.Weights == "none":
+	case strings.HasSuffix(strings.ToLower(m.Weights), ".h5"):
+		if st, err := os.Stat(m.Weights); err != nil || st.IsDir() {
+			return cli.Usagef("--weights %s: no such file (imagenet, none, or a Keras Xception notop .h5 file)", m.Weights)
+		}
+	default:
+		return cli.Usagef("--weights %q: choose imagenet, none, or a Keras Xception notop .h5 file", m.Weights)
+	}
+	return nil
+}
+
+// prepareSummary is the --json output: the dataset summary and the model folder.
+type prepareSummary struct {
+	dataset.Summary
+	Model string `json:"model,omitempty"`
+}
+
+func runPrepare(ctx context.Context, o PrepareOptions) error {
+	if !o.NoModel && buildModel == nil {
+		return cli.Modelf("this xcept binary has no model builder: run prepare with --no-model")
+	}
+	if o.Progress {
+		o.Dataset.Progress = &barProgress{w: o.Stderr}
+	}
+	rep, err := dataset.Prepare(ctx, o.Dataset)
+	if rep != nil && !o.Quiet && !o.JSON {
+		rep.WriteText(o.Stderr)
+	}
+	if err != nil {
+		if rep != nil && o.JSON {
+			printJSON(o.Stdout, prepareSummary{Summary: rep.Summary()})
+		}
+		return err
+	}
+	summary := prepareSummary{Summary: rep.Summary()}
+	if !o.NoModel {
+		dir := filepath.Join(rep.Out, dataset.ModelDir)
+		if err := buildModel(ctx, dir, rep.Classes, o.Model, o.Stderr); err != nil {
+			if cli.KindOf(err) == cli.KindInternal && ctx.Err() == nil {
+				err = cli.Modelf("building the model in %s: %v", dir, err)
+			}
+			return err
+		}
+		summary.Model = dir
+	}
+	if o.JSON {
+		printJSON(o.Stdout, summary)
+	}
+	if o.Strict && len(rep.Problems) > 0 {
+		return cli.Gatef("--strict: %d problems found (see %s)", len(rep.Problems), filepath.Join(rep.Out, dataset.ProblemsFile))
+	}
+	return nil
+}
+
+func printJSON(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// isTerminal reports whether w is a terminal, where a progress bar belongs.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// barProgress draws dataset.Progress as a progress bar.
+type barProgress struct {
+	w   io.Writer
+	bar *progressbar.ProgressBar
+}
+
+func (p *barProgress) Start(phase string, total int) {
+	p.bar = progressbar.NewOptions(total,
+		progressbar.OptionSetWriter(p.w),
+		progressbar.OptionSetDescription(fmt.Sprintf("%-9s", phase)),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("img"),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+	)
+}
+
+func (p *barProgress) Add(n int) { p.bar.Add(n) }
+func (p *barProgress) Finish()   { p.bar.Finish() }
