@@ -198,7 +198,7 @@ func readLimited(path string, limit int64) ([]byte, int64, *imageio.Error) {
 	}
 	if limit > 0 && st.Size() > limit {
 		return nil, st.Size(), &imageio.Error{Reason: ReasonTooLarge,
-			Detail: fmt.Sprintf("%d MB on disk, over the limit of %d MB (prepare.max_file_mb)", st.Size()>>20, limit>>20)}
+			Detail: fmt.Sprintf("%s on disk, over the limit of %s (prepare.max_file_mb)", humanBytes(st.Size()), humanBytes(limit))}
 	}
 	data, err := io.ReadAll(io.LimitReader(f, st.Size()+1))
 	if err != nil {
@@ -208,4 +208,17 @@ func readLimited(path string, limit int64) ([]byte, int64, *imageio.Error) {
 		return nil, 0, &imageio.Error{Reason: ReasonEmptyFile, Detail: "the file has no bytes"}
 	}
 	return data, int64(len(data)), nil
+}
+
+// humanBytes writes a size the way people read it: 1.5 MB, 300 KB.
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.0f KB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
 }

@@ -64,6 +64,7 @@ func scan(root string) (*scanned, error) {
 		return nil, cli.Dataf("--data %s: %v", root, err)
 	}
 	if layout == nil {
+		s.claim(top)
 		for _, e := range top {
 			if e.isDir {
 				s.walkClass(e, e.display, "")
@@ -74,17 +75,23 @@ func scan(root string) (*scanned, error) {
 		return s.out, nil
 	}
 	s.out.fromFolders = true
+	s.claim(top)
+	inner := map[string][]entry{}
 	for _, e := range top {
 		if !e.isDir {
 			s.outside(e)
 			continue
 		}
-		inner, err := s.listDir(e.abs, e.rel)
+		classes, err := s.listDir(e.abs, e.rel)
 		if err != nil {
 			s.problem(e.rel, ReasonUnreadable, err.Error())
 			continue
 		}
-		for _, c := range inner {
+		inner[e.name] = classes
+		s.claim(classes)
+	}
+	for _, e := range top {
+		for _, c := range inner[e.name] {
 			if c.isDir {
 				s.walkClass(c, c.display, layout[e.name])
 			} else {
@@ -188,7 +195,7 @@ func (s *scanner) walkClass(dir entry, class, split string) {
 	s.out.classDirs[class] = append(s.out.classDirs[class], dir.rel)
 	var walk func(d entry)
 	walk = func(d entry) {
-		if s.visited[d.id] {
+		if d.rel != dir.rel && s.visited[d.id] {
 			s.problem(d.rel, ReasonSymlinkLoop, "leads to a folder already scanned; followed once only")
 			return
 		}
@@ -207,6 +214,17 @@ func (s *scanner) walkClass(dir entry, class, split string) {
 		}
 	}
 	walk(dir)
+}
+
+// claim marks the class (and split) folders as visited before any is
+// walked, so that a link from one class folder into another is reported
+// instead of filing the other class's images under the wrong label.
+func (s *scanner) claim(entries []entry) {
+	for _, e := range entries {
+		if e.isDir {
+			s.visited[e.id] = true
+		}
+	}
 }
 
 func (s *scanner) outside(e entry) {

@@ -158,7 +158,9 @@ var decoders = map[Format]decoder{
 func classify(f Format, err error) error {
 	msg := err.Error()
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || strings.Contains(msg, "unexpected EOF") ||
-		strings.Contains(msg, "not enough pixel data") { // PNG and TIFF say so when the pixel data stops early
+		// What the decoders say when the pixel data stops early: PNG and
+		// TIFF "not enough pixel data", JPEG "short Huffman data".
+		strings.Contains(msg, "not enough pixel data") || strings.Contains(msg, "short Huffman data") {
 		return &Error{ReasonTruncated, f.Name() + " data ends early (incomplete download or copy?)"}
 	}
 	var (

@@ -313,6 +313,11 @@ func abs(x int) int {
 func TestDecodeErrors(t *testing.T) {
 	j := encodeJPEG(t, image.NewRGBA(image.Rect(0, 0, 64, 64)))
 	p := encodePNG(t, image.NewRGBA(image.Rect(0, 0, 64, 64)))
+	noise := image.NewGray(image.Rect(0, 0, 64, 64))
+	for i := range noise.Pix {
+		noise.Pix[i] = uint8(i * 7919 >> 3)
+	}
+	noisyJPEG := encodeJPEG(t, noise)
 	// bomb claims 60000×60000 in its frame header; its pixel data is that
 	// of a 64×64 image, so only a check before decoding reports too-large.
 	bomb := bytes.Clone(j)
@@ -330,6 +335,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"text", []byte("hello, I am not an image\n"), ReasonNotImage},
 		{"heic", []byte("\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic"), ReasonUnsupported},
 		{"truncated jpeg", j[:len(j)/2], ReasonTruncated},
+		{"jpeg cut inside the entropy-coded data", noisyJPEG[:len(noisyJPEG)*6/10], ReasonTruncated},
 		{"truncated png", p[:len(p)/2], ReasonTruncated},
 		{"jpeg header only", j[:4], ReasonTruncated},
 		{"damaged png", corrupt, ReasonCorrupt},
