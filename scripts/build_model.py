@@ -1,1 +1,348 @@
-"""Keras Xception model builder for xcept (being written)."""
+"""Builds the xcept model folder: a trainer SavedModel, a serving SavedModel
+and model.json, which describes both (printed to stdout on success).
+
+    build_model.py --out DIR (--classes a,b,c | --labels FILE) [--image-size 299]
+        [--weights imagenet|none|PATH.h5] [--precision float32|mixed_bfloat16|mixed_float16]
+        [--dense-units 1024] [--dropout 0.0] [--unfreeze-from block11] [--seed 42] [--overwrite]
+
+Exit codes: 0 built, 2 bad arguments, 3 base weights that cannot be had,
+1 anything else, 130 interrupted. A failure prints one stderr line starting
+with "error: "; progress goes to stderr too.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import sys
+import time
+
+# tf-keras, never Keras 3 (see xcept_model.py); set before anything imports tensorflow.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+EXIT_FAILURE, EXIT_USAGE, EXIT_WEIGHTS, EXIT_INTERRUPTED = 1, 2, 3, 130
+MIN_IMAGE_SIZE = 71  # Xception's smallest input
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+DOWNLOAD_TIMEOUT_SECONDS = 20  # an offline machine must fail fast, not hang
+FORMAT_VERSION = 1
+BUILDER_VERSION = 1
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+class UsageError(Exception):
+    """A bad flag or input file found before TensorFlow is imported (exit 2)."""
+
+
+class WeightsFileError(Exception):
+    """A --weights file that is missing or not HDF5 (exit 3)."""
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM: unwinds so that the temporary folder is removed."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own errors: one line, exit 2
+        raise UsageError(message)
+
+
+def parse_args(argv):
+    p = _Parser(prog="build_model.py", description="Build the xcept Keras Xception model folder.")
+    p.add_argument("--out", required=True, help="output folder (built atomically)")
+    names = p.add_mutually_exclusive_group(required=True)
+    names.add_argument("--classes", help="comma-separated class names")
+    names.add_argument("--labels", help="file with one class name per line")
+    p.add_argument("--image-size", type=int, default=299)
+    p.add_argument("--weights", default="imagenet", help="imagenet | none | PATH.h5")
+    p.add_argument("--precision", default="float32", choices=PRECISIONS)
+    p.add_argument("--dense-units", type=int, default=1024)
+    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--unfreeze-from", default="block11", help="Xception block (block1..block14) or layer name")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    return p.parse_args(argv)
+
+
+def read_classes(args):
+    if args.classes is not None:
+        names, source = args.classes.split(","), "--classes"
+    else:
+        try:
+            with open(args.labels, encoding="utf-8") as f:
+                names = [line.strip() for line in f if line.strip()]
+        except OSError as e:
+            raise UsageError(f"--labels {args.labels}: {e.strerror}; pass a file with one class name per line")
+        except UnicodeDecodeError:
+            raise UsageError(f"--labels {args.labels}: not UTF-8 text; pass a file with one class name per line")
+        source = f"--labels {args.labels}"
+    names = [n.strip() for n in names]
+    if any(not n for n in names):
+        raise UsageError(f"{source}: empty class name; remove the empty entry")
+    if len(names) < 2:
+        raise UsageError(f"{source}: {len(names)} class(es); a classifier needs at least 2")
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise UsageError(f"{source}: duplicate class name(s) {', '.join(dupes)}; class names must be unique")
+    return tuple(names)
+
+
+def resolve_weights(value):
+    """'imagenet', 'none', or the absolute path of an HDF5 file (checked here
+    so that a typo fails before TensorFlow takes seconds to import)."""
+    if value in ("imagenet", "none"):
+        return value
+    path = os.path.abspath(value)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(HDF5_MAGIC))
+    except OSError as e:
+        raise WeightsFileError(
+            f"--weights {path}: {e.strerror}; pass a Keras Xception notop .h5 file, imagenet or none"
+        )
+    if head != HDF5_MAGIC:
+        raise WeightsFileError(
+            f"--weights {path}: not an HDF5 file; pass a Keras Xception notop .h5 file, imagenet or none"
+        )
+    return path
+
+
+def validate(args):
+    """Checks every flag that needs no TensorFlow; returns the config fields."""
+    if args.image_size < MIN_IMAGE_SIZE:
+        raise UsageError(f"--image-size {args.image_size}: Xception needs at least {MIN_IMAGE_SIZE}")
+    if args.dense_units < 1:
+        raise UsageError(f"--dense-units {args.dense_units}: must be at least 1")
+    if not 0.0 <= args.dropout < 1.0:
+        raise UsageError(f"--dropout {args.dropout}: must be in [0, 1)")
+    if args.seed < 0:
+        raise UsageError(f"--seed {args.seed}: must be non-negative")
+    out = os.path.abspath(args.out)
+    if os.path.lexists(out) and not args.overwrite:
+        raise UsageError(f"--out {out}: already exists; pass --overwrite to replace it")
+    if not os.path.isdir(os.path.dirname(out)):
+        raise UsageError(f"--out {out}: parent folder does not exist; create it first")
+    return dict(
+        classes=read_classes(args),
+        image_size=args.image_size,
+        weights=resolve_weights(args.weights),
+        precision=args.precision,
+        dense_units=args.dense_units,
+        dropout=args.dropout,
+        unfreeze_from=args.unfreeze_from,
+        seed=args.seed,
+    )
+
+
+def progress(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def sha256_of(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def saved_signatures(directory):
+    """Signature key → inputs/outputs (key → dtype, shape) as written in the
+    SavedModel's MetaGraphDef: exactly what the C API will see."""
+    import tensorflow as tf
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    sm = saved_model_pb2.SavedModel()
+    with open(os.path.join(directory, "saved_model.pb"), "rb") as f:
+        sm.ParseFromString(f.read())
+    (meta,) = sm.meta_graphs
+
+    def tensors(infos):
+        return {
+            key: {
+                "dtype": tf.dtypes.as_dtype(info.dtype).name,
+                "shape": [d.size for d in info.tensor_shape.dim],
+            }
+            for key, info in infos.items()
+        }
+
+    return {
+        name: {"inputs": tensors(sig.inputs), "outputs": tensors(sig.outputs)}
+        for name, sig in meta.signature_def.items()
+        if not name.startswith("__")  # __saved_model_init_op is not a signature to run
+    }
+
+
+def describe(cfg, trainer, tmp):
+    import tensorflow as tf
+    import tf_keras as keras
+    import xcept_model as xm
+
+    return {
+        "format_version": FORMAT_VERSION,
+        "builder_version": BUILDER_VERSION,
+        "classes": list(cfg.classes),
+        "num_classes": cfg.num_classes,
+        "image_size": cfg.image_size,
+        "weights": cfg.weights,
+        "weights_sha256": sha256_of(cfg.weights) if os.path.isabs(cfg.weights) else None,
+        "precision": cfg.precision,
+        "dense_units": cfg.dense_units,
+        "dropout": cfg.dropout,
+        "unfreeze_from": cfg.unfreeze_from,
+        "seed": cfg.seed,
+        "feature_dim": xm.FEATURE_DIM,
+        "blocks": list(xm.BLOCKS),
+        "trainable_variables": {
+            "train_step": len(trainer.head_variables()),
+            "train_head_step": len(trainer.head_variables()),
+            "finetune_step": len(trainer.finetune_variables()),
+        },
+        "signatures": {
+            "trainer": saved_signatures(os.path.join(tmp, "trainer")),
+            "serving": saved_signatures(os.path.join(tmp, "serving")),
+        },
+        "tensorflow_version": tf.__version__,
+        "keras_version": keras.__version__,
+    }
+
+
+def build(cfg, tmp):
+    """Writes trainer/, serving/ and model.json into tmp; returns model.json's text."""
+    import xcept_model as xm
+
+    started = time.monotonic()
+    progress(f"building Xception {cfg.image_size} px, {cfg.num_classes} classes, weights {cfg.weights}, {cfg.precision}")
+    model = xm.build_keras_model(cfg)
+    trainer = xm.XceptModule(model, cfg, training=True)
+    progress(f"saving trainer ({time.monotonic() - started:.1f} s)")
+    xm.save(trainer, xm.trainer_signatures(cfg.image_size), os.path.join(tmp, "trainer"))
+    progress(f"saving serving ({time.monotonic() - started:.1f} s)")
+    serving = xm.XceptModule(model, cfg, training=False)
+    xm.save(serving, xm.serving_signatures(cfg.image_size), os.path.join(tmp, "serving"))
+    text = json.dumps(describe(cfg, trainer, tmp), sort_keys=True, indent=2) + "\n"
+    with open(os.path.join(tmp, "model.json"), "w", encoding="utf-8") as f:
+        f.write(text)
+    progress(f"built in {time.monotonic() - started:.1f} s")
+    return text
+
+
+def remove_stale_tmp(out):
+    """Removes DIR.tmp-<pid> folders left by builds that were killed."""
+    parent, name = os.path.split(out)
+    pattern = re.compile(re.escape(name) + r"\.tmp-(\d+)$")
+    for entry in os.listdir(parent):
+        m = pattern.match(entry)
+        if m and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))):
+            shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def publish(tmp, out):
+    """Moves the finished build to out, replacing an old one only now."""
+    if os.path.lexists(out):
+        old = f"{out}.old-{os.getpid()}"
+        os.rename(out, old)
+        os.rename(tmp, out)
+        shutil.rmtree(old) if os.path.isdir(old) else os.remove(old)
+    else:
+        os.rename(tmp, out)
+
+
+def run(args):
+    fields = validate(args)
+    out = os.path.abspath(args.out)
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_SECONDS)
+    import xcept_model as xm  # imports TensorFlow: after every cheap check
+
+    _quiet_tensorflow()
+    cfg = xm.ModelConfig(**fields)
+    remove_stale_tmp(out)
+    tmp = f"{out}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.mkdir(tmp)
+    try:
+        text = build(cfg, tmp)
+        publish(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return text
+
+
+def _quiet_tensorflow():
+    """Keeps TensorFlow's Python-side warnings (untraced functions, absl
+    notices) off stderr, where the user reads progress and the error line."""
+    import logging
+
+    import tensorflow as tf
+
+    tf.get_logger().setLevel(logging.ERROR)
+    logging.getLogger("absl").setLevel(logging.ERROR)
+
+
+def _raise_interrupted(signum, frame):
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def main(argv):
+    try:
+        args = parse_args(argv)  # before the redirect below, so --help goes to stdout
+    except UsageError as e:
+        return fail(e, EXIT_USAGE)
+    # Keras prints download progress to stdout; stdout must hold only the JSON,
+    # so fd 1 points at stderr during the build and the JSON goes to the original.
+    json_out = os.fdopen(os.dup(1), "w")
+    sys.stdout.flush()
+    os.dup2(2, 1)
+    signal.signal(signal.SIGTERM, _raise_interrupted)
+    signal.signal(signal.SIGINT, _raise_interrupted)
+    try:
+        text = run(args)
+    except UsageError as e:
+        return fail(e, EXIT_USAGE)
+    except WeightsFileError as e:
+        return fail(e, EXIT_WEIGHTS)
+    except Interrupted as e:
+        return fail(f"interrupted by {e}; nothing was written", EXIT_INTERRUPTED)
+    except Exception as e:
+        return fail_from_model(e)
+    json_out.write(text)
+    json_out.flush()
+    return 0
+
+
+def fail_from_model(e):
+    """Maps errors raised after TensorFlow was imported."""
+    xm = sys.modules.get("xcept_model")
+    if xm is not None and isinstance(e, xm.ConfigError):
+        return fail(e, EXIT_USAGE)
+    if xm is not None and isinstance(e, xm.WeightsError):
+        return fail(e, EXIT_WEIGHTS)
+    if os.environ.get("XCEPT_DEBUG"):
+        import traceback
+
+        traceback.print_exc()
+    return fail(f"building the model failed: {type(e).__name__}: {e}", EXIT_FAILURE)
+
+
+def fail(message, code):
+    print("error: " + " ".join(str(message).split()), file=sys.stderr, flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    sys.exit(main(sys.argv[1:]))

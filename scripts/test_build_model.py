@@ -1,0 +1,471 @@
+"""Tests of build_model.py: the saved signatures are the contract the Go
+side runs through the C API, so they are checked as saved, by loading them.
+
+Run: .venv/bin/python -m pytest scripts -q
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tf_keras as keras  # noqa: E402
+
+import build_model  # noqa: E402
+import xcept_model as xm  # noqa: E402
+
+SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "build_model.py")
+SIZE = 71  # Xception's minimum: the fastest model that is still Xception
+CLASSES = ("cat", "dog", "fox")
+N = len(CLASSES)
+HEATMAP = 3  # block14's spatial size at 71 px
+DROPOUT = 0.2
+
+
+def run_builder(*args, env=None, timeout=300):
+    full_env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
+    return subprocess.run(
+        [sys.executable, SCRIPT, *args], capture_output=True, text=True, env=full_env, timeout=timeout
+    )
+
+
+def error_lines(proc):
+    return [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+
+
+def tiny_args(out, *extra):
+    return ["--out", str(out), "--classes", ",".join(CLASSES), "--image-size", str(SIZE),
+            "--weights", "none", "--dense-units", "32", *extra]
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory):
+    """The one float32 model most tests share (dropout on, so that the seed input matters)."""
+    out = tmp_path_factory.mktemp("build") / "model"
+    started = time.monotonic()
+    proc = run_builder(*tiny_args(out, "--dropout", str(DROPOUT), "--unfreeze-from", "block12"))
+    seconds = time.monotonic() - started
+    assert proc.returncode == 0, proc.stderr
+    print(f"\ntiny model ({SIZE} px) built in {seconds:.1f} s", file=sys.stderr)
+    return out, proc.stdout
+
+
+@pytest.fixture()
+def trainer(built):
+    return tf.saved_model.load(str(built[0] / "trainer"))
+
+
+def batch(n_per_class=2, seed=0):
+    """A fixed, learnable batch: each class has its own brightness and stripes."""
+    rng = np.random.default_rng(seed)
+    images, labels = [], []
+    for c in range(N):
+        for _ in range(n_per_class):
+            img = rng.integers(0, 60, size=(SIZE, SIZE, 3)) + 60 * c
+            img[:, :: 2 + c] += 60
+            images.append(np.clip(img, 0, 255))
+            labels.append(c)
+    return tf.constant(np.array(images, np.uint8)), tf.constant(labels, tf.int32)
+
+
+def step_inputs(images, labels, lr=1e-3, smoothing=0.1, seed=(1, 2), weights=None):
+    b = int(labels.shape[0])
+    return dict(
+        images=images,
+        labels=labels,
+        sample_weight=tf.constant(weights if weights is not None else [1.0] * b, tf.float32),
+        learning_rate=tf.constant(lr, tf.float32),
+        label_smoothing=tf.constant(smoothing, tf.float32),
+        seed=tf.constant(seed, tf.int64),
+    )
+
+
+def variable(fn, name):
+    (v,) = [v for v in fn.variables if v.name == name + ":0"]
+    return v
+
+
+# --- the contract ----------------------------------------------------------
+
+IMAGES = ("uint8", [-1, SIZE, SIZE, 3])
+TRAIN_INPUTS = {
+    "labels": ("int32", [-1]), "sample_weight": ("float32", [-1]), "learning_rate": ("float32", []),
+    "label_smoothing": ("float32", []), "seed": ("int64", [2]),
+}
+TRAIN_OUTPUTS = {"loss": ("float32", []), "accuracy": ("float32", [])}
+PROBS = ("float32", [-1, N])
+EXPECTED = {
+    "trainer": {
+        "train_step": ({"images": IMAGES, **TRAIN_INPUTS}, TRAIN_OUTPUTS),
+        "finetune_step": ({"images": IMAGES, **TRAIN_INPUTS}, TRAIN_OUTPUTS),
+        "train_head_step": ({"features": ("float32", [-1, 2048]), **TRAIN_INPUTS}, TRAIN_OUTPUTS),
+        "eval_step": ({"images": IMAGES, "labels": ("int32", [-1])}, {"loss": ("float32", []), "probabilities": PROBS}),
+        "predict": ({"images": IMAGES}, {"probabilities": PROBS}),
+        "features": ({"images": IMAGES}, {"features": ("float32", [-1, 2048])}),
+        "explain": (
+            {"images": IMAGES, "class_index": ("int32", [-1])},
+            {"heatmap": ("float32", [-1, HEATMAP, HEATMAP]), "probabilities": PROBS, "class_index": ("int32", [-1])},
+        ),
+    },
+    "serving": {
+        "serving_default": ({"images": IMAGES}, {"probabilities": PROBS}),
+        "predict": ({"images": IMAGES}, {"probabilities": PROBS}),
+    },
+}
+
+
+def as_pairs(specs):
+    return {k: (s.dtype.name, [-1 if d is None else d for d in s.shape.as_list()]) for k, s in specs.items()}
+
+
+@pytest.mark.parametrize("part", ["trainer", "serving"])
+def test_loaded_signatures_match_the_contract(built, part):
+    loaded = tf.saved_model.load(str(built[0] / part))
+    assert sorted(loaded.signatures) == sorted(EXPECTED[part])
+    for key, (inputs, outputs) in EXPECTED[part].items():
+        fn = loaded.signatures[key]
+        assert as_pairs(fn.structured_input_signature[1]) == inputs, key
+        assert as_pairs(fn.structured_outputs) == outputs, key
+
+
+def test_model_json_describes_the_build(built):
+    out, stdout = built
+    text = (out / "model.json").read_text()
+    assert stdout == text, "stdout must be exactly model.json"
+    meta = json.loads(text)
+    assert text == json.dumps(meta, sort_keys=True, indent=2) + "\n"
+    want = {
+        "format_version": 1, "builder_version": 1, "classes": list(CLASSES), "num_classes": N,
+        "image_size": SIZE, "weights": "none", "weights_sha256": None, "precision": "float32",
+        "dense_units": 32, "dropout": DROPOUT, "unfreeze_from": "block12", "seed": 42, "feature_dim": 2048,
+        "blocks": [f"block{i}" for i in range(1, 15)],
+        "tensorflow_version": tf.__version__, "keras_version": keras.__version__,
+    }
+    assert {k: meta[k] for k in want} == want
+    # block12..block14: 3 + 2 + 2 separable convs (2 kernels each) + block13's residual conv;
+    # head: 2 kernels + 2 biases.
+    assert meta["trainable_variables"] == {"train_step": 4, "train_head_step": 4, "finetune_step": 7 * 2 + 1 + 4}
+    for part, sigs in EXPECTED.items():
+        for key, (inputs, outputs) in sigs.items():
+            got = meta["signatures"][part][key]
+            assert {k: (v["dtype"], v["shape"]) for k, v in got["inputs"].items()} == inputs
+            assert {k: (v["dtype"], v["shape"]) for k, v in got["outputs"].items()} == outputs
+    assert sorted(meta["signatures"]["trainer"]) == sorted(EXPECTED["trainer"])
+    assert not list(out.parent.glob("model.tmp-*")), "the temporary folder must be gone"
+
+
+# --- training -------------------------------------------------------------
+
+def test_train_step_halves_the_loss_on_a_fixed_batch(trainer):
+    """Measured with eval_step (no dropout, no smoothing): the training loss
+    itself jumps with each step's dropout mask."""
+    images, labels = batch()
+    evaluate = lambda: float(trainer.signatures["eval_step"](images=images, labels=labels)["loss"])  # noqa: E731
+    step = trainer.signatures["train_step"]
+    before = evaluate()
+    losses = [float(step(**step_inputs(images, labels, lr=3e-3, seed=(7, i)))["loss"]) for i in range(30)]
+    after = evaluate()
+    assert after <= before / 2, (before, after, losses)
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]), losses
+
+
+def test_train_head_step_on_features_trains_the_same_head(built):
+    """Two fresh copies: one takes train_step on images, the other
+    train_head_step on the features signature's output. Same seed → the
+    same loss and the same head afterwards."""
+    a = tf.saved_model.load(str(built[0] / "trainer"))
+    b = tf.saved_model.load(str(built[0] / "trainer"))
+    images, labels = batch()
+    inputs = step_inputs(images, labels, lr=1e-2, seed=(3, 4))
+    for _ in range(2):
+        out_a = a.signatures["train_step"](**inputs)
+        features = b.signatures["features"](images=images)["features"]
+        head_inputs = dict(inputs, features=features)
+        del head_inputs["images"]
+        out_b = b.signatures["train_head_step"](**head_inputs)
+        np.testing.assert_allclose(out_a["loss"], out_b["loss"], rtol=1e-5)
+    for name in ("fc/kernel", "logits/bias"):
+        np.testing.assert_allclose(
+            variable(a.signatures["train_step"], name).numpy(),
+            variable(b.signatures["train_head_step"], name).numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_train_step_leaves_the_base_alone(trainer):
+    step = trainer.signatures["train_step"]
+    base_kernel = variable(step, "block14_sepconv2/pointwise_kernel")
+    before = base_kernel.numpy()
+    step(**step_inputs(*batch(), lr=1e-2))
+    np.testing.assert_array_equal(base_kernel.numpy(), before)
+
+
+def test_dropout_follows_the_seed_input(trainer):
+    images, labels = batch()
+    step = trainer.signatures["train_step"]
+    # learning_rate 0 keeps the weights, so only the seed changes between calls.
+    loss = lambda seed: float(step(**step_inputs(images, labels, lr=0.0, seed=seed))["loss"])  # noqa: E731
+    assert loss((5, 6)) == loss((5, 6))
+    assert loss((5, 6)) != loss((5, 7))
+
+
+def test_sample_weight_scales_the_loss_as_keras_reduces_it(trainer):
+    images, labels = batch()
+    step = trainer.signatures["train_step"]
+    one = float(step(**step_inputs(images, labels, lr=0.0))["loss"])
+    two = float(step(**step_inputs(images, labels, lr=0.0, weights=[2.0] * 6))["loss"])
+    none = float(step(**step_inputs(images, labels, lr=0.0, weights=[0.0] * 6))["loss"])
+    assert two == pytest.approx(2 * one, rel=1e-5)
+    assert none == 0.0
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_loss_is_keras_categorical_crossentropy(smoothing):
+    rng = np.random.default_rng(1)
+    logits = tf.constant(rng.normal(size=(5, 4)), tf.float32)
+    labels = tf.constant([0, 3, 1, 1, 2], tf.int32)
+    weights = tf.constant([1.0, 0.5, 0.0, 2.0, 1.0], tf.float32)
+    got = xm.smoothed_crossentropy(logits, labels, weights, tf.constant(smoothing), 4)
+    keras_loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing)
+    want = keras_loss(tf.one_hot(labels, 4), logits, sample_weight=weights)
+    assert float(got) == pytest.approx(float(want), rel=1e-5)
+
+
+def test_eval_step_loss_is_the_mean_crossentropy_of_its_probabilities(trainer):
+    images, labels = batch()
+    out = trainer.signatures["eval_step"](images=images, labels=labels)
+    p = out["probabilities"].numpy()
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
+    want = -np.mean(np.log(p[np.arange(len(p)), labels.numpy()]))
+    assert float(out["loss"]) == pytest.approx(want, rel=1e-4)
+
+
+def test_finetune_step_trains_only_the_unfrozen_blocks(trainer):
+    step = trainer.signatures["finetune_step"]
+    watched = {
+        "unfrozen": "block12_sepconv1/pointwise_kernel",
+        "residual": "conv2d_3/kernel",  # block13's shortcut conv, after block12
+        "frozen": "block11_sepconv3/pointwise_kernel",
+        "bn_gamma": "block13_sepconv1_bn/gamma",
+        "bn_mean": "block13_sepconv1_bn/moving_mean",
+        "bn_var": "block14_sepconv2_bn/moving_variance",
+        "head": "logits/kernel",
+    }
+    before = {k: variable(step, name).numpy() for k, name in watched.items()}
+    step(**step_inputs(*batch(), lr=1e-2))
+    changed = {k: not np.array_equal(variable(step, watched[k]).numpy(), v) for k, v in before.items()}
+    assert changed == {"unfrozen": True, "residual": True, "frozen": False, "bn_gamma": False,
+                       "bn_mean": False, "bn_var": False, "head": True}
+
+
+def test_explain_gives_normalised_heatmaps(trainer):
+    images, _ = batch(n_per_class=1)
+    predicted = np.argmax(trainer.signatures["predict"](images=images)["probabilities"].numpy(), axis=1)
+    out = trainer.signatures["explain"](images=images, class_index=tf.constant([-1, 2, 0], tf.int32))
+    heat = out["heatmap"].numpy()
+    assert heat.shape == (3, HEATMAP, HEATMAP)
+    assert heat.min() >= 0.0 and heat.max() <= 1.0
+    for h in heat:
+        assert h.max() == pytest.approx(1.0) or h.max() == 0.0
+    assert out["class_index"].numpy().tolist() == [predicted[0], 2, 0]
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        trainer.signatures["explain"](images=images, class_index=tf.constant([N, 0, 0], tf.int32))
+
+
+# --- checkpoints: as the Go side will use them, through the SaverDef ------
+
+class V1Model:
+    """A SavedModel loaded the way the C API does (TF_LoadSessionFromSavedModel):
+    a graph and a session, signatures run by their tensor names."""
+
+    def __init__(self, directory):
+        self.graph = tf.Graph()
+        self.sess = tf.compat.v1.Session(graph=self.graph)
+        with self.graph.as_default():
+            self.meta = tf.compat.v1.saved_model.loader.load(self.sess, ["serve"], directory)
+
+    def run(self, signature, **feeds):
+        sig = self.meta.signature_def[signature]
+        fetches = {k: v.name for k, v in sig.outputs.items()}
+        return self.sess.run(fetches, {sig.inputs[k].name: v for k, v in feeds.items()})
+
+    def save(self, prefix):
+        saver = self.meta.saver_def
+        return self.sess.run(saver.save_tensor_name, {saver.filename_tensor_name: prefix})
+
+    def restore(self, prefix):
+        saver = self.meta.saver_def
+        self.sess.run(saver.restore_op_name, {saver.filename_tensor_name: prefix})
+
+
+def test_serving_restores_a_trainer_checkpoint(built, tmp_path):
+    out = built[0]
+    trainer = V1Model(str(out / "trainer"))
+    images, labels = batch()
+    feeds = {k: v.numpy() for k, v in step_inputs(images, labels, lr=1e-2).items()}
+    trainer.run("train_step", **feeds)
+    trainer.run("finetune_step", **feeds)  # changes base variables too
+    trained = trainer.run("predict", images=images.numpy())["probabilities"]
+    prefix = str(tmp_path / "last")  # SaveV2 does not create folders: the caller must
+    trainer.save(prefix)
+
+    serving = V1Model(str(out / "serving"))
+    untrained = serving.run("serving_default", images=images.numpy())["probabilities"]
+    assert not np.allclose(untrained, trained, atol=1e-6), "training must have changed the predictions"
+    serving.restore(prefix)
+    for key in ("serving_default", "predict"):
+        np.testing.assert_allclose(serving.run(key, images=images.numpy())["probabilities"], trained, rtol=1e-5, atol=1e-7)
+    # The checkpoint is also an ordinary object-graph checkpoint.
+    keys = tf.train.list_variables(prefix)
+    assert any(k.startswith("model/") for k, _ in keys) and any(k.startswith("head_optimizer/") for k, _ in keys)
+
+
+# --- building from flags ------------------------------------------------------
+
+def test_same_seed_builds_the_same_initial_weights():
+    def weights(seed):
+        cfg = xm.ModelConfig(classes=("a", "b"), image_size=SIZE, weights="none", dense_units=8, seed=seed)
+        model = xm.build_keras_model(cfg)
+        return [model.get_layer("xception").get_layer("block1_conv1").kernel.numpy(),
+                model.get_layer("fc").kernel.numpy()]
+
+    first, again, other = weights(1), weights(1), weights(2)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(first, other):
+        assert not np.array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "name, extra, code, mentions",
+    [
+        ("image size", ["--image-size", "64"], 2, "--image-size 64"),
+        ("one class", ["--classes", "only"], 2, "--classes"),
+        ("duplicate class", ["--classes", "a,b,a"], 2, "duplicate class name(s) a"),
+        ("missing h5", ["--weights", "/nonexistent/w.h5"], 3, "/nonexistent/w.h5"),
+        ("garbage h5", ["--weights", "GARBAGE"], 3, "not an HDF5 file"),
+        ("unknown flag", ["--colour", "red"], 2, "--colour"),
+        ("unknown layer", ["--unfreeze-from", "block99"], 2, "block1, block2"),
+    ],
+)
+def test_bad_arguments_fail_with_one_error_line(tmp_path, name, extra, code, mentions):
+    garbage = tmp_path / "garbage.h5"
+    garbage.write_bytes(b"this is not HDF5\n" * 10)
+    extra = [str(garbage) if a == "GARBAGE" else a for a in extra]
+    out = tmp_path / "model"
+    proc = run_builder(*tiny_args(out), *extra)
+    assert proc.returncode == code, proc.stderr
+    (line,) = error_lines(proc)
+    assert mentions in line
+    assert proc.stdout == ""
+    assert os.listdir(tmp_path) == ["garbage.h5"], "a failed build leaves nothing behind"
+
+
+def test_existing_output_needs_overwrite(tmp_path):
+    out = tmp_path / "model"
+    out.mkdir()
+    proc = run_builder(*tiny_args(out))
+    assert proc.returncode == 2
+    (line,) = error_lines(proc)
+    assert "--overwrite" in line and str(out) in line
+
+
+def test_labels_file_is_read_and_checked(tmp_path):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("rose\n\ntulip\n  daisy \n")
+    args = build_model.parse_args(["--out", str(tmp_path / "m"), "--labels", str(labels)])
+    assert build_model.read_classes(args) == ("rose", "tulip", "daisy")
+    missing = build_model.parse_args(["--out", "x", "--labels", str(tmp_path / "nope.txt")])
+    with pytest.raises(build_model.UsageError, match="nope.txt"):
+        build_model.read_classes(missing)
+
+
+def test_publish_replaces_only_when_complete(tmp_path):
+    out, tmp = tmp_path / "model", tmp_path / f"model.tmp-{os.getpid()}"
+    out.mkdir()
+    (out / "old").write_text("old")
+    tmp.mkdir()
+    (tmp / "new").write_text("new")
+    build_model.publish(str(tmp), str(out))
+    assert sorted(os.listdir(out)) == ["new"]
+    assert sorted(os.listdir(tmp_path)) == ["model"]
+
+
+def test_stale_temporary_folders_of_dead_builds_are_removed(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f"model.tmp-{int(dead.stdout)}"
+    live = tmp_path / f"model.tmp-{os.getpid()}"
+    other = tmp_path / "other.tmp-1"
+    for d in (stale, live, other):
+        d.mkdir()
+    build_model.remove_stale_tmp(str(tmp_path / "model"))
+    assert sorted(os.listdir(tmp_path)) == sorted([live.name, other.name])
+
+
+def test_imagenet_offline_fails_fast_with_a_way_out(tmp_path):
+    """This machine has no network: the real Keras download path must fail
+    within the socket timeout. KERAS_HOME points at an empty cache."""
+    started = time.monotonic()
+    proc = run_builder("--out", str(tmp_path / "model"), "--classes", "a,b", "--image-size", str(SIZE),
+                       "--weights", "imagenet", env={"KERAS_HOME": str(tmp_path / "keras")}, timeout=120)
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 3, proc.stderr
+    (line,) = error_lines(proc)
+    assert re.fullmatch(
+        r"error: cannot download the ImageNet weights for Xception \([^()]+\): "
+        r"pass --weights PATH\.h5 \(Keras Xception notop weights\) or --weights none", line), line
+    assert "http" not in line
+    assert elapsed < 60, f"took {elapsed:.0f} s"
+    assert not (tmp_path / "model").exists()
+
+
+def test_h5_weights_load_and_are_recorded(tmp_path):
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(123)  # differs from the builder's seed: the kernel must come from the file
+    donor = keras.applications.Xception(include_top=False, weights=None, input_shape=(SIZE, SIZE, 3))
+    path = tmp_path / "notop.h5"
+    donor.save_weights(str(path))
+    out = tmp_path / "model"
+    proc = run_builder("--out", str(out), "--classes", "a,b", "--image-size", str(SIZE), "--weights", str(path),
+                       "--dense-units", "8")
+    assert proc.returncode == 0, proc.stderr
+    meta = json.loads(proc.stdout)
+    assert meta["weights"] == str(path)
+    assert meta["weights_sha256"] == build_model.sha256_of(str(path))
+    saved = tf.train.load_checkpoint(str(out / "serving" / "variables" / "variables"))
+    key = "model/layer_with_weights-0/layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE"  # block1_conv1
+    np.testing.assert_array_equal(saved.get_tensor(key), donor.get_layer("block1_conv1").kernel.numpy())
+
+
+def test_h5_of_another_model_is_refused(tmp_path):
+    keras.backend.clear_session()
+    other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    path = tmp_path / "dense.h5"
+    other.save_weights(str(path))
+    proc = run_builder("--out", str(tmp_path / "model"), "--classes", "a,b", "--image-size", str(SIZE),
+                       "--weights", str(path))
+    assert proc.returncode == 3, proc.stderr
+    (line,) = error_lines(proc)
+    assert str(path) in line
+    assert not (tmp_path / "model").exists()
+
+
+def test_mixed_bfloat16_trains_on_cpu(tmp_path):
+    out = tmp_path / "model"
+    proc = run_builder(*tiny_args(out, "--precision", "mixed_bfloat16"))
+    assert proc.returncode == 0, proc.stderr
+    trainer = tf.saved_model.load(str(out / "trainer"))
+    images, labels = batch()
+    step = trainer.signatures["train_step"]
+    losses = [float(step(**step_inputs(images, labels, lr=1e-3))["loss"]) for _ in range(30)]
+    assert losses[-1] < losses[0], losses
+    probs = trainer.signatures["predict"](images=images)["probabilities"]
+    assert probs.dtype == tf.float32
+    features = trainer.signatures["features"](images=images)["features"]
+    assert features.dtype == tf.float32

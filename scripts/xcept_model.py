@@ -1,0 +1,406 @@
+"""The xcept model: Keras Xception + a classification head, wrapped in
+tf.Modules whose signatures the Go side runs through the TensorFlow C API.
+
+The signature names, input keys and output keys below are a contract with
+internal/graph and the training loop in Go; model.json records them as saved.
+"""
+
+import contextlib
+import dataclasses
+import os
+import urllib.error
+
+# tf-keras (legacy Keras): Keras 3 variables go missing from tf.Module training
+# SavedModels under the C API. This must be set before tensorflow is imported.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+import tf_keras as keras  # noqa: E402
+
+FEATURE_DIM = 2048  # channels of block14_sepconv2_act, the pooled feature size
+BLOCKS = tuple(f"block{i}" for i in range(1, 15))
+CAM_LAYER = "block14_sepconv2_act"  # Grad-CAM target: the base's last layer
+
+
+class ConfigError(Exception):
+    """A flag value that cannot build a model (exit 2)."""
+
+
+class WeightsError(Exception):
+    """Base weights that cannot be had (exit 3)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    classes: tuple
+    image_size: int = 299
+    weights: str = "imagenet"  # "imagenet", "none" or an absolute .h5 path
+    precision: str = "float32"
+    dense_units: int = 1024
+    dropout: float = 0.0
+    unfreeze_from: str = "block11"
+    seed: int = 42
+
+    @property
+    def num_classes(self):
+        return len(self.classes)
+
+
+def block_start(base, name):
+    """Index in base.layers where fine-tuning starts: the first layer of a
+    block (block11 → block11_sepconv1_act), or the layer called name. Keras
+    orders layers topologically, so a block's residual Conv2D/BatchNorm
+    (auto-named conv2d_N) comes after its first layer and is included."""
+    names = [layer.name for layer in base.layers]
+    if name in BLOCKS:
+        prefix = name + "_"
+        return next(i for i, n in enumerate(names) if n.startswith(prefix))
+    if name in names:
+        return names.index(name)
+    raise ConfigError(
+        f"--unfreeze-from {name}: no such block or layer in Xception; "
+        f"use one of {', '.join(BLOCKS)} or a layer name such as block12_sepconv1"
+    )
+
+
+def build_base(cfg, load_weights):
+    """Xception without its top. load_weights(base) is called for a .h5 path;
+    ImageNet weights go through Keras' own loader (its cache, then a download)."""
+    shape = (cfg.image_size, cfg.image_size, 3)
+    if cfg.weights == "imagenet":
+        try:
+            return keras.applications.Xception(include_top=False, weights="imagenet", input_shape=shape)
+        except Exception as e:
+            raise WeightsError(
+                f"cannot download the ImageNet weights for Xception ({download_failure(e)}): "
+                "pass --weights PATH.h5 (Keras Xception notop weights) or --weights none"
+            ) from e
+    base = keras.applications.Xception(include_top=False, weights=None, input_shape=shape)
+    if cfg.weights == "none":
+        calibrate_batchnorm(base, cfg)
+    else:
+        load_weights(base, cfg.weights)
+    return base
+
+
+def calibrate_batchnorm(base, cfg, batch=8):
+    """Sets every BatchNorm's moving statistics to those of one seeded batch
+    of uniform noise. The base always runs in inference mode, and with the
+    initial statistics (mean 0, variance 1) a randomly initialised Xception
+    shrinks its input ~10⁶-fold by block14: the head would get features of
+    1e-6 and could not learn. Calibrated, a weights=none model (tests, offline
+    experiments) trains like a real one; its weights are unchanged."""
+    norms = [layer for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in norms]
+    noise = tf.random.stateless_uniform(
+        [batch, cfg.image_size, cfg.image_size, 3], seed=[cfg.seed, 0], minval=-1.0, maxval=1.0
+    )
+    try:
+        for layer in norms:
+            layer.momentum = 0.0  # moving statistics := this batch's statistics
+        base(noise, training=True)
+    finally:
+        for layer, momentum in zip(norms, momenta):
+            layer.momentum = momentum
+
+
+def download_failure(exc):
+    """A short reason for a failed weights download, without the URL: the
+    innermost socket/URL error if there is one (Keras wraps it in a bare
+    Exception whose message starts with the URL)."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, urllib.error.URLError):
+            reason = seen.reason
+            if isinstance(reason, OSError) and reason.strerror:
+                return reason.strerror
+            return " ".join(str(reason).split())
+        if isinstance(seen, OSError) and seen.strerror:
+            return seen.strerror
+        if isinstance(seen, TimeoutError):
+            return "timed out"
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc).rsplit(" -- ", 1)[-1]
+    return " ".join(text.split())[:160] or type(exc).__name__
+
+
+def load_h5_weights(base, path):
+    """Loads Keras Xception notop weights, turning Keras' many failure modes
+    (not HDF5, other architecture, wrong shapes) into one WeightsError."""
+    try:
+        base.load_weights(path)
+    except Exception as e:  # h5py, ValueError on shapes/counts, OSError
+        reason = " ".join(str(e).split())[:200] or type(e).__name__
+        raise WeightsError(
+            f"--weights {path}: cannot load as Keras Xception notop weights ({reason}); "
+            "pass a file written by Xception(include_top=False).save_weights, or --weights none"
+        ) from e
+
+
+def build_keras_model(cfg, load_weights=load_h5_weights):
+    """The whole classifier as one functional Keras model (float input already
+    scaled to [-1, 1]). Seeds and the precision policy are set here so that
+    the same config always builds the same initial weights."""
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(cfg.seed)
+    keras.mixed_precision.set_global_policy(cfg.precision)
+    base = build_base(cfg, load_weights)
+    if base.layers[-1].name != CAM_LAYER:
+        raise RuntimeError(f"Xception's last layer is {base.layers[-1].name}, expected {CAM_LAYER}")
+    block_start(base, cfg.unfreeze_from)  # fail before the slow part
+    inputs = keras.Input(shape=(cfg.image_size, cfg.image_size, 3), name="image")
+    x = base(inputs, training=False)
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = keras.layers.Dense(cfg.dense_units, activation="relu", name="fc")(x)
+    # Logits and softmax are separate layers so that the loss and Grad-CAM use
+    # logits; both stay float32 under mixed precision.
+    x = keras.layers.Dense(cfg.num_classes, dtype="float32", name="logits")(x)
+    outputs = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="xcept")
+
+
+def preprocess(images):
+    """uint8 RGB → float32 in [-1, 1], Xception's own scaling."""
+    return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+def image_spec(size, name="images"):
+    return tf.TensorSpec([None, size, size, 3], tf.uint8, name=name)
+
+
+def _spec(dtype, shape, name):
+    return tf.TensorSpec(shape, dtype, name=name)
+
+
+def training_specs(first):
+    """Inputs of every training step after its first (images or features)."""
+    return [
+        first,
+        _spec(tf.int32, [None], "labels"),
+        _spec(tf.float32, [None], "sample_weight"),
+        _spec(tf.float32, [], "learning_rate"),
+        _spec(tf.float32, [], "label_smoothing"),
+        _spec(tf.int64, [2], "seed"),
+    ]
+
+
+def trainer_signatures(size):
+    """Signature name → (method name, input specs). Adding a signature is a
+    method on XceptModule plus one line here; the specs' names become the
+    signature's input keys, in the method's argument order."""
+    images = image_spec(size)
+    return {
+        "train_step": ("train_step", training_specs(images)),
+        "finetune_step": ("finetune_step", training_specs(images)),
+        "train_head_step": ("train_head_step", training_specs(_spec(tf.float32, [None, FEATURE_DIM], "features"))),
+        "eval_step": ("eval_step", [images, _spec(tf.int32, [None], "labels")]),
+        "predict": ("predict", [images]),
+        "features": ("features", [images]),
+        "explain": ("explain", [images, _spec(tf.int32, [None], "class_index")]),
+    }
+
+
+def serving_signatures(size):
+    images = image_spec(size)
+    return {"serving_default": ("predict", [images]), "predict": ("predict", [images])}
+
+
+def new_optimizer(cfg):
+    # jit_compile=False: tf-keras would XLA-compile the update on a GPU machine,
+    # and a C API runtime is not guaranteed to have XLA.
+    opt = keras.optimizers.Adam(learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7, jit_compile=False)
+    if cfg.precision == "mixed_float16":
+        opt = keras.mixed_precision.LossScaleOptimizer(opt)
+    return opt
+
+
+class XceptModule(tf.Module):
+    """Holds the Keras model as `model` in both the trainer and the serving
+    module, so that variables have the same checkpoint keys in both."""
+
+    def __init__(self, model, cfg, training):
+        super().__init__()
+        self.model = model
+        self._cfg = cfg  # frozen dataclass: not tracked, adds no checkpoint keys
+        if training:
+            self.head_optimizer = new_optimizer(cfg)
+            self.finetune_optimizer = new_optimizer(cfg)
+            # Slots must exist before saving: the graph cannot create variables.
+            _inner(self.head_optimizer).build(self.head_variables())
+            _inner(self.finetune_optimizer).build(self.finetune_variables())
+
+    # Layers are looked up, not stored as attributes: another tracked path to
+    # the same variables could change their checkpoint keys.
+    @property
+    def base(self):
+        return self.model.get_layer("xception")
+
+    def head_variables(self):
+        return [v for name in ("fc", "logits") for v in self.model.get_layer(name).trainable_weights]
+
+    def finetune_variables(self):
+        """Base layers from --unfreeze-from upward, BatchNorm excluded (it
+        stays frozen and in inference mode), then the head."""
+        layers = self.base.layers[block_start(self.base, self._cfg.unfreeze_from):]
+        base_vars = [
+            v
+            for layer in layers
+            if not isinstance(layer, keras.layers.BatchNormalization)
+            for v in layer.trainable_weights
+        ]
+        return base_vars + self.head_variables()
+
+    # --- graph pieces -------------------------------------------------------
+
+    def _feature_map(self, images):
+        return self.base(preprocess(images), training=False)
+
+    def _pool(self, feature_map):
+        # Cast so that features are float32 in every precision; the cast back to
+        # a 16-bit compute dtype inside the head is exact.
+        return tf.cast(self.model.get_layer("avg_pool")(feature_map), tf.float32)
+
+    def _logits(self, features, seed=None):
+        hidden = self.model.get_layer("fc")(features)
+        if seed is not None and self._cfg.dropout > 0:
+            # Stateless: the caller's seed alone decides the mask.
+            hidden = tf.nn.experimental.stateless_dropout(hidden, rate=self._cfg.dropout, seed=seed)
+        return self.model.get_layer("logits")(hidden)
+
+    def _probabilities(self, logits):
+        return self.model.get_layer("probabilities")(logits)
+
+    def _check_labels(self, labels):
+        n = self._cfg.num_classes
+        return [
+            tf.debugging.assert_non_negative(labels, message="labels must be in [0, num_classes)"),
+            tf.debugging.assert_less(labels, n, message="labels must be in [0, num_classes)"),
+        ]
+
+    def _loss(self, logits, labels, sample_weight, label_smoothing):
+        with tf.control_dependencies(self._check_labels(labels)):
+            labels = tf.identity(labels)
+        return smoothed_crossentropy(logits, labels, sample_weight, label_smoothing, self._cfg.num_classes)
+
+    @staticmethod
+    def _accuracy(logits, labels):
+        hits = tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels)
+        return tf.reduce_mean(tf.cast(hits, tf.float32))
+
+    def _apply(self, optimizer, tape, loss, variables, learning_rate):
+        """One optimizer update; with a LossScaleOptimizer, the scaled loss is
+        differentiated and the gradients unscaled."""
+        scaled = isinstance(optimizer, keras.mixed_precision.LossScaleOptimizer)
+        target = optimizer.get_scaled_loss(loss) if scaled else loss
+        grads = tape.gradient(target, variables)
+        if scaled:
+            grads = optimizer.get_unscaled_gradients(grads)
+        optimizer.learning_rate.assign(learning_rate)
+        optimizer.apply_gradients(zip(grads, variables))
+
+    # --- signatures -------------------------------------------------------
+
+    def train_head_step(self, features, labels, sample_weight, learning_rate, label_smoothing, seed):
+        variables = self.head_variables()
+        with tf.GradientTape() as tape:
+            logits = self._logits(features, seed)
+            loss = self._loss(logits, labels, sample_weight, label_smoothing)
+        self._apply(self.head_optimizer, tape, loss, variables, learning_rate)
+        return {"loss": loss, "accuracy": self._accuracy(logits, labels)}
+
+    def train_step(self, images, labels, sample_weight, learning_rate, label_smoothing, seed):
+        # The base is frozen: computing features outside the tape saves its backward pass.
+        features = self._pool(self._feature_map(images))
+        return self.train_head_step(features, labels, sample_weight, learning_rate, label_smoothing, seed)
+
+    def finetune_step(self, images, labels, sample_weight, learning_rate, label_smoothing, seed):
+        variables = self.finetune_variables()
+        with tf.GradientTape() as tape:
+            logits = self._logits(self._pool(self._feature_map(images)), seed)
+            loss = self._loss(logits, labels, sample_weight, label_smoothing)
+        self._apply(self.finetune_optimizer, tape, loss, variables, learning_rate)
+        return {"loss": loss, "accuracy": self._accuracy(logits, labels)}
+
+    def eval_step(self, images, labels):
+        logits = self._logits(self._pool(self._feature_map(images)))
+        ones = tf.ones_like(labels, dtype=tf.float32)
+        loss = self._loss(logits, labels, ones, tf.constant(0.0))
+        return {"loss": loss, "probabilities": self._probabilities(logits)}
+
+    def predict(self, images):
+        logits = self._logits(self._pool(self._feature_map(images)))
+        return {"probabilities": self._probabilities(logits)}
+
+    def features(self, images):
+        return {"features": self._pool(self._feature_map(images))}
+
+    def explain(self, images, class_index):
+        """Grad-CAM: ReLU(Σ_k mean(∂y_c/∂A_k)·A_k) on block14_sepconv2_act,
+        scaled to [0, 1] per image, for the class logit y_c."""
+        n = self._cfg.num_classes
+        checks = [tf.debugging.assert_less(class_index, n, message="class_index must be -1 or in [0, num_classes)")]
+        activation = tf.cast(self._feature_map(images), tf.float32)
+        with tf.GradientTape() as tape:
+            tape.watch(activation)
+            logits = self._logits(self._pool(activation))
+            predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
+            with tf.control_dependencies(checks):
+                chosen = tf.where(class_index < 0, predicted, class_index)
+            score = tf.gather(logits, chosen, axis=1, batch_dims=1)
+        grads = tf.cast(tape.gradient(score, activation), tf.float32)
+        channel_weights = tf.reduce_mean(grads, axis=[1, 2])
+        cam = tf.nn.relu(tf.einsum("bhwc,bc->bhw", activation, channel_weights))
+        peak = tf.reduce_max(cam, axis=[1, 2], keepdims=True)
+        return {
+            "heatmap": tf.math.divide_no_nan(cam, peak),
+            "probabilities": self._probabilities(logits),
+            "class_index": chosen,
+        }
+
+
+def smoothed_crossentropy(logits, labels, sample_weight, label_smoothing, num_classes):
+    """Categorical cross-entropy of smoothed one-hot labels, weighted per
+    sample and reduced as Keras does (SUM_OVER_BATCH_SIZE): sum(w·l) / B.
+    label_smoothing is a tensor so that Go can change it without a rebuild."""
+    target = tf.one_hot(labels, num_classes) * (1.0 - label_smoothing) + label_smoothing / num_classes
+    per_sample = tf.nn.softmax_cross_entropy_with_logits(labels=target, logits=logits)
+    batch = tf.cast(tf.size(per_sample), tf.float32)
+    return tf.reduce_sum(per_sample * sample_weight) / batch
+
+
+def _inner(optimizer):
+    if isinstance(optimizer, keras.mixed_precision.LossScaleOptimizer):
+        return optimizer.inner_optimizer
+    return optimizer
+
+
+def concrete_signatures(module, table):
+    """Traces each (method, specs) of table into a concrete function."""
+    traced, out = {}, {}
+    for key, (method, specs) in table.items():
+        # Keys that share a method (serving_default, predict) share one graph function.
+        if method not in traced:
+            fn = tf.function(getattr(module, method), input_signature=specs, autograph=False)
+            traced[method] = fn.get_concrete_function()
+        out[key] = traced[method]
+    return out
+
+
+def save(module, table, directory):
+    signatures = concrete_signatures(module, table)
+    with _without_keras_traces():
+        tf.saved_model.save(module, directory, signatures=signatures)
+
+
+def _without_keras_traces():
+    """By default tf-keras also traces every layer's call() into the SavedModel
+    (about 540 functions for Xception) so that Keras could rebuild the layers.
+    Nothing here needs that: the C API runs our signatures only. Skipping them
+    makes saving faster and the graph the C API loads much smaller. The switch
+    is tf-keras internal, so a tf-keras without it falls back to saving traces."""
+    try:
+        from tf_keras.src.saving.legacy.saved_model.utils import keras_option_scope
+    except ImportError:
+        return contextlib.nullcontext()
+    return keras_option_scope(save_traces=False, in_tf_saved_model_scope=True)
