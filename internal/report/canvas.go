@@ -222,9 +222,8 @@ type pt struct{ x, y float64 }
 // points; NaN points break it. Each segment is a quad and each joint a
 // disc, all in one path wound the same way so overlaps do not darken.
 func strokePolyline(dst *image.RGBA, pts []pt, width float64, c color.Color) {
-	b := dst.Bounds()
-	z := vector.NewRasterizer(b.Dx(), b.Dy())
 	hw := width / 2
+	var polys [][]pt
 	var prev *pt
 	for i := range pts {
 		p := pts[i]
@@ -232,46 +231,71 @@ func strokePolyline(dst *image.RGBA, pts []pt, width float64, c color.Color) {
 			prev = nil
 			continue
 		}
-		addDisc(z, p, hw)
+		polys = append(polys, disc(p, hw))
 		if prev != nil {
-			addSegment(z, *prev, p, hw)
+			if q := segment(*prev, p, hw); q != nil {
+				polys = append(polys, q)
+			}
 		}
 		prev = &pts[i]
 	}
-	z.Draw(dst, b, image.NewUniform(c), image.Point{})
+	fillPolygons(dst, polys, c)
 }
 
-func addSegment(z *vector.Rasterizer, a, b pt, hw float64) {
+// segment is the quad covering a line from a to b, hw to each side.
+func segment(a, b pt, hw float64) []pt {
 	dx, dy := b.x-a.x, b.y-a.y
 	n := math.Hypot(dx, dy)
 	if n == 0 {
-		return
+		return nil
 	}
 	nx, ny := -dy/n*hw, dx/n*hw
-	z.MoveTo(float32(a.x+nx), float32(a.y+ny))
-	z.LineTo(float32(a.x-nx), float32(a.y-ny))
-	z.LineTo(float32(b.x-nx), float32(b.y-ny))
-	z.LineTo(float32(b.x+nx), float32(b.y+ny))
-	z.ClosePath()
+	return []pt{{a.x + nx, a.y + ny}, {a.x - nx, a.y - ny}, {b.x - nx, b.y - ny}, {b.x + nx, b.y + ny}}
 }
 
-// addDisc adds a filled circle as a polygon, wound like addSegment's quads.
-func addDisc(z *vector.Rasterizer, c pt, r float64) {
+// disc is a circle as a polygon, wound like segment's quads.
+func disc(c pt, r float64) []pt {
 	const steps = 16
-	z.MoveTo(float32(c.x+r), float32(c.y))
-	for i := 1; i < steps; i++ {
+	out := make([]pt, steps)
+	for i := range out {
 		a := -2 * math.Pi * float64(i) / steps
-		z.LineTo(float32(c.x+r*math.Cos(a)), float32(c.y+r*math.Sin(a)))
+		out[i] = pt{c.x + r*math.Cos(a), c.y + r*math.Sin(a)}
 	}
-	z.ClosePath()
+	return out
 }
 
 // fillDisc draws one anti-aliased dot.
 func fillDisc(dst *image.RGBA, c pt, r float64, col color.Color) {
-	b := dst.Bounds()
-	z := vector.NewRasterizer(b.Dx(), b.Dy())
-	addDisc(z, c, r)
-	z.Draw(dst, b, image.NewUniform(col), image.Point{})
+	fillPolygons(dst, [][]pt{disc(c, r)}, col)
+}
+
+// fillPolygons rasterises the polygons over only their bounding box: a
+// rasteriser as big as the image would cost the whole image per dot.
+func fillPolygons(dst *image.RGBA, polys [][]pt, c color.Color) {
+	if len(polys) == 0 {
+		return
+	}
+	x0, y0, x1, y1 := math.Inf(1), math.Inf(1), math.Inf(-1), math.Inf(-1)
+	for _, poly := range polys {
+		for _, p := range poly {
+			x0, y0 = math.Min(x0, p.x), math.Min(y0, p.y)
+			x1, y1 = math.Max(x1, p.x), math.Max(y1, p.y)
+		}
+	}
+	box := image.Rect(int(math.Floor(x0)), int(math.Floor(y0)), int(math.Ceil(x1))+1, int(math.Ceil(y1))+1).Intersect(dst.Bounds())
+	if box.Empty() {
+		return
+	}
+	z := vector.NewRasterizer(box.Dx(), box.Dy())
+	ox, oy := float64(box.Min.X), float64(box.Min.Y)
+	for _, poly := range polys {
+		z.MoveTo(float32(poly[0].x-ox), float32(poly[0].y-oy))
+		for _, p := range poly[1:] {
+			z.LineTo(float32(p.x-ox), float32(p.y-oy))
+		}
+		z.ClosePath()
+	}
+	z.Draw(dst, box, image.NewUniform(c), image.Point{})
 }
 
 // hline and vline draw one-pixel lines; dash > 0 makes them dashed.

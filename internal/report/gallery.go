@@ -21,6 +21,7 @@ import (
 // prediction (negative when unknown).
 type GalleryItem struct {
 	Path       string
+	Name       string // shown under the picture; "" shows Path's base name
 	Image      []byte
 	True, Pred string
 	Confidence float64
@@ -52,7 +53,7 @@ func WorstMistakes(classes []string, rows []metrics.Row, n int, base string) []G
 				path = filepath.Join(base, path)
 			}
 		}
-		items = append(items, GalleryItem{Path: path, True: classes[r.True], Pred: classes[r.Pred], Confidence: r.Confidence()})
+		items = append(items, GalleryItem{Path: path, Name: r.File, True: classes[r.True], Pred: classes[r.Pred], Confidence: r.Confidence()})
 	}
 	return items
 }
@@ -60,7 +61,7 @@ func WorstMistakes(classes []string, rows []metrics.Row, n int, base string) []G
 // galleryCard is a GalleryItem ready for the page.
 type galleryCard struct {
 	GalleryItem
-	Name    string // file name shown under the picture
+	Caption string // file name shown under the picture
 	DataURI string // "" when the image could not be read
 	Problem string // why there is no picture
 }
@@ -70,9 +71,9 @@ type galleryCard struct {
 func cards(items []GalleryItem) []galleryCard {
 	out := make([]galleryCard, len(items))
 	for i, it := range items {
-		c := galleryCard{GalleryItem: it, Name: filepath.Base(it.Path)}
-		if it.Path == "" {
-			c.Name = ""
+		c := galleryCard{GalleryItem: it, Caption: it.Name}
+		if c.Caption == "" && it.Path != "" {
+			c.Caption = filepath.Base(it.Path)
 		}
 		data := it.Image
 		if data == nil && it.Path != "" {

@@ -16,8 +16,11 @@ type pageData struct {
 	Summary    *Summary
 	ReportText string
 	Confusion  []byte // PNG
-	Curves     []byte // PNG, nil without a history
-	Gallery    []galleryCard
+	// ConfusionWide is set when the heatmap is wider than the page: shown
+	// scaled, its class names would shrink past reading.
+	ConfusionWide bool
+	Curves        []byte // PNG, nil without a history
+	Gallery       []galleryCard
 }
 
 // classRow is one line of the per-class table.

@@ -63,6 +63,10 @@ const (
 	FileReportHTML   = "report.html"
 )
 
+// pageContentWidth is the width report.html gives a figure (its CSS
+// max-width less the padding).
+const pageContentWidth = 1180
+
 // mostConfusedShown is how many confused pairs the summary lists.
 const mostConfusedShown = 10
 
@@ -110,7 +114,8 @@ func Write(in Input) (*Summary, error) {
 	w.write(FileReportText, func(f io.Writer) error { _, err := io.WriteString(f, rep.Text(2)); return err })
 	w.write(FileReportJSON, func(f io.Writer) error { return writeJSON(f, rep) })
 	w.write(FileConfusionCSV, cm.WriteCSV)
-	confusionPNG := encodePNG(RenderConfusion(cm))
+	confusionImg := RenderConfusion(cm)
+	confusionPNG := encodePNG(confusionImg)
 	w.write(FileConfusionPNG, bytesOf(confusionPNG))
 	var curvesPNG []byte
 	if history != nil && len(history.Metrics) > 0 {
@@ -122,7 +127,8 @@ func Write(in Input) (*Summary, error) {
 		gallery = WorstMistakes(in.Classes, in.Rows, cmpOr(in.GallerySize, 24), in.FileBase)
 	}
 	page := pageData{Summary: s, ReportText: rep.Text(2), Confusion: confusionPNG, Curves: curvesPNG,
-		Gallery: readableCards(cards(gallery))}
+		ConfusionWide: confusionImg.Rect.Dx() > pageContentWidth,
+		Gallery:       readableCards(cards(gallery))}
 	w.write(FileReportHTML, func(f io.Writer) error { return renderHTML(f, page) })
 	if w.err != nil {
 		return nil, w.err
