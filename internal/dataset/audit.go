@@ -154,9 +154,11 @@ func imageFailure(rel string, err error) *Problem {
 }
 
 // notes are the problems of a usable file: a name that lies about the
-// format, and repairs a person may want to know about. Routine conversions
-// (grayscale, palette, 16-bit, alpha, EXIF orientation) are not problems:
-// they are listed per file in manifest.json.
+// format, and an animation cut to its first frame (TensorFlow's
+// decode_image returns a 4-D tensor for an animated GIF, which breaks a
+// batch). Routine conversions (grayscale, palette, CMYK, 16-bit, alpha, EXIF
+// orientation) are not problems: readers cope with them, and prepare's are
+// listed per file in manifest.json and counted in the summary.
 func notes(rel string, info imageio.Info) []Problem {
 	var ps []Problem
 	if named := imageio.ExtensionFormat(rel); named != info.Format {
@@ -164,11 +166,7 @@ func notes(rel string, info imageio.Info) []Problem {
 		ps = append(ps, Problem{Path: rel, Reason: ReasonExtension, Detail: detail, Action: ActionKept})
 	}
 	for _, c := range info.Conversions {
-		switch c {
-		case imageio.ConvCMYK:
-			ps = append(ps, Problem{Path: rel, Reason: ReasonCMYK, Action: ActionFixed,
-				Detail: "CMYK/YCCK JPEG (which TensorFlow's decoder rejects) converted to RGB"})
-		case imageio.ConvFirstFrame:
+		if c == imageio.ConvFirstFrame {
 			ps = append(ps, Problem{Path: rel, Reason: ReasonAnimated, Action: ActionFixed,
 				Detail: fmt.Sprintf("animated, %d frames: the first frame is used", info.Frames)})
 		}

@@ -87,6 +87,9 @@ func Probe(data []byte, lim Limits) (Header, error) {
 		}
 		return Header{}, &Error{ReasonNotImage, "content is not JPEG, PNG, GIF, BMP, WebP or TIFF"}
 	}
+	if f == WebP && animatedWebP(data) {
+		return Header{}, &Error{ReasonUnsupported, "animated WebP is not supported; convert it to a still image or a GIF"}
+	}
 	cfg, err := decoders[f].config(bytes.NewReader(data))
 	if err != nil {
 		return Header{}, classify(f, err)
@@ -122,8 +125,15 @@ func Decode(data []byte, lim Limits) (*image.RGBA, Info, error) {
 	if h.Format == GIF {
 		info.Frames = max(1, gifFrames(data))
 	}
-	rgba, conv := toRGBA(src)
-	info.Conversions = conv
+	var rgba *image.RGBA
+	if webp, transparent, ok := fromWebP(h.Format, src); ok {
+		rgba = webp
+		if transparent {
+			info.Conversions = append(info.Conversions, ConvAlpha)
+		}
+	} else {
+		rgba, info.Conversions = toRGBA(src)
+	}
 	if info.Frames > 1 {
 		info.Conversions = append(info.Conversions, ConvFirstFrame)
 	}
@@ -213,4 +223,20 @@ func isOpaque(m image.Image) bool {
 		return o.Opaque()
 	}
 	return false
+}
+
+// animatedWebP reports the animation flag of an extended (VP8X) WebP, which
+// x/image/webp cannot decode and would only call "invalid format".
+func animatedWebP(data []byte) bool {
+	return len(data) >= 21 && string(data[12:16]) == "VP8X" && data[20]&0x02 != 0
+}
+
+// fromWebP converts lossy WebP pixels (limited-range YUV); lossless WebP
+// decodes to NRGBA and goes through toRGBA like any other image.
+func fromWebP(f Format, src image.Image) (*image.RGBA, bool, bool) {
+	if f != WebP {
+		return nil, false, false
+	}
+	rgba, transparent := webpToRGBA(src)
+	return rgba, transparent, rgba != nil
 }

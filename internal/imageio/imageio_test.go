@@ -334,6 +334,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"empty", nil, ReasonEmpty},
 		{"text", []byte("hello, I am not an image\n"), ReasonNotImage},
 		{"heic", []byte("\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic"), ReasonUnsupported},
+		{"animated webp", []byte("RIFF\x20\x00\x00\x00WEBPVP8X\x0a\x00\x00\x00\x02\x00\x00\x00\x01\x00\x00\x01\x00\x00"), ReasonUnsupported},
 		{"truncated jpeg", j[:len(j)/2], ReasonTruncated},
 		{"jpeg cut inside the entropy-coded data", noisyJPEG[:len(noisyJPEG)*6/10], ReasonTruncated},
 		{"truncated png", p[:len(p)/2], ReasonTruncated},
