@@ -108,7 +108,7 @@ func CheckGates(rep *Report, gates []Gate) ([]GateResult, error) {
 	if err := CheckClasses(gates, rep.Classes); err != nil {
 		return nil, err
 	}
-	var out []GateResult
+	out := []GateResult{} // JSON readers get [], not null
 	for _, g := range gates {
 		base := GateResult{Gate: g.String(), Metric: g.Metric, Min: g.Min}
 		switch {
