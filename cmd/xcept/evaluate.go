@@ -156,8 +156,11 @@ func printSummary(o EvaluateOptions, s *report.Summary) error {
 	}
 	var b strings.Builder
 	b.WriteString(s.Report.Text(2))
-	if s.Top1 != nil {
+	switch {
+	case s.TopK != nil:
 		fmt.Fprintf(&b, "\ntop-1 accuracy %.4f, top-%d accuracy %.4f (from the probabilities)\n", *s.Top1, s.K, *s.TopK)
+	case s.Top1 != nil:
+		fmt.Fprintf(&b, "\ntop-1 accuracy %.4f (from the probabilities)\n", *s.Top1)
 	}
 	if len(s.MostConfused) > 0 {
 		b.WriteString("\nmost confused (true -> predicted):\n")

@@ -49,7 +49,8 @@ func syntheticRows(k int, seed uint64) []metrics.Row {
 			}
 			probs := make([]float64, k)
 			rest := 1.0
-			probs[p] = 0.35 + 0.6*rng.Float64()
+			// Above 1/k the prediction is the most probable class.
+			probs[p] = 1/float64(k) + (1-1/float64(k))*(0.05+0.9*rng.Float64())
 			rest -= probs[p]
 			for c := range probs {
 				if c != p {

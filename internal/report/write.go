@@ -97,8 +97,13 @@ func Write(in Input) (*Summary, error) {
 		Files: map[string]string{},
 	}
 	if top1, ok := metrics.TopK(in.Rows, 1); ok {
-		topk, _ := metrics.TopK(in.Rows, k)
-		s.Top1, s.K, s.TopK = &top1, k, &topk
+		s.Top1 = &top1
+		// With k at least the number of classes every sample is a hit:
+		// a 100% that says nothing is left out.
+		if k < len(in.Classes) {
+			topk, _ := metrics.TopK(in.Rows, k)
+			s.K, s.TopK = k, &topk
+		}
 	}
 	var history *History
 	if in.HistoryPath != "" {

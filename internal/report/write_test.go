@@ -112,6 +112,12 @@ func TestWriteFullReport(t *testing.T) {
 					t.Errorf("%s not written: %v", f, err)
 				}
 			}
+			if (sum.TopK != nil) != (k > 5) || sum.Top1 == nil {
+				t.Errorf("top-5 reported %v for %d classes; want it only above 5 classes", sum.TopK != nil, k)
+			}
+			if *sum.Top1 != sum.Accuracy {
+				t.Errorf("top-1 %v differs from accuracy %v although pred is the argmax", *sum.Top1, sum.Accuracy)
+			}
 			checkReportFiles(t, out, names, rows, sum)
 			checkSelfContained(t, filepath.Join(out, FileReportHTML), true)
 		})
