@@ -469,3 +469,20 @@ def test_mixed_bfloat16_trains_on_cpu(tmp_path):
     assert probs.dtype == tf.float32
     features = trainer.signatures["features"](images=images)["features"]
     assert features.dtype == tf.float32
+
+
+def test_mixed_float16_scales_the_loss_inside_the_tape():
+    """In process, head only (float16 convolutions are slow on CPU): the scaled
+    loss must be taken inside the tape, or there are no gradients at all."""
+    cfg = xm.ModelConfig(classes=CLASSES, image_size=SIZE, weights="none", precision="mixed_float16", dense_units=8)
+    try:
+        module = xm.XceptModule(xm.build_keras_model(cfg), cfg, training=True)
+        assert isinstance(module.head_optimizer, keras.mixed_precision.LossScaleOptimizer)
+        step = tf.function(module.train_head_step)
+        features = tf.constant(np.random.default_rng(0).uniform(size=(6, 2048)), tf.float32)
+        labels = tf.constant([0, 0, 1, 1, 2, 2], tf.int32)
+        inputs = {k: v for k, v in step_inputs(None, labels, lr=1e-2).items() if k != "images"}
+        losses = [float(step(features=features, **inputs)["loss"]) for _ in range(10)]
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert losses[-1] < losses[0], losses

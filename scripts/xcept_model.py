@@ -288,13 +288,20 @@ class XceptModule(tf.Module):
         hits = tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels)
         return tf.reduce_mean(tf.cast(hits, tf.float32))
 
-    def _apply(self, optimizer, tape, loss, variables, learning_rate):
-        """One optimizer update; with a LossScaleOptimizer, the scaled loss is
-        differentiated and the gradients unscaled."""
-        scaled = isinstance(optimizer, keras.mixed_precision.LossScaleOptimizer)
-        target = optimizer.get_scaled_loss(loss) if scaled else loss
+    @staticmethod
+    def _scaled(optimizer, loss):
+        """The loss to differentiate: scaled under a LossScaleOptimizer
+        (mixed_float16). Must be computed inside the tape."""
+        if isinstance(optimizer, keras.mixed_precision.LossScaleOptimizer):
+            return optimizer.get_scaled_loss(loss)
+        return loss
+
+    @staticmethod
+    def _apply(optimizer, tape, target, variables, learning_rate):
+        """One optimizer update at learning_rate, unscaling the gradients of a
+        scaled loss (a LossScaleOptimizer skips steps whose gradients overflow)."""
         grads = tape.gradient(target, variables)
-        if scaled:
+        if isinstance(optimizer, keras.mixed_precision.LossScaleOptimizer):
             grads = optimizer.get_unscaled_gradients(grads)
         optimizer.learning_rate.assign(learning_rate)
         optimizer.apply_gradients(zip(grads, variables))
@@ -306,7 +313,8 @@ class XceptModule(tf.Module):
         with tf.GradientTape() as tape:
             logits = self._logits(features, seed)
             loss = self._loss(logits, labels, sample_weight, label_smoothing)
-        self._apply(self.head_optimizer, tape, loss, variables, learning_rate)
+            target = self._scaled(self.head_optimizer, loss)
+        self._apply(self.head_optimizer, tape, target, variables, learning_rate)
         return {"loss": loss, "accuracy": self._accuracy(logits, labels)}
 
     def train_step(self, images, labels, sample_weight, learning_rate, label_smoothing, seed):
@@ -319,7 +327,8 @@ class XceptModule(tf.Module):
         with tf.GradientTape() as tape:
             logits = self._logits(self._pool(self._feature_map(images)), seed)
             loss = self._loss(logits, labels, sample_weight, label_smoothing)
-        self._apply(self.finetune_optimizer, tape, loss, variables, learning_rate)
+            target = self._scaled(self.finetune_optimizer, loss)
+        self._apply(self.finetune_optimizer, tape, target, variables, learning_rate)
         return {"loss": loss, "accuracy": self._accuracy(logits, labels)}
 
     def eval_step(self, images, labels):
