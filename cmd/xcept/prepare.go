@@ -117,7 +117,9 @@ func (o *PrepareOptions) fromConfig(g *Globals, cmd *cobra.Command) error {
 	d.Fit = imageio.Fit(v.GetString("prepare.resize"))
 	d.Format = imageio.Format(strings.ToLower(v.GetString("prepare.format")))
 	d.Quality = v.GetInt("prepare.jpeg_quality")
-	d.ShardBytes = v.GetInt64("prepare.shard_mb") << 20
+	if d.ShardBytes = v.GetInt64("prepare.shard_mb") << 20; d.ShardBytes < 1 {
+		return cli.Usagef("prepare.shard_mb %d: choose at least 1", v.GetInt64("prepare.shard_mb"))
+	}
 	d.MaxPixels = v.GetInt64("prepare.max_pixels")
 	d.MaxFileBytes = v.GetInt64("prepare.max_file_mb") << 20
 	d.MinSide = v.GetInt("prepare.min_side")

@@ -13,7 +13,7 @@ import (
 // so two different odd names stay different and JSON never receives bytes
 // it would silently replace.
 func displayName(s string) (string, bool) {
-	if utf8.ValidString(s) && strings.IndexFunc(s, unicode.IsControl) < 0 {
+	if utf8.ValidString(s) && strings.IndexFunc(s, hidden) < 0 {
 		return s, false
 	}
 	var b strings.Builder
@@ -24,7 +24,7 @@ func displayName(s string) (string, bool) {
 			fmt.Fprintf(&b, `\x%02x`, s[i])
 		case r < 0x100 && unicode.IsControl(r):
 			fmt.Fprintf(&b, `\x%02x`, r)
-		case unicode.IsControl(r):
+		case hidden(r):
 			fmt.Fprintf(&b, `\u%04x`, r)
 		case r == '\\':
 			b.WriteString(`\\`)
@@ -34,4 +34,11 @@ func displayName(s string) (string, bool) {
 		i += n
 	}
 	return b.String(), true
+}
+
+// hidden reports characters that change how a name looks without being
+// seen: control characters, and the bidirectional overrides that can make
+// "gpj.exe" read as "exe.jpg".
+func hidden(r rune) bool {
+	return unicode.IsControl(r) || (r >= 0x202A && r <= 0x202E) || (r >= 0x2066 && r <= 0x2069)
 }

@@ -93,7 +93,7 @@ func (o *Options) validate() error {
 		return cli.Usagef("prepare.format %q: choose jpeg or png", o.Format)
 	case o.Format == imageio.JPEG && (o.Quality < 1 || o.Quality > 100):
 		return cli.Usagef("prepare.jpeg_quality %d: choose 1 to 100", o.Quality)
-	case o.ShardBytes < 1<<20:
+	case o.ShardBytes < 1:
 		return cli.Usagef("prepare.shard_mb: choose at least 1")
 	case o.MaxPixels < 1:
 		return cli.Usagef("prepare.max_pixels %d: choose a positive limit", o.MaxPixels)
@@ -199,9 +199,12 @@ func assemble(sc *scanned, items []*item, opts *Options) (*plan, error) {
 	p := &plan{folders: sc.fromFolders, problems: []Problem{}}
 	p.problems = append(p.problems, sc.problems...)
 	for _, it := range items {
-		if it.fail != nil {
+		switch {
+		case it.fail != nil:
 			p.problems = append(p.problems, *it.fail)
-		} else if !sc.fromFolders {
+		case sc.fromFolders:
+			it.split = it.folder
+		default:
 			it.split = drawSplit(opts.Seed, it.sha, opts.Fractions)
 		}
 	}

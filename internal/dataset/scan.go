@@ -28,7 +28,7 @@ type source struct {
 	rel   string // display path relative to the data folder, for reports and file names
 	abs   string // path to open
 	class string // display name of its class folder
-	split string // the split folder it sits in, "" when prepare draws the split
+	folder string // the split its train/ val/ test/ folder names, "" when prepare draws the split
 }
 
 // scanned is what the walk found before any file was read.
@@ -210,7 +210,7 @@ func (s *scanner) walkClass(dir entry, class, split string) {
 				walk(e)
 				continue
 			}
-			s.out.files = append(s.out.files, source{rel: e.rel, abs: e.abs, class: class, split: split})
+			s.out.files = append(s.out.files, source{rel: e.rel, abs: e.abs, class: class, folder: split})
 		}
 	}
 	walk(dir)
