@@ -25,9 +25,9 @@ var Splits = []string{Train, Val, Test}
 
 // source is one regular file found under a class folder.
 type source struct {
-	rel   string // display path relative to the data folder, for reports and file names
-	abs   string // path to open
-	class string // display name of its class folder
+	rel    string // display path relative to the data folder, for reports and file names
+	abs    string // path to open
+	class  string // display name of its class folder
 	folder string // the split its train/ val/ test/ folder names, "" when prepare draws the split
 }
 
