@@ -107,3 +107,30 @@ func TestRenderCurves(t *testing.T) {
 		t.Errorf("train pixels %d, validation pixels %d: curves missing", counts[trainInk], counts[valInk])
 	}
 }
+
+// TestRenderCurvesEdgeCases: one epoch, a lone validation metric, a
+// constant series and gaps must draw, not panic or divide by zero.
+func TestRenderCurvesEdgeCases(t *testing.T) {
+	for _, csv := range []string{
+		"epoch,loss\n1,0.5\n",
+		"epoch,val_accuracy\n1,0.5\n2,0.5\n3,0.5\n",
+		"loss,val_loss\n,\n0.4,\n0.3,0.35\n",
+	} {
+		h, err := parseHistory(strings.NewReader(csv), "history.csv")
+		if err != nil {
+			t.Fatal(err)
+		}
+		img := RenderCurves(h)
+		drawn := 0
+		for y := 0; y < img.Rect.Dy(); y++ {
+			for x := 0; x < img.Rect.Dx(); x++ {
+				if c := img.RGBAAt(x, y); c == trainInk || c == valInk {
+					drawn++
+				}
+			}
+		}
+		if drawn < 20 {
+			t.Errorf("%q: %d pixels of the series drawn", csv, drawn)
+		}
+	}
+}
