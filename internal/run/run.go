@@ -1,0 +1,222 @@
+// Package run owns a run folder (runs/NAME): what it was trained from, and
+// its checkpoints, written so that a crash or kill -9 never leaves a partial
+// one behind.
+//
+//	runs/NAME/
+//	  run.json                        dataset, model folder, classes
+//	  config.yaml                     the resolved configuration
+//	  checkpoints/{best,last}/        ckpt.index, ckpt.data-*, state.json
+//	  history.csv, events.out.tfevents.*, report.*, predictions.csv, export/
+package run
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/graph"
+)
+
+// File names inside a run folder.
+const (
+	InfoFile    = "run.json"
+	ConfigFile  = "config.yaml"
+	HistoryFile = "history.csv"
+	StateFile   = "state.json"
+	ckptDir     = "checkpoints"
+	ckptPrefix  = "ckpt"
+)
+
+// Checkpoint names.
+const (
+	Best = "best"
+	Last = "last"
+)
+
+const format = "xcept-run"
+
+// Info is run.json.
+type Info struct {
+	Format    string   `json:"format"`
+	Version   int      `json:"version"`
+	Dataset   string   `json:"dataset"` // absolute path of the prepared dataset
+	Model     string   `json:"model"`   // absolute path of the model folder the checkpoints belong to
+	Classes   []string `json:"classes"`
+	ImageSize int      `json:"image_size"`
+}
+
+// Run is an open run folder.
+type Run struct {
+	Dir  string
+	Info Info
+}
+
+// Create makes the run folder (and its parents) and writes run.json.
+func Create(dir string, info Info) (*Run, error) {
+	info.Format, info.Version = format, 1
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, cli.Dataf("--run %s: %v", dir, err)
+	}
+	r := &Run{Dir: dir, Info: info}
+	return r, r.SaveInfo()
+}
+
+// Open reads an existing run folder.
+func Open(dir string) (*Run, error) {
+	data, err := os.ReadFile(filepath.Join(dir, InfoFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, cli.Modelf("--run %s: not an xcept run (no %s); train one with `xcept train --run %s`", dir, InfoFile, dir)
+	}
+	if err != nil {
+		return nil, cli.Modelf("--run %s: %v", dir, err)
+	}
+	r := &Run{Dir: dir}
+	if err := json.Unmarshal(data, &r.Info); err != nil || r.Info.Format != format {
+		return nil, cli.Modelf("--run %s: %s is not an xcept run description", dir, InfoFile)
+	}
+	if r.Info.Version != 1 {
+		return nil, cli.Modelf("--run %s: run version %d is not supported by this xcept", dir, r.Info.Version)
+	}
+	return r, nil
+}
+
+// Exists reports whether dir holds a run.
+func Exists(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, InfoFile))
+	return err == nil
+}
+
+// SaveInfo rewrites run.json atomically.
+func (r *Run) SaveInfo() error {
+	return WriteJSON(filepath.Join(r.Dir, InfoFile), r.Info)
+}
+
+// Path joins name to the run folder.
+func (r *Run) Path(name ...string) string {
+	return filepath.Join(append([]string{r.Dir}, name...)...)
+}
+
+// CheckpointPrefix is the checkpoint prefix of name (best or last).
+func (r *Run) CheckpointPrefix(name string) string {
+	return filepath.Join(r.Dir, ckptDir, name, ckptPrefix)
+}
+
+// HasCheckpoint reports whether checkpoint name is complete on disk.
+func (r *Run) HasCheckpoint(name string) bool {
+	_, err := os.Stat(filepath.Join(r.Dir, ckptDir, name, StateFile))
+	return err == nil
+}
+
+// SaveCheckpoint writes every variable of s and state (JSON) as checkpoint
+// name. It writes a temporary folder and swaps it in with renames, and
+// state.json is written last, so a checkpoint folder without state.json is
+// never used and a kill at any moment leaves the previous checkpoint whole.
+func (r *Run) SaveCheckpoint(s *graph.Session, name string, state any) error {
+	base := filepath.Join(r.Dir, ckptDir)
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(base, "."+name+".tmp-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if err := s.Save(filepath.Join(tmp, ckptPrefix)); err != nil {
+		return fmt.Errorf("saving checkpoint %s: %w", name, err)
+	}
+	if err := WriteJSON(filepath.Join(tmp, StateFile), state); err != nil {
+		return err
+	}
+	if err := syncDir(tmp); err != nil {
+		return err
+	}
+	final := filepath.Join(base, name)
+	old := filepath.Join(base, "."+name+".old")
+	os.RemoveAll(old)
+	if err := os.Rename(final, old); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		os.Rename(old, final) // put the previous one back
+		return err
+	}
+	os.RemoveAll(old)
+	return syncDir(base)
+}
+
+// recover puts back a checkpoint whose swap was interrupted between the two
+// renames of SaveCheckpoint.
+func (r *Run) recover(name string) {
+	base := filepath.Join(r.Dir, ckptDir)
+	final, old := filepath.Join(base, name), filepath.Join(base, "."+name+".old")
+	if _, err := os.Stat(final); errors.Is(err, os.ErrNotExist) {
+		os.Rename(old, final)
+	}
+}
+
+// LoadState reads the state.json of checkpoint name into state.
+func (r *Run) LoadState(name string, state any) error {
+	r.recover(name)
+	data, err := os.ReadFile(filepath.Join(r.Dir, ckptDir, name, StateFile))
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, state)
+}
+
+// Restore loads checkpoint name into s.
+func (r *Run) Restore(s *graph.Session, name string) error {
+	r.recover(name)
+	if !r.HasCheckpoint(name) {
+		return cli.Modelf("--run %s has no %s checkpoint yet: train it first with `xcept train --run %s`", r.Dir, name, r.Dir)
+	}
+	if err := s.Restore(r.CheckpointPrefix(name)); err != nil {
+		return cli.Modelf("restoring %s: %v", r.CheckpointPrefix(name), err)
+	}
+	return nil
+}
+
+// WriteJSON writes v as indented JSON through a temporary file, synced and
+// renamed into place.
+func WriteJSON(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return WriteFile(path, append(data, '\n'))
+}
+
+// WriteFile writes data to path atomically: a temporary file in the same
+// folder, synced, then renamed.
+func WriteFile(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
