@@ -193,7 +193,7 @@ func runPrepare(ctx context.Context, o PrepareOptions) error {
 		printJSON(o.Stdout, summary)
 	}
 	if o.Strict && len(rep.Problems) > 0 {
-		return cli.Gatef("--strict: %d problems found (see %s)", len(rep.Problems), filepath.Join(rep.Out, dataset.ProblemsFile))
+		return cli.Gatef("--strict: %s found (see %s)", dataset.Plural(len(rep.Problems), "problem"), filepath.Join(rep.Out, dataset.ProblemsFile))
 	}
 	return nil
 }
@@ -225,6 +225,7 @@ func (p *barProgress) Start(phase string, total int) {
 		progressbar.OptionSetItsString("img"),
 		progressbar.OptionThrottle(100*time.Millisecond),
 		progressbar.OptionClearOnFinish(),
+		progressbar.OptionSetRenderBlankState(true), // show the bar before the first image is done
 	)
 }
 

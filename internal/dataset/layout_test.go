@@ -138,7 +138,7 @@ func TestReportText(t *testing.T) {
 	var b bytes.Buffer
 	rep.WriteText(&b)
 	for _, want := range []string{"kept 2 of 3 files, 2 classes (train 2, val 0, test 0)", "normalised: 1 grayscale",
-		"1 problems: 1 truncated (all in ds/problems.json)", "truncated                a/x.jpg: JPEG data ends early (skipped)"} {
+		"1 problem: 1 truncated (all in ds/problems.json)", "truncated                a/x.jpg: JPEG data ends early (skipped)"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, b.String())
 		}

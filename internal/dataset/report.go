@@ -101,7 +101,7 @@ func (r *Report) WriteText(w io.Writer) {
 	if r.Manifest != nil {
 		where = fmt.Sprintf(" (all in %s/%s)", r.Out, ProblemsFile)
 	}
-	fmt.Fprintf(w, "%d problems: %s%s\n", len(r.Problems), countList(r.ByReason()), where)
+	fmt.Fprintf(w, "%s: %s%s\n", Plural(len(r.Problems), "problem"), countList(r.ByReason()), where)
 	for _, p := range r.Problems[:min(len(r.Problems), firstProblems)] {
 		fmt.Fprintf(w, "  %-24s %s: %s (%s)\n", p.Reason, p.Path, p.Detail, p.Action)
 	}
@@ -119,4 +119,12 @@ func countList(m map[string]int) string {
 		parts[i] = fmt.Sprintf("%d %s", m[k], k)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// Plural writes "1 problem", "2 problems".
+func Plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/dataset"
+	"github.com/xcept/xcept/internal/demodata"
+)
+
+// prepareData writes a small demo folder plus one truncated file.
+func prepareData(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	gen := demodata.Defaults()
+	gen.Classes, gen.PerClass, gen.Width, gen.Height = 2, 8, 40, 32
+	if err := demodata.Generate(dir, gen); err != nil {
+		t.Fatal(err)
+	}
+	_, img, _ := demodata.Image(gen, 0, 99)
+	if err := os.WriteFile(filepath.Join(dir, "circle", "cut.jpg"), img[:len(img)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+type modelCall struct {
+	dir     string
+	classes []string
+	opts    ModelOptions
+}
+
+// withBuildModel replaces the model builder for one test.
+func withBuildModel(t *testing.T, err error) *[]modelCall {
+	t.Helper()
+	saved := buildModel
+	t.Cleanup(func() { buildModel = saved })
+	var calls []modelCall
+	buildModel = func(_ context.Context, dir string, classes []string, opts ModelOptions, _ io.Writer) error {
+		calls = append(calls, modelCall{dir, classes, opts})
+		return err
+	}
+	return &calls
+}
+
+func runXcept(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	var out, errOut bytes.Buffer
+	code = run(context.Background(), args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestPrepareVerb(t *testing.T) {
+	data := prepareData(t)
+	config := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(config, []byte("prepare:\n  jpeg_quality: 70\n  resize: center-crop\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		args   []string
+		env    map[string]string
+		code   int
+		stderr string // substring
+		check  func(t *testing.T, out, stdout string)
+	}{
+		{name: "dataset only", args: []string{"--no-model", "--image-size", "48"}, code: cli.ExitOK, stderr: "kept 16 of 17 files",
+			check: func(t *testing.T, out, stdout string) {
+				m := manifest(t, out)
+				if m.Image.Size != 48 || m.Image.Quality != 95 || m.Image.Resize != "squash" || m.Seed != 42 {
+					t.Errorf("image %+v seed %d: want the defaults and --image-size", m.Image, m.Seed)
+				}
+				if stdout != "" {
+					t.Errorf("stdout %q, want nothing without --json", stdout)
+				}
+			}},
+		{name: "json", args: []string{"--no-model", "--json", "--seed", "3"}, code: cli.ExitOK,
+			check: func(t *testing.T, out, stdout string) {
+				var s prepareSummary
+				if err := json.Unmarshal([]byte(stdout), &s); err != nil {
+					t.Fatalf("%v: %s", err, stdout)
+				}
+				if !s.OK || s.Kept != 16 || s.ProblemCount != 1 || s.ProblemsBy["truncated"] != 1 || s.Model != "" {
+					t.Errorf("summary %+v", s)
+				}
+				if manifest(t, out).Seed != 3 {
+					t.Error("--seed not used")
+				}
+			}},
+		{name: "config file and environment", args: []string{"--no-model", "--quiet"},
+			env: map[string]string{"XCEPT_PREPARE_SPLIT": "0.5,0.5,0"}, code: cli.ExitOK,
+			check: func(t *testing.T, out, _ string) {
+				m := manifest(t, out)
+				if m.Image.Quality != 70 || m.Image.Resize != "center-crop" || m.Fractions.Train != 0.5 {
+					t.Errorf("config layers not applied: %+v %+v", m.Image, m.Fractions)
+				}
+			}},
+		{name: "strict", args: []string{"--no-model", "--strict"}, code: cli.ExitGate, stderr: "--strict: 2 problems found",
+			check: func(t *testing.T, out, _ string) { manifest(t, out) }},
+		{name: "no data flag", args: []string{"--no-model", "--data", ""}, code: cli.ExitUsage, stderr: "--data is required"},
+		{name: "bad split", args: []string{"--no-model", "--split", "0.9,0.2,0"}, code: cli.ExitUsage, stderr: "--split"},
+		{name: "bad resize", args: []string{"--no-model", "--resize", "stretch"}, code: cli.ExitUsage, stderr: "--resize"},
+		{name: "bad weights", args: []string{"--weights", "missing.h5"}, code: cli.ExitUsage, stderr: "--weights missing.h5"},
+		{name: "bad precision", args: []string{"--precision", "float8"}, code: cli.ExitUsage, stderr: "--precision"},
+		{name: "bad image format", args: []string{"--no-model", "--image-format", "gif"}, code: cli.ExitUsage, stderr: "prepare.format"},
+		{name: "missing data", args: []string{"--no-model", "--data", "/nonexistent/xcept"}, code: cli.ExitData, stderr: "--data /nonexistent/xcept"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			withBuildModel(t, nil)
+			out := filepath.Join(t.TempDir(), "ds")
+			args := append([]string{"prepare", "--data", data, "--out", out}, tt.args...)
+			if tt.name == "config file and environment" {
+				args = append(args, "--config", config)
+			}
+			code, stdout, stderr := runXcept(t, tt.env, args...)
+			if code != tt.code || !strings.Contains(stderr, tt.stderr) {
+				t.Fatalf("exit %d, stderr %q; want %d containing %q", code, stderr, tt.code, tt.stderr)
+			}
+			if tt.check != nil {
+				tt.check(t, out, stdout)
+			}
+		})
+	}
+}
+
+func manifest(t *testing.T, out string) *dataset.Manifest {
+	t.Helper()
+	m, err := dataset.ReadManifest(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestPrepareBuildsTheModel(t *testing.T) {
+	data := prepareData(t)
+	out := filepath.Join(t.TempDir(), "ds")
+	calls := withBuildModel(t, nil)
+	code, stdout, stderr := runXcept(t, nil, "prepare", "--data", data, "--out", out, "--image-size", "96",
+		"--weights", "none", "--precision", "mixed_bfloat16", "--json")
+	if code != cli.ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	want := modelCall{filepath.Join(out, "model"), []string{"circle", "square"}, ModelOptions{ImageSize: 96, Weights: "none", Precision: "mixed_bfloat16"}}
+	if len(*calls) != 1 || (*calls)[0].dir != want.dir || !slices.Equal((*calls)[0].classes, want.classes) || (*calls)[0].opts != want.opts {
+		t.Fatalf("buildModel calls %+v, want %+v", *calls, want)
+	}
+	var s prepareSummary
+	if err := json.Unmarshal([]byte(stdout), &s); err != nil || s.Model != want.dir {
+		t.Errorf("summary model %q (%v)", s.Model, err)
+	}
+	if _, err := dataset.ReadManifest(out); err != nil {
+		t.Errorf("the model was built before the dataset was complete: %v", err)
+	}
+}
+
+func TestPrepareModelFailures(t *testing.T) {
+	data := prepareData(t)
+	t.Run("builder fails", func(t *testing.T) {
+		withBuildModel(t, errors.New("keras exploded"))
+		code, _, stderr := runXcept(t, nil, "prepare", "--data", data, "--out", filepath.Join(t.TempDir(), "ds"))
+		if code != cli.ExitModel || !strings.Contains(stderr, "keras exploded") {
+			t.Errorf("exit %d, %q", code, stderr)
+		}
+	})
+	t.Run("no builder", func(t *testing.T) {
+		saved := buildModel
+		buildModel = nil
+		defer func() { buildModel = saved }()
+		out := filepath.Join(t.TempDir(), "ds")
+		code, _, stderr := runXcept(t, nil, "prepare", "--data", data, "--out", out)
+		if code != cli.ExitModel || !strings.Contains(stderr, "--no-model") {
+			t.Errorf("exit %d, %q", code, stderr)
+		}
+		if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+			t.Error("prepare wrote a dataset although it could not build the model")
+		}
+	})
+}
+
+func TestProgressOnlyOnATerminal(t *testing.T) {
+	var b bytes.Buffer
+	if isTerminal(&b) {
+		t.Error("a buffer is not a terminal")
+	}
+	p := &barProgress{w: &b}
+	p.Start("auditing", 3)
+	p.Add(3)
+	p.Finish()
+	if !strings.Contains(b.String(), "auditing") {
+		t.Errorf("progress bar drew %q", b.String())
+	}
+}
