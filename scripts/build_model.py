@@ -7,7 +7,12 @@ and model.json, which describes both (printed to stdout on success).
 
 Exit codes: 0 built, 2 bad arguments, 3 base weights that cannot be had,
 1 anything else, 130 interrupted. A failure prints one stderr line starting
-with "error: "; progress goes to stderr too.
+with "error: " (XCEPT_DEBUG=1 adds the traceback of an unexpected error);
+progress goes to stderr too.
+
+With --weights none the BatchNorm moving statistics are calibrated on seeded
+noise (see xcept_model.calibrate_batchnorm) so that the untrained base gives
+usable features; the same flags always build the same weights.
 """
 
 import argparse
