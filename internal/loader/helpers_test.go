@@ -70,6 +70,9 @@ func TestMain(m *testing.M) {
 	if demo.dir != "" {
 		os.RemoveAll(filepath.Dir(demo.dir))
 	}
+	if bench.path != "" {
+		os.RemoveAll(filepath.Dir(bench.path))
+	}
 	os.Exit(code)
 }
 

@@ -244,10 +244,13 @@ func (l *Loader) stopped() error {
 var errClosed = errors.New("loader: Next after Close")
 
 // Recycle gives a batch's buffers back for reuse. Optional: a batch never
-// recycled is simply left to the garbage collector. The caller must not
-// touch b afterwards.
+// recycled is simply left to the garbage collector. A batch of an earlier
+// Loader with the same BatchSize and ImageSize is welcome too; any other is
+// ignored. The caller must not touch b afterwards.
 func (l *Loader) Recycle(b *Batch) {
-	if b == nil || cap(b.Labels) != l.opts.BatchSize {
+	bs := l.opts.BatchSize
+	if b == nil || cap(b.Images) != bs*l.opts.ImageSize*l.opts.ImageSize*3 ||
+		cap(b.Labels) != bs || cap(b.Files) != bs || cap(b.Indices) != bs {
 		return
 	}
 	select {

@@ -394,6 +394,9 @@ func TestRecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
+	// Buffers of another shape must not be reused (they would not fit).
+	l.Recycle(&Batch{Images: make([]uint8, 0, 3), Labels: make([]int32, 0, o.BatchSize), Files: make([]string, 0, o.BatchSize), Indices: make([]int, 0, o.BatchSize)})
+	l.Recycle(nil)
 	seen := map[*Batch]bool{}
 	for {
 		b, err := l.Next()

@@ -71,6 +71,13 @@ func (w *worker) fill(batch *Batch, b int) error {
 // load decodes record i into dst (ImageSize² RGB) and augments it if asked.
 func (w *worker) load(dst []uint8, i int) (label int32, file string, err error) {
 	ix := w.l.ix
+	// A decoder bug on a crafted image must not take the whole training run
+	// down from a goroutine nobody can recover in: make it this record's error.
+	defer func() {
+		if p := recover(); p != nil {
+			err = recordError(ix.whereFile(i, file), fmt.Errorf("decoding failed: %v", p))
+		}
+	}()
 	var data []byte
 	w.rec, data, err = ix.read(i, w.rec)
 	if err != nil {
