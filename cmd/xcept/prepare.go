@@ -13,30 +13,29 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/dataset"
 	"github.com/xcept/xcept/internal/imageio"
+	"github.com/xcept/xcept/internal/model"
 )
 
 func init() { verbs = append(verbs, NewPrepareCmd) }
 
-// buildModel builds the trainer/serving model for classes into dir. Set by
-// model.go; nil makes prepare fail with a clear model error unless --no-model.
-var buildModel func(ctx context.Context, dir string, classes []string, opts ModelOptions, stderr io.Writer) error
-
-// ModelOptions are the model settings prepare passes to buildModel.
-type ModelOptions struct {
-	ImageSize int    // model.image_size: the input side, the same as the stored images
-	Weights   string // model.weights: imagenet | none | PATH.h5
-	Precision string // model.precision: float32 | mixed_bfloat16 | mixed_float16
+// buildModel builds the trainer/serving model of spec into dir (progress to
+// stderr, nil for none). Tests replace it; nil makes prepare fail with a
+// clear model error unless --no-model.
+var buildModel = func(ctx context.Context, dir string, spec model.Spec, stderr io.Writer) error {
+	_, err := model.Build(ctx, dir, spec, true, stderr)
+	return err
 }
 
 // PrepareOptions is everything `xcept prepare` needs; runPrepare sees only this.
 type PrepareOptions struct {
 	Dataset  dataset.Options
-	Model    ModelOptions
+	Model    model.Spec // Classes is filled in once the dataset is known
 	NoModel  bool
 	Strict   bool
 	JSON     bool
@@ -78,13 +77,18 @@ Exit codes: 0 done, 2 bad flags, 3 --strict and problems were found (the dataset
 is still written), 4 unusable data, 5 the model build failed, 130 interrupted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.fromConfig(g, cmd); err != nil {
+			if err := o.fromConfig(g, cmd.Flags()); err != nil {
 				return err
 			}
 			return runPrepare(cmd.Context(), o)
 		},
 	}
-	f := cmd.Flags()
+	addPrepareFlags(cmd.Flags(), &o)
+	return cmd
+}
+
+// addPrepareFlags declares prepare's flags on f.
+func addPrepareFlags(f *pflag.FlagSet, o *PrepareOptions) {
 	f.StringVar(&o.Dataset.Data, "data", "", "folder of images, one sub-folder per class (required)")
 	f.StringVar(&o.Dataset.Out, "out", "", "folder to write the dataset to; replaced only if it is an xcept dataset (required)")
 	f.Int("image-size", 0, "side of the stored square images and of the model input (model.image_size)")
@@ -98,13 +102,22 @@ is still written), 4 unusable data, 5 the model build failed, 130 interrupted.`,
 	f.String("precision", "", "float32 | mixed_bfloat16 | mixed_float16 (model.precision)")
 	f.BoolVar(&o.NoModel, "no-model", false, "write the dataset only; do not build the model")
 	f.BoolVar(&o.Strict, "strict", false, "exit with code 3 if any problem was found (for CI); the dataset is still written")
-	return cmd
+}
+
+// prepareOptionsFor resolves prepare's options for data and out from the
+// configuration alone (for train, which prepares raw image folders itself).
+func prepareOptionsFor(g *Globals, data, out string) (PrepareOptions, error) {
+	var o PrepareOptions
+	f := pflag.NewFlagSet("prepare", pflag.ContinueOnError)
+	addPrepareFlags(f, &o)
+	o.Dataset.Data, o.Dataset.Out = data, out
+	return o, o.fromConfig(g, f)
 }
 
 // fromConfig fills the options from the layered configuration and validates
 // the values that are not the dataset package's to check.
-func (o *PrepareOptions) fromConfig(g *Globals, cmd *cobra.Command) error {
-	v, err := g.Config(cmd.Flags(), prepareKeys)
+func (o *PrepareOptions) fromConfig(g *Globals, flags *pflag.FlagSet) error {
+	v, err := g.Config(flags, prepareKeys)
 	if err != nil {
 		return err
 	}
@@ -128,30 +141,14 @@ func (o *PrepareOptions) fromConfig(g *Globals, cmd *cobra.Command) error {
 	} else if d.Workers < 0 {
 		return cli.Usagef("--workers %d: choose 0 (every core) or more", d.Workers)
 	}
-	o.Model = ModelOptions{ImageSize: d.ImageSize, Weights: v.GetString("model.weights"), Precision: v.GetString("model.precision")}
-	if err := o.Model.validate(); err != nil {
-		return err
+	o.Model = modelSpec(v, nil)
+	if !o.NoModel {
+		if err := o.Model.ValidateOptions(); err != nil {
+			return err
+		}
 	}
 	o.JSON, o.Quiet, o.Stdout, o.Stderr = g.JSON, g.Quiet, g.Stdout, g.Stderr
 	o.Progress = !g.JSON && !g.Quiet && isTerminal(g.Stderr)
-	return nil
-}
-
-func (m ModelOptions) validate() error {
-	switch m.Precision {
-	case "float32", "mixed_bfloat16", "mixed_float16":
-	default:
-		return cli.Usagef("--precision %q: choose float32, mixed_bfloat16 or mixed_float16", m.Precision)
-	}
-	switch {
-	case m.Weights == "imagenet" || m.Weights == "none":
-	case strings.HasSuffix(strings.ToLower(m.Weights), ".h5"):
-		if st, err := os.Stat(m.Weights); err != nil || st.IsDir() {
-			return cli.Usagef("--weights %s: no such file (imagenet, none, or a Keras Xception notop .h5 file)", m.Weights)
-		}
-	default:
-		return cli.Usagef("--weights %q: choose imagenet, none, or a Keras Xception notop .h5 file", m.Weights)
-	}
 	return nil
 }
 
@@ -181,7 +178,13 @@ func runPrepare(ctx context.Context, o PrepareOptions) error {
 	summary := prepareSummary{Summary: rep.Summary()}
 	if !o.NoModel {
 		dir := filepath.Join(rep.Out, dataset.ModelDir)
-		if err := buildModel(ctx, dir, rep.Classes, o.Model, o.Stderr); err != nil {
+		spec := o.Model
+		spec.Classes = rep.Classes
+		var progress io.Writer
+		if !o.Quiet && !o.JSON {
+			progress = o.Stderr
+		}
+		if err := buildModel(ctx, dir, spec, progress); err != nil {
 			if cli.KindOf(err) == cli.KindInternal && ctx.Err() == nil {
 				err = cli.Modelf("building the model in %s: %v", dir, err)
 			}

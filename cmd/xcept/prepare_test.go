@@ -8,13 +8,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/dataset"
 	"github.com/xcept/xcept/internal/demodata"
+	"github.com/xcept/xcept/internal/model"
 )
 
 // prepareData writes a small demo folder plus one truncated file.
@@ -34,9 +35,8 @@ func prepareData(t *testing.T) string {
 }
 
 type modelCall struct {
-	dir     string
-	classes []string
-	opts    ModelOptions
+	dir  string
+	spec model.Spec
 }
 
 // withBuildModel replaces the model builder for one test.
@@ -45,8 +45,8 @@ func withBuildModel(t *testing.T, err error) *[]modelCall {
 	saved := buildModel
 	t.Cleanup(func() { buildModel = saved })
 	var calls []modelCall
-	buildModel = func(_ context.Context, dir string, classes []string, opts ModelOptions, _ io.Writer) error {
-		calls = append(calls, modelCall{dir, classes, opts})
+	buildModel = func(_ context.Context, dir string, spec model.Spec, _ io.Writer) error {
+		calls = append(calls, modelCall{dir, spec})
 		return err
 	}
 	return &calls
@@ -154,8 +154,9 @@ func TestPrepareBuildsTheModel(t *testing.T) {
 	if code != cli.ExitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	want := modelCall{filepath.Join(out, "model"), []string{"circle", "square"}, ModelOptions{ImageSize: 96, Weights: "none", Precision: "mixed_bfloat16"}}
-	if len(*calls) != 1 || (*calls)[0].dir != want.dir || !slices.Equal((*calls)[0].classes, want.classes) || (*calls)[0].opts != want.opts {
+	want := modelCall{filepath.Join(out, "model"), model.Spec{Classes: []string{"circle", "square"}, ImageSize: 96, Weights: "none",
+		Precision: "mixed_bfloat16", DenseUnits: 1024, UnfreezeFrom: "block11", Seed: 42}}
+	if len(*calls) != 1 || !reflect.DeepEqual((*calls)[0], want) {
 		t.Fatalf("buildModel calls %+v, want %+v", *calls, want)
 	}
 	var s prepareSummary

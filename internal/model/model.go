@@ -44,13 +44,22 @@ type Spec struct {
 	Dropout      float64
 	UnfreezeFrom string
 	Seed         int64
+	// InitFrom, when set, is a checkpoint prefix whose model weights the
+	// built trainer starts from (fine-tuning at another unfreeze boundary).
+	InitFrom string
 }
 
 // Validate checks the spec before the builder starts, naming the config key.
 func (s Spec) Validate() error {
-	switch {
-	case len(s.Classes) < 2:
+	if len(s.Classes) < 2 {
 		return cli.Dataf("a model needs at least 2 classes, got %d", len(s.Classes))
+	}
+	return s.ValidateOptions()
+}
+
+// ValidateOptions checks everything but the classes (known only later).
+func (s Spec) ValidateOptions() error {
+	switch {
 	case s.ImageSize < MinImageSize:
 		return cli.Usagef("model.image_size (--image-size) %d: Xception needs at least %d", s.ImageSize, MinImageSize)
 	case !contains(Precisions, s.Precision):
@@ -96,6 +105,9 @@ func (s Spec) args(dir string, overwrite bool) []string {
 		"--dropout", strconv.FormatFloat(s.Dropout, 'g', -1, 64),
 		"--unfreeze-from", s.UnfreezeFrom,
 		"--seed", strconv.FormatInt(s.Seed, 10),
+	}
+	if s.InitFrom != "" {
+		args = append(args, "--init-from", s.InitFrom)
 	}
 	if overwrite {
 		args = append(args, "--overwrite")

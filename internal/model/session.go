@@ -172,7 +172,11 @@ func (m *Model) Eval(b Batch) (float32, []float32, error) {
 	if f.err != nil {
 		return 0, nil, f.err
 	}
-	out, err := m.Session.Run("eval_step", f.m, "loss", "probabilities")
+	return m.lossAndProbabilities("eval_step", f.m)
+}
+
+func (m *Model) lossAndProbabilities(signature string, feeds map[string]*graph.Tensor) (float32, []float32, error) {
+	out, err := m.Session.Run(signature, feeds, "loss", "probabilities")
 	if err != nil {
 		return 0, nil, err
 	}
@@ -209,4 +213,23 @@ func (m *Model) imagesToFloats(signature, output string, images []uint8, n int) 
 	}
 	defer out[0].Close()
 	return out[0].Float32s()
+}
+
+// EvalHead runs eval_head_step on cached pooled features: the mean loss and
+// the probabilities (n × classes), without running the base.
+func (m *Model) EvalHead(features []float32, labels []int32) (float32, []float32, error) {
+	var f feeds
+	defer f.close()
+	n, d := len(labels), m.Info.FeatureDim
+	if len(features) != n*d {
+		return 0, nil, fmt.Errorf("%d features is not %d images of %d", len(features), n, d)
+	}
+	t, err := graph.NewTensor([]int64{int64(n), int64(d)}, features)
+	f.add("features", t, err)
+	t, err = graph.NewTensor([]int64{int64(n)}, labels)
+	f.add("labels", t, err)
+	if f.err != nil {
+		return 0, nil, f.err
+	}
+	return m.lossAndProbabilities("eval_head_step", f.m)
 }

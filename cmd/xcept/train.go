@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/xcept/xcept/internal/augment"
+	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/dataset"
+	"github.com/xcept/xcept/internal/graph"
+	"github.com/xcept/xcept/internal/train"
+)
+
+func init() { verbs = append(verbs, NewTrainCmd, NewFinetuneCmd) }
+
+// TrainOptions are the inputs of `xcept train` and `xcept finetune`.
+type TrainOptions struct {
+	*Globals
+	Job train.Job
+}
+
+// trainKeys binds configuration keys to the flags both phases share.
+func trainKeys(phase string) map[string]string {
+	return map[string]string{
+		phase + ".epochs":        "epochs",
+		phase + ".learning_rate": "lr",
+		"train.batch_size":       "batch-size",
+		"train.feature_cache":    "feature-cache",
+		"seed":                   "seed",
+	}
+}
+
+func addTrainFlags(cmd *cobra.Command, o *TrainOptions) {
+	f := cmd.Flags()
+	f.StringVar(&o.Job.RunDir, "run", "", "run folder (runs/NAME): checkpoints, history, TensorBoard events (required)")
+	f.Int("epochs", 0, "most epochs of this phase (train.epochs, finetune.epochs)")
+	f.Int("batch-size", 0, "images per step (train.batch_size)")
+	f.Float64("lr", 0, "Adam learning rate (train.learning_rate, finetune.learning_rate)")
+	f.Bool("feature-cache", true, "train the frozen phase on cached base features (train.feature_cache)")
+	f.Int64("seed", 0, "seed of shuffling, augmentation and dropout (seed)")
+	f.BoolVar(&o.Job.Resume, "resume", false, "continue the run from its last checkpoint (after Ctrl-C, a crash or kill -9)")
+}
+
+// NewTrainCmd builds `xcept train`.
+func NewTrainCmd(g *Globals) *cobra.Command {
+	o := &TrainOptions{Globals: g}
+	cmd := &cobra.Command{
+		Use:   "train --data DIR --run runs/NAME",
+		Short: "Train the new head on the frozen Xception base (feature extraction)",
+		Long: `train starts a run: Xception's base stays frozen and the new head is trained
+with Adam, checkpointing the best epoch (by val_accuracy) and the last one, early
+stopping and reducing the learning rate on plateaus. --data is a prepared dataset
+(xcept prepare) or a raw image folder, which is then prepared into RUN/dataset.
+The frozen base's features are computed once and cached (per view of an augmented
+image), which makes each epoch take seconds on a CPU.
+
+Ctrl-C finishes the step underway, saves the last checkpoint and exits with 130;
+--resume continues exactly where the run stopped, after Ctrl-C, a crash or kill -9.
+Exit codes: 0 done, 2 bad flags or configuration, 4 unusable data, 5 model or
+TensorFlow failure, 130 interrupted.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.fromConfig(cmd, train.PhaseTrain); err != nil {
+				return err
+			}
+			return runTrain(cmd.Context(), o)
+		},
+	}
+	cmd.Flags().StringVar(&o.Job.Dataset, "data", "", "prepared dataset, or a folder of images with one sub-folder per class (required)")
+	addTrainFlags(cmd, o)
+	return cmd
+}
+
+// NewFinetuneCmd builds `xcept finetune`.
+func NewFinetuneCmd(g *Globals) *cobra.Command {
+	o := &TrainOptions{Globals: g}
+	cmd := &cobra.Command{
+		Use:   "finetune --run runs/NAME [--unfreeze-from BLOCK|LAYER]",
+		Short: "Fine-tune the top Xception blocks from the run's best checkpoint",
+		Long: `finetune continues a run as a second phase: it starts from the best checkpoint,
+unfreezes Xception from --unfreeze-from upward (a block such as block11, or any
+layer name; BatchNorm layers stay frozen and in inference mode) and trains at a
+lower learning rate, appending to the same history. Another boundary than the
+model's own rebuilds the trainer with the best weights, without any Python from you.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.fromConfig(cmd, train.PhaseFinetune); err != nil {
+				return err
+			}
+			return runTrain(cmd.Context(), o)
+		},
+	}
+	cmd.Flags().StringVar(&o.Job.UnfreezeFrom, "unfreeze-from", "", "first Xception block (block1..block14) or layer to train; default: the model's own (model.unfreeze_from)")
+	addTrainFlags(cmd, o)
+	return cmd
+}
+
+// fromConfig resolves the configuration into the job, validating it fully
+// before anything is written.
+func (o *TrainOptions) fromConfig(cmd *cobra.Command, phase string) error {
+	v, err := o.Config(cmd.Flags(), trainKeys(phase))
+	if err != nil {
+		return err
+	}
+	if o.Job.RunDir == "" {
+		return cli.Usagef("--run DIR is required")
+	}
+	if phase == train.PhaseTrain && o.Job.Dataset == "" && !o.Job.Resume {
+		return cli.Usagef("--data DIR is required (a prepared dataset or an image folder)")
+	}
+	if o.Job.Cfg, err = trainConfig(v, phase); err != nil {
+		return err
+	}
+	if err := o.Job.Cfg.Validate(); err != nil {
+		return err
+	}
+	o.Job.Session = sessionOptions(v)
+	if o.Job.ConfigYAML, err = yaml.Marshal(v.AllSettings()); err != nil {
+		return err
+	}
+	o.Job.Out = train.Output{Stdout: o.Stdout, Stderr: o.Stderr, TTY: !o.JSON && !o.Quiet && isTerminal(o.Stderr), JSON: o.JSON, Quiet: o.Quiet}
+	return nil
+}
+
+// trainConfig reads one phase's configuration.
+func trainConfig(v *viper.Viper, phase string) (train.Config, error) {
+	c := train.Config{
+		Phase:             phase,
+		Epochs:            v.GetInt(phase + ".epochs"),
+		BatchSize:         v.GetInt("train.batch_size"),
+		LearningRate:      v.GetFloat64(phase + ".learning_rate"),
+		LabelSmoothing:    v.GetFloat64("train.label_smoothing"),
+		ClassWeight:       v.GetString("train.class_weight"),
+		Seed:              v.GetInt64("seed"),
+		FeatureCache:      v.GetBool("train.feature_cache"),
+		CacheViews:        v.GetInt("train.cache_views"),
+		Workers:           v.GetInt("train.workers"),
+		ShuffleBuffer:     v.GetInt("train.shuffle_buffer"),
+		CheckpointMonitor: v.GetString("callbacks.checkpoint_monitor"),
+	}
+	for key, dst := range map[string]any{
+		"callbacks.early_stopping": &c.EarlyStopping,
+		"callbacks.reduce_lr":      &c.ReduceLR,
+	} {
+		if err := v.UnmarshalKey(key, dst); err != nil {
+			return c, cli.Usagef("%s: %v", key, oneLine(err.Error()))
+		}
+	}
+	if v.GetBool("augment.enabled") {
+		if err := v.UnmarshalKey("augment", &c.Augment); err != nil {
+			return c, cli.Usagef("augment: %v", oneLine(err.Error()))
+		}
+	}
+	_ = augment.Params{}
+	return c, nil
+}
+
+// sessionOptions reads the runtime section.
+func sessionOptions(v *viper.Viper) graph.SessionOptions {
+	return graph.SessionOptions{
+		IntraOpThreads:  v.GetInt("runtime.intra_op_threads"),
+		InterOpThreads:  v.GetInt("runtime.inter_op_threads"),
+		GPUMemoryGrowth: v.GetBool("runtime.gpu_memory_growth"),
+	}
+}
+
+func runTrain(ctx context.Context, o *TrainOptions) error {
+	if o.Job.Cfg.Phase == train.PhaseTrain && !o.Job.Resume {
+		ds, err := preparedDataset(ctx, o)
+		if err != nil {
+			return err
+		}
+		o.Job.Dataset = ds
+	}
+	res, err := o.Job.Run(ctx)
+	if err != nil {
+		return err
+	}
+	if o.JSON {
+		return json.NewEncoder(o.Stdout).Encode(map[string]any{"result": res})
+	}
+	fmt.Fprintf(o.Stdout, "%s: %d epochs, best %s %.4f at epoch %d; checkpoint %s\n",
+		res.Phase, res.Epochs, res.Monitor, res.Best, res.BestEpoch, res.Checkpoint)
+	return nil
+}
+
+// preparedDataset returns --data when it is a prepared dataset; a raw image
+// folder is prepared (with its model) into RUN/dataset first, once.
+func preparedDataset(ctx context.Context, o *TrainOptions) (string, error) {
+	data := o.Job.Dataset
+	if _, err := os.Stat(filepath.Join(data, dataset.ManifestFile)); err == nil {
+		return data, nil
+	}
+	st, err := os.Stat(data)
+	if err != nil || !st.IsDir() {
+		return "", cli.Dataf("--data %s: no such folder", data)
+	}
+	out := filepath.Join(o.Job.RunDir, "dataset")
+	if _, err := os.Stat(filepath.Join(out, dataset.ManifestFile)); err == nil {
+		return out, nil
+	}
+	if !o.Quiet {
+		fmt.Fprintf(o.Stderr, "%s is an image folder: preparing it into %s first\n", data, out)
+	}
+	p, err := prepareOptionsFor(o.Globals, data, out)
+	if err != nil {
+		return "", err
+	}
+	if err := runPrepare(ctx, p); err != nil {
+		return "", err
+	}
+	return out, nil
+}

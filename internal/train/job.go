@@ -1,0 +1,334 @@
+package train
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/dataset"
+	"github.com/xcept/xcept/internal/graph"
+	"github.com/xcept/xcept/internal/model"
+	"github.com/xcept/xcept/internal/run"
+)
+
+// Output is where a job reports.
+type Output struct {
+	Stdout, Stderr io.Writer
+	TTY            bool // live progress bar on Stderr
+	JSON           bool // one JSON object per epoch on Stdout
+	Quiet          bool
+}
+
+func (o Output) notify(format string, args ...any) {
+	if !o.Quiet {
+		fmt.Fprintf(o.Stderr, format+"\n", args...)
+	}
+}
+
+// Job is one phase of training a run folder: `xcept train` (PhaseTrain,
+// from a prepared dataset) or `xcept finetune` (PhaseFinetune, from the
+// run's best checkpoint).
+type Job struct {
+	Cfg     Config
+	RunDir  string
+	Dataset string // prepared dataset folder; PhaseTrain only
+	Resume  bool
+	// UnfreezeFrom (finetune): the first block or layer to train; "" keeps
+	// the model's own. Another boundary rebuilds the trainer from the best
+	// checkpoint's weights, in the run folder.
+	UnfreezeFrom string
+	Session      graph.SessionOptions
+	ConfigYAML   []byte // the resolved configuration, saved in the run folder
+	Out          Output
+}
+
+// Result summarises a finished phase.
+type Result struct {
+	Run        string  `json:"run"`
+	Phase      string  `json:"phase"`
+	Epochs     int     `json:"epochs"`
+	Stopped    bool    `json:"stopped_early"`
+	Monitor    string  `json:"monitor"`
+	Best       float64 `json:"best"`
+	BestEpoch  int     `json:"best_epoch"`
+	Checkpoint string  `json:"checkpoint"`
+}
+
+// Run validates everything, then trains. Nothing is written to the run
+// folder before the configuration, the dataset and the model are known good.
+func (j *Job) Run(ctx context.Context) (*Result, error) {
+	if err := j.Cfg.Validate(); err != nil {
+		return nil, err
+	}
+	st, err := j.start(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r, state := st.run, st.state
+	m, err := model.Open(st.model, j.Session)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	if st.restore != "" {
+		if st.restore == run.Last {
+			j.Out.notify("resuming %s at epoch %d (step %d of it)", r.Dir, state.Epoch+1, state.Step)
+		}
+		if err := r.Restore(m.Session, st.restore); err != nil {
+			return nil, err
+		}
+	}
+	ds, err := dataset.ReadManifest(r.Info.Dataset)
+	if err != nil {
+		return nil, cli.Dataf("--data %s: %v", r.Info.Dataset, err)
+	}
+	src, err := j.source(ctx, r, m, ds)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	if err := run.WriteFile(r.Path(configName(j.Cfg.Phase)), j.ConfigYAML); err != nil {
+		return nil, err
+	}
+	t := &Trainer{Cfg: j.Cfg, Source: src, State: state, Callbacks: j.callbacks(r, m)}
+	if err := t.Run(ctx); err != nil {
+		return nil, err
+	}
+	return &Result{Run: r.Dir, Phase: j.Cfg.Phase, Epochs: state.Epoch, Stopped: state.Stopped, Monitor: j.Cfg.CheckpointMonitor,
+		Best: state.Best.Best, BestEpoch: state.BestEpoch, Checkpoint: filepath.Dir(r.CheckpointPrefix(run.Best))}, nil
+}
+
+func configName(phase string) string {
+	if phase == PhaseTrain {
+		return run.ConfigFile
+	}
+	return "config-" + phase + ".yaml"
+}
+
+// start is where a phase begins: the run, its state, the model folder to
+// train and the checkpoint to restore first ("" for none).
+type start struct {
+	run     *run.Run
+	state   *State
+	model   string
+	restore string
+}
+
+// start opens or creates the run folder and decides where the phase starts.
+func (j *Job) start(ctx context.Context) (*start, error) {
+	exists := run.Exists(j.RunDir)
+	switch {
+	case j.Cfg.Phase == PhaseTrain && !exists && j.Resume:
+		return nil, cli.Usagef("--resume: %s holds no run to resume; drop --resume to start it", j.RunDir)
+	case j.Cfg.Phase == PhaseTrain && !exists:
+		return j.newRun()
+	case j.Cfg.Phase == PhaseFinetune && !exists:
+		return nil, cli.Modelf("--run %s: no such run; train one first with `xcept train --run %s`", j.RunDir, j.RunDir)
+	}
+	r, err := run.Open(j.RunDir)
+	if err != nil {
+		return nil, err
+	}
+	var last State
+	if err := r.LoadState(run.Last, &last); err != nil {
+		if j.Cfg.Phase == PhaseFinetune {
+			return nil, cli.Modelf("--run %s has no checkpoint yet: train it with `xcept train --run %s`", r.Dir, r.Dir)
+		}
+		// Created, but killed before its first checkpoint: start over.
+		return &start{run: r, state: j.freshState(State{}), model: r.Info.Model}, j.checkDataset(r)
+	}
+	switch {
+	case j.Resume && last.Phase == j.Cfg.Phase:
+		return &start{run: r, state: &last, model: r.Info.Model, restore: run.Last}, nil
+	case j.Cfg.Phase == PhaseTrain:
+		return nil, cli.Usagef("--run %s already holds a trained run: pass --resume to continue it, run `xcept finetune`, or choose another --run", r.Dir)
+	case j.Resume:
+		return nil, cli.Usagef("--resume: the last phase of %s is %q; start fine-tuning without --resume", r.Dir, last.Phase)
+	}
+	modelDir, rebuilt, err := j.finetuneModel(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	st := &start{run: r, state: j.freshState(last), model: modelDir, restore: run.Best}
+	if rebuilt {
+		st.restore = "" // the rebuilt trainer starts from the best weights already
+	}
+	return st, nil
+}
+
+// freshState starts a phase after prev (the zero State for a new run):
+// epochs and the best checkpoint carry over, the callbacks start afresh.
+func (j *Job) freshState(prev State) *State {
+	return &State{
+		Phase: j.Cfg.Phase, Epoch: prev.Epoch, LearningRate: j.Cfg.LearningRate,
+		Best: prev.Best, BestEpoch: prev.BestEpoch,
+	}
+}
+
+// newRun checks the dataset and its model and creates the run folder.
+func (j *Job) newRun() (*start, error) {
+	ds, err := filepath.Abs(j.Dataset)
+	if err != nil {
+		return nil, err
+	}
+	m, err := dataset.ReadManifest(ds)
+	if err != nil {
+		return nil, cli.Dataf("--data %s: not a prepared dataset (%v); run `xcept prepare --data IMAGES --out %s` or pass an image folder", j.Dataset, err, j.Dataset)
+	}
+	modelDir := filepath.Join(ds, dataset.ModelDir)
+	info, err := model.ReadInfo(modelDir)
+	if err != nil {
+		return nil, cli.Modelf("--data %s has no model (prepared with --no-model?): build it with `xcept build-model --labels %s --out %s`",
+			j.Dataset, filepath.Join(ds, dataset.LabelsFile), modelDir)
+	}
+	if err := matchModel(info, m); err != nil {
+		return nil, err
+	}
+	r, err := run.Create(j.RunDir, run.Info{Dataset: ds, Model: modelDir, Classes: info.Classes, ImageSize: info.ImageSize})
+	if err != nil {
+		return nil, err
+	}
+	return &start{run: r, state: j.freshState(State{}), model: modelDir}, nil
+}
+
+// checkDataset re-checks a run's dataset against its model.
+func (j *Job) checkDataset(r *run.Run) error {
+	m, err := dataset.ReadManifest(r.Info.Dataset)
+	if err != nil {
+		return cli.Dataf("run %s: dataset %s: %v", r.Dir, r.Info.Dataset, err)
+	}
+	info, err := model.ReadInfo(r.Info.Model)
+	if err != nil {
+		return err
+	}
+	return matchModel(info, m)
+}
+
+// matchModel refuses a model built for other classes or another image size.
+func matchModel(info *model.Info, m *dataset.Manifest) error {
+	if !slices.Equal(info.Classes, m.ClassNames()) {
+		return cli.Dataf("the model has %d classes (%s) but the dataset has %d (%s): prepare the dataset again to rebuild its model",
+			len(info.Classes), strings.Join(info.Classes, ", "), len(m.Classes), strings.Join(m.ClassNames(), ", "))
+	}
+	if info.ImageSize != m.Image.Size {
+		return cli.Dataf("the model takes %d px images but the dataset holds %d px ones: prepare the dataset again", info.ImageSize, m.Image.Size)
+	}
+	return nil
+}
+
+// finetuneModel is the model folder fine-tuning trains: the run's own, or,
+// for another unfreeze boundary, a trainer rebuilt from the best weights.
+func (j *Job) finetuneModel(ctx context.Context, r *run.Run) (string, bool, error) {
+	info, err := model.ReadInfo(r.Info.Model)
+	if err != nil {
+		return "", false, err
+	}
+	if !r.HasCheckpoint(run.Best) {
+		return "", false, cli.Modelf("--run %s has no best checkpoint to fine-tune from", r.Dir)
+	}
+	if j.UnfreezeFrom == "" || j.UnfreezeFrom == info.UnfreezeFrom {
+		return r.Info.Model, false, nil
+	}
+	dir := r.Path("model-" + sanitize(j.UnfreezeFrom))
+	spec := model.Spec{Classes: info.Classes, ImageSize: info.ImageSize, Weights: "none", Precision: info.Precision,
+		DenseUnits: info.DenseUnits, Dropout: info.Dropout, UnfreezeFrom: j.UnfreezeFrom, Seed: info.Seed,
+		InitFrom: r.CheckpointPrefix(run.Best)}
+	j.Out.notify("rebuilding the trainer to unfreeze from %s (initialised from the best checkpoint)", j.UnfreezeFrom)
+	var progress io.Writer
+	if !j.Out.Quiet && !j.Out.JSON {
+		progress = j.Out.Stderr
+	}
+	if _, err := model.Build(ctx, dir, spec, true, progress); err != nil {
+		return "", false, err
+	}
+	r.Info.Model = dir
+	return dir, true, r.SaveInfo()
+}
+
+func sanitize(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '/' || r == '\\' || r == ' ' {
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+// source picks what the phase trains on: cached features for the frozen
+// phase (unless switched off), decoded images otherwise.
+func (j *Job) source(ctx context.Context, r *run.Run, m *model.Model, ds *dataset.Manifest) (Source, error) {
+	balanced := make([]float64, len(ds.Classes))
+	for i, c := range ds.Classes {
+		balanced[i] = c.Weight
+	}
+	weights, err := ClassWeights(j.Cfg.ClassWeight, ds.ClassNames(), balanced)
+	if err != nil {
+		return nil, err
+	}
+	data := Data{TrainShards: ds.ShardPaths(r.Info.Dataset, "train"), ValShards: ds.ShardPaths(r.Info.Dataset, "val"),
+		ImageSize: ds.Image.Size, ClassWeights: weights}
+	if len(data.TrainShards) == 0 || len(data.ValShards) == 0 {
+		return nil, cli.Dataf("dataset %s has no training or no validation images", r.Info.Dataset)
+	}
+	if j.Cfg.Phase == PhaseFinetune {
+		return NewImageSource(m, model.FinetuneStep, data, j.Cfg)
+	}
+	if !j.Cfg.FeatureCache {
+		return NewImageSource(m, model.TrainStep, data, j.Cfg)
+	}
+	sum, err := fileSHA(filepath.Join(r.Info.Dataset, dataset.ManifestFile))
+	if err != nil {
+		return nil, err
+	}
+	cache, err := OpenFeatureCache(ctx, m, data, sum, j.Cfg, cacheRoot(r), j.Out.notify)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, cli.Interrupted
+		}
+		return nil, cli.Modelf("feature cache: %v", err)
+	}
+	return &CachedSource{Model: m, Cache: cache, Cfg: j.Cfg, Weights: weights}, nil
+}
+
+// cacheRoot keeps feature caches with the dataset, so every run of it
+// shares them, or in the run folder when the dataset is read-only.
+func cacheRoot(r *run.Run) string {
+	dir := filepath.Join(r.Info.Dataset, ".cache", "features")
+	if err := os.MkdirAll(dir, 0o755); err == nil {
+		if f, err := os.CreateTemp(dir, ".probe-"); err == nil {
+			f.Close()
+			os.Remove(f.Name())
+			return dir
+		}
+	}
+	return r.Path(".cache", "features")
+}
+
+func fileSHA(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// callbacks in order: those that change the State first, then the
+// checkpointer that saves it, then the recorders.
+func (j *Job) callbacks(r *run.Run, m *model.Model) Callbacks {
+	return Callbacks{
+		&ReduceLROnPlateau{Cfg: j.Cfg.ReduceLR, Notify: j.Out.notify},
+		&EarlyStopping{Cfg: j.Cfg.EarlyStopping, Run: r, Session: m.Session, Notify: j.Out.notify},
+		&Checkpointer{Monitor: j.Cfg.CheckpointMonitor, Run: r, Session: m.Session},
+		&History{Path: r.Path(run.HistoryFile)},
+		&TensorBoard{Dir: r.Dir},
+		&Progress{Stderr: j.Out.Stderr, Stdout: j.Out.Stdout, TTY: j.Out.TTY, JSON: j.Out.JSON, Quiet: j.Out.Quiet, Epochs: j.Cfg.Epochs},
+	}
+}
