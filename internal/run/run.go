@@ -110,11 +110,20 @@ func (r *Run) HasCheckpoint(name string) bool {
 	return err == nil
 }
 
+// Saver writes and reads every variable of a model to a checkpoint prefix;
+// *graph.Session is one.
+type Saver interface {
+	Save(prefix string) error
+	Restore(prefix string) error
+}
+
+var _ Saver = (*graph.Session)(nil)
+
 // SaveCheckpoint writes every variable of s and state (JSON) as checkpoint
 // name. It writes a temporary folder and swaps it in with renames, and
 // state.json is written last, so a checkpoint folder without state.json is
 // never used and a kill at any moment leaves the previous checkpoint whole.
-func (r *Run) SaveCheckpoint(s *graph.Session, name string, state any) error {
+func (r *Run) SaveCheckpoint(s Saver, name string, state any) error {
 	base := filepath.Join(r.Dir, ckptDir)
 	if err := os.MkdirAll(base, 0o755); err != nil {
 		return err
@@ -168,7 +177,7 @@ func (r *Run) LoadState(name string, state any) error {
 }
 
 // Restore loads checkpoint name into s.
-func (r *Run) Restore(s *graph.Session, name string) error {
+func (r *Run) Restore(s Saver, name string) error {
 	r.recover(name)
 	if !r.HasCheckpoint(name) {
 		return cli.Modelf("--run %s has no %s checkpoint yet: train it first with `xcept train --run %s`", r.Dir, name, r.Dir)

@@ -1,7 +1,6 @@
 package train
 
 import (
-	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/run"
 )
 
@@ -68,7 +67,7 @@ func (r *ReduceLROnPlateau) EpochEnd(s *State, logs Logs) error {
 	if !r.Cfg.Enabled {
 		return nil
 	}
-	if s.Plateau.observe(r.Cfg.Monitor, logs[r.Cfg.Monitor], 0) || s.Plateau.Wait < r.Cfg.Patience {
+	if s.Plateau.observe(r.Cfg.Monitor, logs[r.Cfg.Monitor], r.Cfg.MinDelta) || s.Plateau.Wait < r.Cfg.Patience {
 		return nil
 	}
 	s.Plateau.Wait = 0
@@ -86,7 +85,7 @@ type EarlyStopping struct {
 	NoOp
 	Cfg     EarlyStoppingConfig
 	Run     *run.Run
-	Session *graph.Session
+	Session run.Saver
 	Notify  Notify
 }
 
@@ -116,7 +115,7 @@ type Checkpointer struct {
 	NoOp
 	Monitor string
 	Run     *run.Run
-	Session *graph.Session
+	Session run.Saver
 }
 
 func (c *Checkpointer) EpochEnd(s *State, logs Logs) error {

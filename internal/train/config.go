@@ -52,6 +52,7 @@ type ReduceLRConfig struct {
 	Monitor  string  `mapstructure:"monitor"`
 	Factor   float64 `mapstructure:"factor"`
 	Patience int     `mapstructure:"patience"`
+	MinDelta float64 `mapstructure:"min_delta"`
 	MinLR    float64 `mapstructure:"min_lr"`
 }
 
