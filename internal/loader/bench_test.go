@@ -81,12 +81,15 @@ func BenchmarkLoader(b *testing.B) {
 			}
 			b.Run(name, func(b *testing.B) {
 				o := Options{Shards: []string{path}, ImageSize: benchSize, BatchSize: 32, Shuffle: true, Augment: aug, Workers: workers}
-				images := 0
+				images, cpu0 := 0, cpuTime()
 				for epoch := 0; b.Loop(); epoch++ {
 					o.Epoch = epoch
 					images += epochImages(b, o)
 				}
 				b.ReportMetric(float64(images)/b.Elapsed().Seconds(), "images/s")
+				// CPU time per image does not depend on what else the machine
+				// runs, which images/s on a shared 2-core box does.
+				b.ReportMetric((cpuTime()-cpu0).Seconds()*1e3/float64(images), "cpu-ms/image")
 			})
 		}
 	}
