@@ -73,7 +73,7 @@ func Resize(src *image.RGBA, size int, fit Fit) *image.RGBA {
 		xdraw.Copy(dst, dr.Min, src, sr, xdraw.Src, nil)
 		return dst
 	}
-	xdraw.CatmullRom.Scale(dst, dr, src, sr, xdraw.Src, nil)
+	scaleRGBA(dst, dr, src, sr)
 	return dst
 }
 
