@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
@@ -116,4 +117,25 @@ func (g *Globals) Config(flags *pflag.FlagSet, bind map[string]string) (*viper.V
 		}
 	}
 	return v, nil
+}
+
+// decodeSection decodes the flat section prefix (e.g. "augment") into dst,
+// whose fields carry mapstructure tags. It reads each key through v.Get so
+// that XCEPT_* environment values count: viper's UnmarshalKey ignores them
+// for nested keys.
+func decodeSection(v *viper.Viper, prefix string, dst any) error {
+	values := map[string]any{}
+	for _, k := range v.AllKeys() {
+		if rest, ok := strings.CutPrefix(k, prefix+"."); ok {
+			values[rest] = v.Get(k)
+		}
+	}
+	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{Result: dst, WeaklyTypedInput: true})
+	if err != nil {
+		return err
+	}
+	if err := dec.Decode(values); err != nil {
+		return cli.Usagef("%s: %v", prefix, oneLine(err.Error()))
+	}
+	return nil
 }

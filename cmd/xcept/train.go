@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/xcept/xcept/internal/augment"
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/dataset"
 	"github.com/xcept/xcept/internal/graph"
@@ -149,16 +148,15 @@ func trainConfig(v *viper.Viper, phase string) (train.Config, error) {
 		"callbacks.early_stopping": &c.EarlyStopping,
 		"callbacks.reduce_lr":      &c.ReduceLR,
 	} {
-		if err := v.UnmarshalKey(key, dst); err != nil {
-			return c, cli.Usagef("%s: %v", key, oneLine(err.Error()))
+		if err := decodeSection(v, key, dst); err != nil {
+			return c, err
 		}
 	}
 	if v.GetBool("augment.enabled") {
-		if err := v.UnmarshalKey("augment", &c.Augment); err != nil {
-			return c, cli.Usagef("augment: %v", oneLine(err.Error()))
+		if err := decodeSection(v, "augment", &c.Augment); err != nil {
+			return c, err
 		}
 	}
-	_ = augment.Params{}
 	return c, nil
 }
 

@@ -101,7 +101,7 @@ func buildCache(ctx context.Context, m *model.Model, data Data, cfg Config, key,
 	}
 	notify("computing the frozen base's features once: %d training images × %d view(s) + validation (cached in %s)", n, views, dir)
 	meta := cacheMeta{Key: key, Dim: m.Info.FeatureDim, Views: views}
-	opts := loader.Options{Shards: data.TrainShards, ImageSize: data.ImageSize, BatchSize: cfg.BatchSize, Workers: cfg.Workers, Seed: uint64(cfg.Seed)}
+	opts := loader.Options{Shards: data.TrainShards, ImageSize: data.ImageSize, Classes: data.Classes, BatchSize: cfg.BatchSize, Workers: cfg.Workers, Seed: uint64(cfg.Seed)}
 	for v := 0; v < views; v++ {
 		o := opts
 		if aug != nil {

@@ -273,7 +273,7 @@ func (j *Job) source(ctx context.Context, r *run.Run, m *model.Model, ds *datase
 		return nil, err
 	}
 	data := Data{TrainShards: ds.ShardPaths(r.Info.Dataset, "train"), ValShards: ds.ShardPaths(r.Info.Dataset, "val"),
-		ImageSize: ds.Image.Size, ClassWeights: weights}
+		ImageSize: ds.Image.Size, Classes: len(ds.Classes), ClassWeights: weights}
 	if len(data.TrainShards) == 0 || len(data.ValShards) == 0 {
 		return nil, cli.Dataf("dataset %s has no training or no validation images", r.Info.Dataset)
 	}

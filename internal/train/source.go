@@ -14,6 +14,7 @@ type Data struct {
 	TrainShards []string
 	ValShards   []string
 	ImageSize   int
+	Classes     int // labels must lie in [0, Classes)
 	// ClassWeights[label] is each sample's weight (nil: all 1).
 	ClassWeights []float32
 }
@@ -42,7 +43,7 @@ func (s *ImageSource) Close()     {}
 
 func (s *ImageSource) options(shards []string, shuffle bool, epoch int, aug *augment.Params) loader.Options {
 	return loader.Options{
-		Shards: shards, ImageSize: s.Data.ImageSize, BatchSize: s.Cfg.BatchSize,
+		Shards: shards, ImageSize: s.Data.ImageSize, Classes: s.Data.Classes, BatchSize: s.Cfg.BatchSize,
 		Shuffle: shuffle, ShuffleBuffer: s.Cfg.ShuffleBuffer, Seed: uint64(s.Cfg.Seed), Epoch: epoch,
 		Augment: aug, Workers: s.Cfg.Workers,
 	}

@@ -1,0 +1,281 @@
+package main
+
+import (
+	"bufio"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/demodata"
+	"github.com/xcept/xcept/internal/testenv"
+	"github.com/xcept/xcept/internal/testmodel"
+)
+
+var trainData struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// trainDataset is a prepared demo dataset (3 classes, 96 px) whose model is
+// the shared tiny test model, made once per test binary.
+func trainDataset(t *testing.T) string {
+	t.Helper()
+	modelDir := testmodel.Tiny(t)
+	trainData.once.Do(func() {
+		dir, err := os.MkdirTemp("", "xcept-train-")
+		if err != nil {
+			trainData.err = err
+			return
+		}
+		gen := demodata.Defaults()
+		gen.Classes, gen.PerClass, gen.Width, gen.Height, gen.Seed = 3, 40, 96, 96, 3
+		if err := demodata.Generate(filepath.Join(dir, "images"), gen); err != nil {
+			trainData.err = err
+			return
+		}
+		ds := filepath.Join(dir, "ds")
+		var out, errOut strings.Builder
+		if code := run(t.Context(), []string{"prepare", "--data", filepath.Join(dir, "images"), "--out", ds, "--image-size", "96", "--no-model"}, &out, &errOut); code != 0 {
+			trainData.err = errors.New(errOut.String())
+			return
+		}
+		// The tiny model is built for the same class names (circle, square, triangle) and size.
+		trainData.err = os.Symlink(modelDir, filepath.Join(ds, "model"))
+		trainData.dir = ds
+	})
+	if trainData.err != nil {
+		t.Fatalf("training dataset: %v", trainData.err)
+	}
+	return trainData.dir
+}
+
+// trainConfig is a fast configuration for tests.
+func writeTrainConfig(t *testing.T, extra string) string {
+	path := filepath.Join(t.TempDir(), "train.yaml")
+	cfg := "seed: 5\ntrain:\n  batch_size: 16\n  learning_rate: 1.0e-3\n  cache_views: 2\nfinetune:\n  learning_rate: 1.0e-4\nruntime:\n  intra_op_threads: 2\n" + extra
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func readCSV(t *testing.T, path string) [][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+func TestTrainAndFinetuneEndToEnd(t *testing.T) {
+	ds := trainDataset(t)
+	runDir := filepath.Join(t.TempDir(), "runs", "e2e")
+	cfg := writeTrainConfig(t, "")
+	code, stdout, stderr := runXcept(t, nil, "--config", cfg, "--json", "train", "--data", ds, "--run", runDir, "--epochs", "3")
+	if code != 0 {
+		t.Fatalf("train: exit %d: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("--json printed %d lines, want 3 epochs + result:\n%s", len(lines), stdout)
+	}
+	rows := readCSV(t, filepath.Join(runDir, "history.csv"))
+	if len(rows) != 4 {
+		t.Fatalf("history.csv has %d rows, want header + 3", len(rows))
+	}
+	best := 0.0
+	for _, r := range rows[1:] {
+		v, _ := strconv.ParseFloat(r[5], 64)
+		best = max(best, v)
+	}
+	t.Logf("frozen phase with cached features: best val_accuracy %.3f over 3 epochs (chance 0.333)", best)
+	if best < 0.6 {
+		t.Errorf("best val_accuracy %.3f: not clearly above chance", best)
+	}
+	checkTensorBoard(t, runDir, rows)
+
+	code, _, stderr = runXcept(t, nil, "--config", cfg, "finetune", "--run", runDir, "--epochs", "1")
+	if code != 0 {
+		t.Fatalf("finetune: exit %d: %s", code, stderr)
+	}
+	rows = readCSV(t, filepath.Join(runDir, "history.csv"))
+	if len(rows) != 5 || rows[4][0] != "4" || rows[4][1] != "finetune" {
+		t.Errorf("history after finetune: %v", rows)
+	}
+	if _, err := os.Stat(filepath.Join(runDir, "config-finetune.yaml")); err != nil {
+		t.Error(err)
+	}
+}
+
+// checkTensorBoard reads the run's event files with TensorBoard's own
+// EventAccumulator and compares them with history.csv.
+func checkTensorBoard(t *testing.T, runDir string, rows [][]string) {
+	py := testenv.Python(t)
+	script := `
+import json, sys
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+acc = EventAccumulator(sys.argv[1]); acc.Reload()
+print(json.dumps({tag: [[e.step, e.value] for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}))
+`
+	cmd := exec.Command(py, "-c", script, runDir)
+	cmd.Env = append(os.Environ(), "TF_CPP_MIN_LOG_LEVEL=3")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("EventAccumulator: %v", err)
+	}
+	var scalars map[string][][2]float64
+	if err := json.Unmarshal(out, &scalars); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	header := rows[0]
+	for col := 2; col < len(header); col++ {
+		series := scalars[header[col]]
+		if len(series) != len(rows)-1 {
+			t.Errorf("TensorBoard %s: %d points, history.csv %d", header[col], len(series), len(rows)-1)
+			continue
+		}
+		for i, r := range rows[1:] {
+			want, _ := strconv.ParseFloat(r[col], 64)
+			if series[i][0] != float64(i+1) || float32(series[i][1]) != float32(want) {
+				t.Errorf("TensorBoard %s epoch %d = %v, history.csv %v", header[col], i+1, series[i], want)
+			}
+		}
+	}
+}
+
+// TestResumeAfterKill9 kills a training process mid-epoch with SIGKILL,
+// watching that no checkpoint is ever seen half-written, then resumes.
+func TestResumeAfterKill9(t *testing.T) {
+	ds := trainDataset(t)
+	runDir := filepath.Join(t.TempDir(), "runs", "killed")
+	cfg := writeTrainConfig(t, "")
+	args := []string{"--config", cfg, "train", "--data", ds, "--run", runDir, "--epochs", "3", "--feature-cache=false"}
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "XCEPT_TEST_AS_MAIN=1")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var partial []string
+	var watch sync.WaitGroup
+	watch.Add(1)
+	go func() { // the kill window: look at the checkpoints as often as we can
+		defer watch.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for _, name := range []string{"last", "best"} {
+				dir := filepath.Join(runDir, "checkpoints", name)
+				if _, err := os.Stat(dir); err == nil {
+					for _, f := range []string{"ckpt.index", "state.json"} {
+						if _, err := os.Stat(filepath.Join(dir, f)); err != nil && dirStillThere(dir) {
+							partial = append(partial, filepath.Join(dir, f))
+						}
+					}
+				}
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	// Kill during the second epoch: after the first epoch's line, a moment in.
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "epoch 1/3") {
+			break
+		}
+	}
+	time.Sleep(1500 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	close(stop)
+	watch.Wait()
+	if len(partial) > 0 {
+		t.Errorf("checkpoint files missing while their folder existed: %v", partial)
+	}
+	code, _, errOut := runXcept(t, nil, "--config", cfg, "train", "--run", runDir, "--resume", "--epochs", "3", "--feature-cache=false")
+	if code != 0 {
+		t.Fatalf("resume: exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(errOut, "resuming") {
+		t.Errorf("resume did not say it resumed: %s", errOut)
+	}
+	rows := readCSV(t, filepath.Join(runDir, "history.csv"))
+	var epochs []string
+	for _, r := range rows[1:] {
+		epochs = append(epochs, r[0])
+	}
+	if strings.Join(epochs, ",") != "1,2,3" {
+		t.Errorf("history epochs after kill and resume: %v", epochs)
+	}
+}
+
+// dirStillThere tells a folder being swapped out (renamed away between two
+// Stat calls) from one that really lacks a file.
+func dirStillThere(dir string) bool {
+	_, err := os.Stat(dir)
+	return err == nil
+}
+
+func TestTrainRefusesBadInputBeforeWriting(t *testing.T) {
+	ds := trainDataset(t)
+	unknown := writeTrainConfig(t, "trian:\n  epochs: 3\n")
+	twoClass := t.TempDir()
+	gen := demodata.Defaults()
+	gen.Classes, gen.PerClass, gen.Width, gen.Height = 2, 12, 96, 96
+	demodata.Generate(filepath.Join(twoClass, "images"), gen)
+	var o, e strings.Builder
+	if code := run(t.Context(), []string{"prepare", "--data", filepath.Join(twoClass, "images"), "--out", filepath.Join(twoClass, "ds"), "--image-size", "96", "--no-model"}, &o, &e); code != 0 {
+		t.Fatal(e.String())
+	}
+	os.Symlink(testmodel.Tiny(t), filepath.Join(twoClass, "ds", "model")) // 3 classes
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"unknown key", []string{"--config", unknown, "train", "--data", ds}, cli.ExitUsage, "unknown key trian.epochs"},
+		{"negative epochs", []string{"train", "--data", ds, "--epochs", "-2"}, cli.ExitUsage, "train.epochs"},
+		{"bad env", []string{"train", "--data", ds}, cli.ExitUsage, "callbacks.reduce_lr.factor"},
+		{"class mismatch", []string{"train", "--data", filepath.Join(twoClass, "ds")}, cli.ExitData, "the model has 3 classes"},
+		{"no dataset", []string{"train", "--data", filepath.Join(twoClass, "nope")}, cli.ExitData, "nope"},
+		{"resume nothing", []string{"train", "--resume"}, cli.ExitUsage, "holds no run"},
+		{"finetune nothing", []string{"finetune"}, cli.ExitModel, "train one first"},
+	}
+	for _, c := range cases {
+		runDir := filepath.Join(t.TempDir(), "runs", "x")
+		env := map[string]string{}
+		if c.name == "bad env" {
+			env["XCEPT_CALLBACKS_REDUCE_LR_FACTOR"] = "3"
+		}
+		code, _, stderr := runXcept(t, env, append(c.args, "--run", runDir)...)
+		if code != c.code || !strings.Contains(stderr, c.want) || strings.Count(stderr, "\n") != 1 {
+			t.Errorf("%s: exit %d, stderr %q; want exit %d and one line containing %q", c.name, code, stderr, c.code, c.want)
+		}
+		if _, err := os.Stat(runDir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: the run folder was created", c.name)
+		}
+		os.Unsetenv("XCEPT_CALLBACKS_REDUCE_LR_FACTOR")
+	}
+}
