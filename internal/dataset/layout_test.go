@@ -30,6 +30,11 @@ func TestSplitFolders(t *testing.T) {
 	if m.SplitSource != "folders" {
 		t.Errorf("split_source %q", m.SplitSource)
 	}
+	var text bytes.Buffer
+	rep.WriteText(&text)
+	if !strings.Contains(text.String(), "splits taken from the train/ val/ test/ folders") {
+		t.Errorf("summary does not say where the splits come from:\n%s", text.String())
+	}
 	got := map[string]string{}
 	for _, f := range m.Files {
 		got[f.Path] = f.Split + " " + f.Class

@@ -89,6 +89,9 @@ func (r *Report) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "prepared %s: kept %d of %d files, %d classes (train %d, val %d, test %d) in %.1fs, %.0f images/s\n",
 			r.Out, r.Kept, r.Files, len(r.Classes), r.Images[Train], r.Images[Val], r.Images[Test],
 			r.Elapsed.Seconds(), float64(r.Files)/max(r.Elapsed.Seconds(), 1e-9))
+		if r.Manifest.SplitSource == "folders" {
+			fmt.Fprintln(w, "splits taken from the train/ val/ test/ folders of the data (--split not used)")
+		}
 	}
 	if len(r.Conversions) > 0 {
 		fmt.Fprintf(w, "normalised: %s\n", countList(r.Conversions))
