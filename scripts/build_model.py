@@ -3,7 +3,8 @@ and model.json, which describes both (printed to stdout on success).
 
     build_model.py --out DIR (--classes a,b,c | --labels FILE) [--image-size 299]
         [--weights imagenet|none|PATH.h5] [--precision float32|mixed_bfloat16|mixed_float16]
-        [--dense-units 1024] [--dropout 0.0] [--unfreeze-from block11] [--seed 42] [--overwrite]
+        [--dense-units 1024] [--dropout 0.0] [--unfreeze-from block11] [--seed 42]
+        [--init-from CHECKPOINT_PREFIX] [--overwrite]
 
 Exit codes: 0 built, 2 bad arguments, 3 base weights that cannot be had,
 1 anything else, 130 interrupted. A failure prints one stderr line starting
@@ -13,6 +14,14 @@ progress goes to stderr too.
 With --weights none the BatchNorm moving statistics are calibrated on seeded
 noise (see xcept_model.calibrate_batchnorm) so that the untrained base gives
 usable features; the same flags always build the same weights.
+
+With --init-from the model's weights come from a checkpoint that a trainer
+or serving model saved through its SaverDef (keys model/...), and --weights
+is not loaded: fine-tuning at another --unfreeze-from rebuilds the trainer
+this way. Its optimizers start fresh.
+
+serving/ is complete for deployment: serving_default takes encoded images
+(TF Serving's {"b64": ...}), and the class names are its assets/labels.txt.
 """
 
 import argparse
@@ -35,7 +44,7 @@ MIN_IMAGE_SIZE = 71  # Xception's smallest input
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 DOWNLOAD_TIMEOUT_SECONDS = 20  # an offline machine must fail fast, not hang
 FORMAT_VERSION = 1
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2  # 2: eval_head_step, --init-from, serving_default on encoded images
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
@@ -69,6 +78,7 @@ def parse_args(argv):
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--unfreeze-from", default="block11", help="Xception block (block1..block14) or layer name")
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--init-from", help="checkpoint prefix (PREFIX.index exists) whose model weights to start from")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     return p.parse_args(argv)
 
@@ -116,6 +126,19 @@ def resolve_weights(value):
     return path
 
 
+def resolve_init_from(prefix):
+    """The absolute prefix of an existing checkpoint, or None."""
+    if prefix is None:
+        return None
+    path = os.path.abspath(prefix)
+    if not os.path.isfile(path + ".index"):
+        raise UsageError(
+            f"--init-from {path}: no checkpoint there ({os.path.basename(path)}.index not found); "
+            "pass a checkpoint prefix such as runs/NAME/checkpoints/best/ckpt"
+        )
+    return path
+
+
 def validate(args):
     """Checks every flag that needs no TensorFlow; returns the config fields."""
     if args.image_size < MIN_IMAGE_SIZE:
@@ -140,6 +163,7 @@ def validate(args):
         dropout=args.dropout,
         unfreeze_from=args.unfreeze_from,
         seed=args.seed,
+        init_from=resolve_init_from(args.init_from),
     )
 
 
@@ -200,6 +224,7 @@ def describe(cfg, trainer, tmp):
         "dropout": cfg.dropout,
         "unfreeze_from": cfg.unfreeze_from,
         "seed": cfg.seed,
+        "init_from": cfg.init_from,
         "feature_dim": xm.FEATURE_DIM,
         "blocks": list(xm.BLOCKS),
         "trainable_variables": {
@@ -221,14 +246,28 @@ def build(cfg, tmp):
     import xcept_model as xm
 
     started = time.monotonic()
-    progress(f"building Xception {cfg.image_size} px, {cfg.num_classes} classes, weights {cfg.weights}, {cfg.precision}")
+    source = f"checkpoint {cfg.init_from}" if cfg.init_from else f"weights {cfg.weights}"
+    progress(f"building Xception {cfg.image_size} px, {cfg.num_classes} classes, {source}, {cfg.precision}")
+    if cfg.init_from:
+        shapes = xm.checkpoint_model_shapes(cfg.init_from)
+        xm.check_checkpoint_head(cfg, shapes)
     model = xm.build_keras_model(cfg)
+    if cfg.init_from:
+        xm.restore_model(model, cfg, shapes)
     trainer = xm.XceptModule(model, cfg, training=True)
     progress(f"saving trainer ({time.monotonic() - started:.1f} s)")
     xm.save(trainer, xm.trainer_signatures(cfg.image_size), os.path.join(tmp, "trainer"))
     progress(f"saving serving ({time.monotonic() - started:.1f} s)")
-    serving = xm.XceptModule(model, cfg, training=False)
+    # The asset's source must be named as it will be in assets/; it lives
+    # in a folder of its own that is removed once saved.
+    assets = os.path.join(tmp, "assets-src")
+    os.mkdir(assets)
+    labels = os.path.join(assets, xm.LABELS_ASSET)
+    with open(labels, "w", encoding="utf-8") as f:
+        f.write("".join(name + "\n" for name in cfg.classes))
+    serving = xm.XceptModule(model, cfg, training=False, labels_file=labels)
     xm.save(serving, xm.serving_signatures(cfg.image_size), os.path.join(tmp, "serving"))
+    shutil.rmtree(assets)
     text = json.dumps(describe(cfg, trainer, tmp), sort_keys=True, indent=2) + "\n"
     with open(os.path.join(tmp, "model.json"), "w", encoding="utf-8") as f:
         f.write(text)

@@ -4,6 +4,7 @@ side runs through the C API, so they are checked as saved, by loading them.
 Run: .venv/bin/python -m pytest scripts -q
 """
 
+import io
 import json
 import os
 import re
@@ -16,6 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
@@ -28,6 +30,7 @@ CLASSES = ("cat", "dog", "fox")
 N = len(CLASSES)
 HEATMAP = 3  # block14's spatial size at 71 px
 DROPOUT = 0.2
+UNFREEZE = "block13"  # the shared model's; the --init-from model unfreezes block12
 
 
 def run_builder(*args, env=None, timeout=300):
@@ -51,7 +54,7 @@ def built(tmp_path_factory):
     """The one float32 model most tests share (dropout on, so that the seed input matters)."""
     out = tmp_path_factory.mktemp("build") / "model"
     started = time.monotonic()
-    proc = run_builder(*tiny_args(out, "--dropout", str(DROPOUT), "--unfreeze-from", "block12"))
+    proc = run_builder(*tiny_args(out, "--dropout", str(DROPOUT), "--unfreeze-from", UNFREEZE))
     seconds = time.monotonic() - started
     assert proc.returncode == 0, proc.stderr
     print(f"\ntiny model ({SIZE} px) built in {seconds:.1f} s", file=sys.stderr)
@@ -108,6 +111,10 @@ EXPECTED = {
         "finetune_step": ({"images": IMAGES, **TRAIN_INPUTS}, TRAIN_OUTPUTS),
         "train_head_step": ({"features": ("float32", [-1, 2048]), **TRAIN_INPUTS}, TRAIN_OUTPUTS),
         "eval_step": ({"images": IMAGES, "labels": ("int32", [-1])}, {"loss": ("float32", []), "probabilities": PROBS}),
+        "eval_head_step": (
+            {"features": ("float32", [-1, 2048]), "labels": ("int32", [-1])},
+            {"loss": ("float32", []), "probabilities": PROBS},
+        ),
         "predict": ({"images": IMAGES}, {"probabilities": PROBS}),
         "features": ({"images": IMAGES}, {"features": ("float32", [-1, 2048])}),
         "explain": (
@@ -116,7 +123,8 @@ EXPECTED = {
         ),
     },
     "serving": {
-        "serving_default": ({"images": IMAGES}, {"probabilities": PROBS}),
+        "serving_default": ({"image_bytes": ("string", [-1])}, {"probabilities": PROBS, "classes": ("string", [-1, N])}),
+        "predict_images": ({"images": ("float32", [-1, SIZE, SIZE, 3])}, {"probabilities": PROBS}),
         "predict": ({"images": IMAGES}, {"probabilities": PROBS}),
     },
 }
@@ -143,16 +151,17 @@ def test_model_json_describes_the_build(built):
     meta = json.loads(text)
     assert text == json.dumps(meta, sort_keys=True, indent=2) + "\n"
     want = {
-        "format_version": 1, "builder_version": 1, "classes": list(CLASSES), "num_classes": N,
+        "format_version": 1, "builder_version": 2, "classes": list(CLASSES), "num_classes": N,
         "image_size": SIZE, "weights": "none", "weights_sha256": None, "precision": "float32",
-        "dense_units": 32, "dropout": DROPOUT, "unfreeze_from": "block12", "seed": 42, "feature_dim": 2048,
+        "dense_units": 32, "dropout": DROPOUT, "unfreeze_from": UNFREEZE, "seed": 42, "feature_dim": 2048,
+        "init_from": None,
         "blocks": [f"block{i}" for i in range(1, 15)],
         "tensorflow_version": tf.__version__, "keras_version": keras.__version__,
     }
     assert {k: meta[k] for k in want} == want
-    # block12..block14: 3 + 2 + 2 separable convs (2 kernels each) + block13's residual conv;
+    # block13..block14: 2 + 2 separable convs (2 kernels each) + block13's residual conv;
     # head: 2 kernels + 2 biases.
-    assert meta["trainable_variables"] == {"train_step": 4, "train_head_step": 4, "finetune_step": 7 * 2 + 1 + 4}
+    assert meta["trainable_variables"] == {"train_step": 4, "train_head_step": 4, "finetune_step": 4 * 2 + 1 + 4}
     for part, sigs in EXPECTED.items():
         for key, (inputs, outputs) in sigs.items():
             got = meta["signatures"][part][key]
@@ -246,12 +255,24 @@ def test_eval_step_loss_is_the_mean_crossentropy_of_its_probabilities(trainer):
     assert float(out["loss"]) == pytest.approx(want, rel=1e-4)
 
 
+def test_eval_head_step_on_features_equals_eval_step(trainer):
+    """The cached-feature path validates exactly as the image path does."""
+    images, labels = batch()
+    want = trainer.signatures["eval_step"](images=images, labels=labels)
+    features = trainer.signatures["features"](images=images)["features"]
+    got = trainer.signatures["eval_head_step"](features=features, labels=labels)
+    assert float(got["loss"]) == pytest.approx(float(want["loss"]), rel=1e-5, abs=1e-5)
+    np.testing.assert_allclose(got["probabilities"], want["probabilities"], rtol=1e-5, atol=1e-5)
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        trainer.signatures["eval_head_step"](features=features, labels=tf.fill(labels.shape, N))
+
+
 def test_finetune_step_trains_only_the_unfrozen_blocks(trainer):
     step = trainer.signatures["finetune_step"]
     watched = {
-        "unfrozen": "block12_sepconv1/pointwise_kernel",
-        "residual": "conv2d_3/kernel",  # block13's shortcut conv, after block12
-        "frozen": "block11_sepconv3/pointwise_kernel",
+        "unfrozen": "block13_sepconv1/pointwise_kernel",
+        "residual": "conv2d_3/kernel",  # block13's shortcut conv, after block13's first layer
+        "frozen": "block12_sepconv3/pointwise_kernel",
         "bn_gamma": "block13_sepconv1_bn/gamma",
         "bn_mean": "block13_sepconv1_bn/moving_mean",
         "bn_var": "block14_sepconv2_bn/moving_variance",
@@ -304,26 +325,226 @@ class V1Model:
         self.sess.run(saver.restore_op_name, {saver.filename_tensor_name: prefix})
 
 
-def test_serving_restores_a_trainer_checkpoint(built, tmp_path):
-    out = built[0]
-    trainer = V1Model(str(out / "trainer"))
+@pytest.fixture(scope="session")
+def trained(built, tmp_path_factory):
+    """The shared model after a train_step and a finetune_step (which change
+    the head and the unfrozen base), saved through the trainer's SaverDef as
+    the Go side saves runs. Returns the prefix and the trained predictions."""
+    trainer = V1Model(str(built[0] / "trainer"))
     images, labels = batch()
     feeds = {k: v.numpy() for k, v in step_inputs(images, labels, lr=1e-2).items()}
     trainer.run("train_step", **feeds)
-    trainer.run("finetune_step", **feeds)  # changes base variables too
-    trained = trainer.run("predict", images=images.numpy())["probabilities"]
-    prefix = str(tmp_path / "last")  # SaveV2 does not create folders: the caller must
+    trainer.run("finetune_step", **feeds)
+    probabilities = trainer.run("predict", images=images.numpy())["probabilities"]
+    prefix = str(tmp_path_factory.mktemp("ckpt") / "last")  # SaveV2 does not create folders: the caller must
     trainer.save(prefix)
+    return prefix, probabilities
 
-    serving = V1Model(str(out / "serving"))
-    untrained = serving.run("serving_default", images=images.numpy())["probabilities"]
-    assert not np.allclose(untrained, trained, atol=1e-6), "training must have changed the predictions"
+
+def png(pixels):
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_serving_restores_a_trainer_checkpoint(built, trained):
+    prefix, want = trained
+    images = batch()[0].numpy()
+    serving = V1Model(str(built[0] / "serving"))
+    untrained = serving.run("predict", images=images)["probabilities"]
+    assert not np.allclose(untrained, want, atol=1e-6), "training must have changed the predictions"
     serving.restore(prefix)
-    for key in ("serving_default", "predict"):
-        np.testing.assert_allclose(serving.run(key, images=images.numpy())["probabilities"], trained, rtol=1e-5, atol=1e-7)
+    got = {
+        "predict": serving.run("predict", images=images),
+        "predict_images": serving.run("predict_images", images=images.astype(np.float32)),
+        # Lossless and already the model's size: serving_default sees the same pixels.
+        "serving_default": serving.run("serving_default", image_bytes=np.array([png(i) for i in images], object)),
+    }
+    for key, out in got.items():
+        np.testing.assert_allclose(out["probabilities"], want, rtol=1e-5, atol=1e-7, err_msg=key)
     # The checkpoint is also an ordinary object-graph checkpoint.
     keys = tf.train.list_variables(prefix)
     assert any(k.startswith("model/") for k, _ in keys) and any(k.startswith("head_optimizer/") for k, _ in keys)
+
+
+# --- serving: complete for export and TF Serving ----------------------------
+
+def picture(height=97, width=83, seed=5):
+    """A photo-like picture that is not the model's size, so resizing matters."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    base = np.stack([x * 255 // width, y * 255 // height, (x + y) * 255 // (width + height)], axis=-1)
+    return np.clip(base + rng.integers(-30, 30, size=base.shape), 0, 255).astype(np.uint8)
+
+
+def encode(pixels, fmt, **options):
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, fmt, **options)
+    return buf.getvalue()
+
+
+def resized(data):
+    """What serving_default must feed predict_images for an opaque image."""
+    image = tf.io.decode_image(data, channels=3, expand_animations=False)
+    return tf.image.resize(image, [SIZE, SIZE], method="bilinear", antialias=True)
+
+
+def over_white(rgba):
+    """internal/imageio's alpha-over-white compositing, rounded as it rounds."""
+    c, a = rgba[..., :3].astype(np.int64), rgba[..., 3:].astype(np.int64)
+    return ((c * a + 255 * (255 - a) + 127) // 255).astype(np.float32)
+
+
+class TF2Serving:
+    """tf.saved_model.load, with the V1Model calling convention."""
+
+    def __init__(self, directory):
+        self.loaded = tf.saved_model.load(directory)
+
+    def run(self, signature, **feeds):
+        return {k: v.numpy() for k, v in self.loaded.signatures[signature](**feeds).items()}
+
+
+@pytest.fixture(scope="module", params=["tf2", "v1"])
+def serving(request, built):
+    """The serving model as TensorFlow Serving or Python loads it (tf2) and
+    as the C API does (v1)."""
+    directory = str(built[0] / "serving")
+    return TF2Serving(directory) if request.param == "tf2" else V1Model(directory)
+
+
+def serve(model, images):
+    return model.run("serving_default", image_bytes=np.array(images, object))
+
+
+def test_serving_default_decodes_and_resizes_like_predict_images(serving):
+    pixels = picture()
+    formats = {
+        "jpeg": encode(pixels, "JPEG", quality=90),
+        "png": encode(pixels, "PNG"),
+        "gif": encode(pixels, "GIF"),
+        "bmp": encode(pixels, "BMP"),
+        "webp": encode(pixels, "WEBP", quality=90),
+    }
+    out = serve(serving, list(formats.values()))
+    want = serving.run("predict_images", images=np.stack([resized(d).numpy() for d in formats.values()]))
+    np.testing.assert_allclose(out["probabilities"], want["probabilities"], rtol=1e-5, atol=1e-5)
+    # JPEG and PNG of one picture differ only by JPEG's loss.
+    np.testing.assert_allclose(out["probabilities"][0], out["probabilities"][1], atol=5e-2)
+    assert out["classes"].tolist() == [[c.encode() for c in CLASSES]] * len(formats)
+
+
+def test_serving_default_composites_transparency_over_white(serving):
+    rgba = np.concatenate([picture(), np.zeros((97, 83, 1), np.uint8)], axis=-1)
+    rgba[..., 3] = np.linspace(0, 255, 83, dtype=np.uint8)[None, :]  # transparent left, opaque right
+    images = [encode(rgba, "PNG"), encode(rgba, "WEBP", lossless=True)]
+    want_pixels = tf.image.resize(over_white(rgba), [SIZE, SIZE], method="bilinear", antialias=True)
+    want = serving.run("predict_images", images=np.stack([want_pixels.numpy()] * 2))
+    got = serve(serving, images)
+    np.testing.assert_allclose(got["probabilities"], want["probabilities"], rtol=1e-5, atol=1e-5)
+    dropped = serving.run("predict_images", images=resized(images[0]).numpy()[None])  # alpha thrown away
+    assert not np.allclose(got["probabilities"][0], dropped["probabilities"][0], atol=1e-5)
+
+
+def animated_webp():
+    frames = [Image.fromarray(picture(seed=1)), Image.fromarray(picture(seed=2))]
+    buf = io.BytesIO()
+    frames[0].save(buf, "WEBP", save_all=True, append_images=frames[1:], lossless=True)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("name, data", [
+    ("garbage", b"this is not an image"),
+    ("empty", b""),
+    ("truncated png", encode(picture(), "PNG")[:200]),
+    ("animated webp", animated_webp()),  # TF's decoder would corrupt the heap on it
+])
+def test_serving_default_refuses_undecodable_bytes(serving, name, data):
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        serve(serving, [encode(picture(), "PNG"), data])
+    assert serve(serving, [encode(picture(), "PNG")])["probabilities"].shape == (1, N), "the model still serves"
+
+
+def test_serving_carries_the_labels_asset(built):
+    assets = built[0] / "serving" / "assets"
+    assert os.listdir(assets) == ["labels.txt"]
+    assert (assets / "labels.txt").read_text(encoding="utf-8") == "".join(c + "\n" for c in CLASSES)
+    assert not (built[0] / "assets-src").exists() and sorted(os.listdir(built[0])) == ["model.json", "serving", "trainer"]
+
+
+def test_saved_model_cli_lists_the_serving_signatures(built):
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    proc = subprocess.run([cli, "show", "--dir", str(built[0] / "serving"), "--all"], capture_output=True, text=True,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    listed = re.findall(r"^signature_def\['(\w+)'\]", proc.stdout, re.M)
+    assert sorted(listed) == ["__saved_model_init_op", "predict", "predict_images", "serving_default"]
+    assert "inputs['image_bytes']" in proc.stdout and "DT_STRING" in proc.stdout
+
+
+# --- --init-from: a trainer rebuilt from a run's checkpoint -----------------
+
+@pytest.fixture(scope="module")
+def rebuilt(built, trained, tmp_path_factory):
+    """The shared model's checkpoint rebuilt with block12 unfrozen. --weights
+    imagenet with an empty Keras cache: nothing may be downloaded."""
+    prefix, _ = trained
+    out, keras_home = tmp_path_factory.mktemp("init") / "model", tmp_path_factory.mktemp("keras")
+    args = tiny_args(out, "--dropout", str(DROPOUT), "--unfreeze-from", "block12", "--init-from", prefix)
+    args[args.index("none")] = "imagenet"
+    started = time.monotonic()
+    proc = run_builder(*args, env={"KERAS_HOME": str(keras_home)})
+    assert proc.returncode == 0, proc.stderr
+    print(f"\n--init-from model ({SIZE} px) built in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    assert not (keras_home / "models").exists(), "ImageNet weights were fetched for nothing"
+    return out, json.loads(proc.stdout)
+
+
+def test_init_from_starts_from_the_checkpoints_model(rebuilt, trained):
+    out, meta = rebuilt
+    prefix, want = trained
+    assert meta["init_from"] == prefix and meta["unfreeze_from"] == "block12" and meta["weights"] == "imagenet"
+    assert meta["trainable_variables"]["finetune_step"] == 7 * 2 + 1 + 4
+    images = batch()[0].numpy()
+    for part in ("trainer", "serving"):
+        got = V1Model(str(out / part)).run("predict", images=images)["probabilities"]
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6, err_msg=part)
+    # Every model value is the checkpoint's; the optimizers start fresh.
+    source, saved = tf.train.load_checkpoint(prefix), tf.train.load_checkpoint(str(out / "trainer" / "variables" / "variables"))
+    model_keys = [k for k in source.get_variable_to_shape_map() if k.startswith("model/")]
+    assert len(model_keys) > 200
+    for key in model_keys:
+        np.testing.assert_array_equal(saved.get_tensor(key), source.get_tensor(key), err_msg=key)
+    iterations = "finetune_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"
+    assert source.get_tensor(iterations) == 1 and saved.get_tensor(iterations) == 0
+
+
+def test_init_from_finetunes_the_new_boundary(rebuilt):
+    loaded = tf.saved_model.load(str(rebuilt[0] / "trainer"))  # holds the variables
+    step = loaded.signatures["finetune_step"]
+    watched = {"block12": "block12_sepconv1/pointwise_kernel", "block11": "block11_sepconv3/pointwise_kernel"}
+    before = {k: variable(step, name).numpy() for k, name in watched.items()}
+    step(**step_inputs(*batch(), lr=1e-2))
+    changed = {k: not np.array_equal(variable(step, watched[k]).numpy(), v) for k, v in before.items()}
+    assert changed == {"block12": True, "block11": False}
+
+
+@pytest.mark.parametrize("name, edit, mentions", [
+    ("missing", lambda args, prefix: args + ["--init-from", prefix + "-nope"], ["last-nope.index not found"]),
+    ("other classes", lambda args, prefix: [*args[:3], "a,b,c,d", *args[4:], "--init-from", prefix],
+     ["3 classes and 32 dense units", "this one 4 classes and 32"]),
+    ("other dense units", lambda args, prefix: [*args[:-1], "64", "--init-from", prefix],
+     ["3 classes and 32 dense units", "this one 3 classes and 64"]),
+])
+def test_init_from_refuses_what_does_not_fit(tmp_path, trained, name, edit, mentions):
+    prefix, _ = trained
+    proc = run_builder(*edit(tiny_args(tmp_path / "model"), prefix))
+    assert proc.returncode == 2, proc.stderr
+    (line,) = error_lines(proc)
+    assert line.startswith("error: --init-from ") and prefix in line
+    for m in mentions:
+        assert m in line
+    assert not (tmp_path / "model").exists()
 
 
 # --- building from flags ------------------------------------------------------

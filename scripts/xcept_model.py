@@ -8,6 +8,7 @@ internal/graph and the training loop in Go; model.json records them as saved.
 import contextlib
 import dataclasses
 import os
+import typing
 import urllib.error
 
 # tf-keras (legacy Keras): Keras 3 variables go missing from tf.Module training
@@ -21,6 +22,8 @@ import tf_keras as keras  # noqa: E402
 FEATURE_DIM = 2048  # channels of block14_sepconv2_act, the pooled feature size
 BLOCKS = tuple(f"block{i}" for i in range(1, 15))
 CAM_LAYER = "block14_sepconv2_act"  # Grad-CAM target: the base's last layer
+LABELS_ASSET = "labels.txt"  # the class names in the serving SavedModel's assets/
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 class ConfigError(Exception):
@@ -41,6 +44,9 @@ class ModelConfig:
     dropout: float = 0.0
     unfreeze_from: str = "block11"
     seed: int = 42
+    # Absolute checkpoint prefix whose model weights replace the built ones
+    # (see restore_model); the base weights are then not loaded at all.
+    init_from: typing.Optional[str] = None
 
     @property
     def num_classes(self):
@@ -68,6 +74,11 @@ def build_base(cfg, load_weights):
     """Xception without its top. load_weights(base) is called for a .h5 path;
     ImageNet weights go through Keras' own loader (its cache, then a download)."""
     shape = (cfg.image_size, cfg.image_size, 3)
+    if cfg.init_from is not None:
+        # Every variable, BatchNorm statistics included, comes from the
+        # checkpoint: downloading or calibrating weights here would be wasted
+        # (and an offline machine could not fine-tune).
+        return keras.applications.Xception(include_top=False, weights=None, input_shape=shape)
     if cfg.weights == "imagenet":
         try:
             return keras.applications.Xception(include_top=False, weights="imagenet", input_shape=shape)
@@ -160,9 +171,136 @@ def build_keras_model(cfg, load_weights=load_h5_weights):
     return keras.Model(inputs, outputs, name="xcept")
 
 
+OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"  # where TF keeps a checkpoint's object graph
+
+
+def checkpoint_model_shapes(prefix):
+    """Variable name (fc/kernel) → shape, for the Keras model's variables in
+    an object-graph checkpoint written by a trainer's or serving's SaverDef
+    (keys model/...). The object graph records each key's variable name, so
+    a mismatch can be named in the user's terms."""
+    from tensorflow.core.protobuf import trackable_object_graph_pb2
+
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        shapes = reader.get_variable_to_shape_map()
+        if OBJECT_GRAPH_KEY not in shapes:
+            raise ConfigError(
+                f"--init-from {prefix}: not a checkpoint saved by xcept (it has no object graph); "
+                "pass the prefix of a run's checkpoint"
+            )
+        graph = trackable_object_graph_pb2.TrackableObjectGraph()
+        graph.ParseFromString(reader.get_tensor(OBJECT_GRAPH_KEY))
+    except (tf.errors.OpError, ValueError) as e:
+        reason = " ".join(str(e).split())[:200]
+        raise ConfigError(f"--init-from {prefix}: cannot read the checkpoint ({reason})") from e
+    return {
+        attr.full_name: shapes[attr.checkpoint_key]
+        for node in graph.nodes
+        for attr in node.attributes
+        if attr.checkpoint_key.startswith("model/") and attr.checkpoint_key in shapes
+    }
+
+
+def check_checkpoint_head(cfg, shapes):
+    """Fails before the slow build on a checkpoint whose head has another
+    class count or width: the common mistake (another run's checkpoint)."""
+    classes, units = shapes.get("logits/bias"), shapes.get("fc/bias")
+    if classes is None or units is None:
+        raise ConfigError(
+            f"--init-from {cfg.init_from}: the checkpoint has no fc and logits layers; "
+            "it is not a checkpoint of an xcept model"
+        )
+    if (classes, units) != ([cfg.num_classes], [cfg.dense_units]):
+        raise ConfigError(
+            f"--init-from {cfg.init_from}: the checkpoint's model has {classes[0]} classes and "
+            f"{units[0]} dense units, this one {cfg.num_classes} classes and {cfg.dense_units}; "
+            "build with the classes and dense units of the run the checkpoint comes from"
+        )
+
+
+def restore_model(model, cfg, shapes):
+    """Loads the model's weights from the checkpoint at cfg.init_from, as
+    tf.train.Checkpoint(model=...) does: by object path, so the trainer's
+    and the serving module's checkpoints both work. The optimizers' values
+    are left behind on purpose: a rebuilt trainer's optimizers start fresh."""
+    for v in model.variables:
+        name = v.name.split(":")[0]
+        if name not in shapes:
+            raise ConfigError(
+                f"--init-from {cfg.init_from}: the checkpoint has no variable {name}; "
+                "it is not a checkpoint of an xcept Xception model"
+            )
+        if shapes[name] != v.shape.as_list():
+            raise ConfigError(
+                f"--init-from {cfg.init_from}: {name} is {shapes[name]} in the checkpoint but "
+                f"{v.shape.as_list()} in this model"
+            )
+    status = tf.train.Checkpoint(model=model).read(cfg.init_from)
+    status.expect_partial()  # optimizer slots and step counters stay behind
+    status.assert_existing_objects_matched()
+
+
 def preprocess(images):
-    """uint8 RGB → float32 in [-1, 1], Xception's own scaling."""
+    """RGB pixel values 0..255 (uint8 or float) → float32 in [-1, 1],
+    Xception's own scaling."""
     return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+def decode_rgb(data):
+    """One encoded image (JPEG, PNG, GIF's first frame, BMP, WebP) → float32
+    [h, w, 3] pixel values 0..255. Transparency is composited over white,
+    rounded as internal/imageio does for the training data: decode_image's
+    channels=3 would drop alpha and show whatever colour transparent pixels
+    hold, usually black. Undecodable bytes raise InvalidArgument."""
+    # Padded so that the magic-number slices below exist for short input;
+    # decoding still sees the original bytes and rejects them properly.
+    head = tf.strings.substr(tf.strings.join([data, tf.constant(b"\0" * 21)]), 0, 21)
+    is_png = tf.equal(tf.strings.substr(head, 0, 8), PNG_MAGIC)
+    is_webp = tf.logical_and(
+        tf.equal(tf.strings.substr(head, 0, 4), b"RIFF"), tf.equal(tf.strings.substr(head, 8, 4), b"WEBP")
+    )
+    rgba = tf.case(
+        [
+            (is_png, lambda: tf.io.decode_png(data, channels=4)),  # gray, palette and tRNS included
+            (is_webp, lambda: _decode_webp(data, head)),
+        ],
+        default=lambda: _opaque(tf.io.decode_image(data, channels=3, expand_animations=False)),
+    )
+    rgba = tf.ensure_shape(rgba, [None, None, 4])
+    pixels = tf.cast(rgba, tf.int32)
+    color, alpha = pixels[..., :3], pixels[..., 3:]
+    return tf.cast((color * alpha + 255 * (255 - alpha) + 127) // 255, tf.float32)
+
+
+def _decode_webp(data, head):
+    """A still WebP as RGBA. TF's decode_image(channels=3) refuses WebP with
+    alpha, and with channels=0 and expand_animations=False it corrupts the
+    heap on animated WebP (TF 2.21), so animations are refused first, from
+    the VP8X header's animation flag, as internal/imageio refuses them."""
+    flags = tf.io.decode_raw(tf.strings.substr(head, 20, 1), tf.uint8)[0]
+    animated = tf.logical_and(
+        tf.equal(tf.strings.substr(head, 12, 4), b"VP8X"), tf.not_equal(tf.bitwise.bitwise_and(flags, 2), 0)
+    )
+    check = tf.debugging.Assert(
+        tf.logical_not(animated), ["animated WebP is not supported; send a still image"]
+    )
+    with tf.control_dependencies([check]):
+        image = tf.io.decode_webp(data, channels=0)[0]  # [frames, h, w, c]: one frame here
+    return tf.cond(tf.equal(tf.shape(image)[2], 4), lambda: image, lambda: _opaque(image))
+
+
+def _opaque(rgb):
+    """RGB → RGBA with alpha 255 everywhere."""
+    alpha = tf.fill(tf.concat([tf.shape(rgb)[:2], [1]], 0), tf.constant(255, rgb.dtype))
+    return tf.concat([rgb[..., :3], alpha], axis=-1)
+
+
+def resize_squash(pixels, size):
+    """Any h×w → size×size, aspect ratio not kept (prepare.resize squash,
+    the default). Antialiased: bilinear sampling alone aliases when it
+    shrinks a photo several-fold."""
+    return tf.image.resize(pixels, [size, size], method="bilinear", antialias=True)
 
 
 def image_spec(size, name="images"):
@@ -190,11 +328,13 @@ def trainer_signatures(size):
     method on XceptModule plus one line here; the specs' names become the
     signature's input keys, in the method's argument order."""
     images = image_spec(size)
+    features = _spec(tf.float32, [None, FEATURE_DIM], "features")
     return {
         "train_step": ("train_step", training_specs(images)),
         "finetune_step": ("finetune_step", training_specs(images)),
-        "train_head_step": ("train_head_step", training_specs(_spec(tf.float32, [None, FEATURE_DIM], "features"))),
+        "train_head_step": ("train_head_step", training_specs(features)),
         "eval_step": ("eval_step", [images, _spec(tf.int32, [None], "labels")]),
+        "eval_head_step": ("eval_head_step", [features, _spec(tf.int32, [None], "labels")]),
         "predict": ("predict", [images]),
         "features": ("features", [images]),
         "explain": ("explain", [images, _spec(tf.int32, [None], "class_index")]),
@@ -202,8 +342,13 @@ def trainer_signatures(size):
 
 
 def serving_signatures(size):
-    images = image_spec(size)
-    return {"serving_default": ("predict", [images]), "predict": ("predict", [images])}
+    """TF Serving sends serving_default's string input as {"b64": ...} in
+    REST requests because its key ends in _bytes."""
+    return {
+        "serving_default": ("serve_encoded", [_spec(tf.string, [None], "image_bytes")]),
+        "predict_images": ("predict_images", [_spec(tf.float32, [None, size, size, 3], "images")]),
+        "predict": ("predict", [image_spec(size)]),
+    }
 
 
 def new_optimizer(cfg):
@@ -219,10 +364,14 @@ class XceptModule(tf.Module):
     """Holds the Keras model as `model` in both the trainer and the serving
     module, so that variables have the same checkpoint keys in both."""
 
-    def __init__(self, model, cfg, training):
+    def __init__(self, model, cfg, training, labels_file=None):
         super().__init__()
         self.model = model
         self._cfg = cfg  # frozen dataclass: not tracked, adds no checkpoint keys
+        if labels_file is not None:
+            # Tracked, so saving copies it to assets/; an asset has no
+            # variables and adds no checkpoint keys.
+            self.labels = tf.saved_model.Asset(labels_file)
         if training:
             self.head_optimizer = new_optimizer(cfg)
             self.finetune_optimizer = new_optimizer(cfg)
@@ -331,15 +480,37 @@ class XceptModule(tf.Module):
         self._apply(self.finetune_optimizer, tape, target, variables, learning_rate)
         return {"loss": loss, "accuracy": self._accuracy(logits, labels)}
 
-    def eval_step(self, images, labels):
-        logits = self._logits(self._pool(self._feature_map(images)))
+    def eval_head_step(self, features, labels):
+        """eval_step on cached pooled features: validation without the base."""
+        logits = self._logits(features)
         ones = tf.ones_like(labels, dtype=tf.float32)
         loss = self._loss(logits, labels, ones, tf.constant(0.0))
         return {"loss": loss, "probabilities": self._probabilities(logits)}
 
+    def eval_step(self, images, labels):
+        return self.eval_head_step(self._pool(self._feature_map(images)), labels)
+
     def predict(self, images):
+        return self.predict_images(images)
+
+    def predict_images(self, images):
+        """images: pixel values 0..255, uint8 or float32 (already resized)."""
         logits = self._logits(self._pool(self._feature_map(images)))
         return {"probabilities": self._probabilities(logits)}
+
+    def serve_encoded(self, image_bytes):
+        """Encoded images of any size → probabilities, plus the class names
+        per row in label order (the layout of TF Serving's classify API)."""
+        size = self._cfg.image_size
+        pixels = tf.map_fn(
+            lambda data: resize_squash(decode_rgb(data), size),
+            image_bytes,
+            fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32),
+        )
+        out = self.predict_images(pixels)
+        names = tf.constant([list(self._cfg.classes)])
+        out["classes"] = tf.tile(names, [tf.shape(image_bytes)[0], 1])
+        return out
 
     def features(self, images):
         return {"features": self._pool(self._feature_map(images))}
@@ -388,7 +559,7 @@ def concrete_signatures(module, table):
     """Traces each (method, specs) of table into a concrete function."""
     traced, out = {}, {}
     for key, (method, specs) in table.items():
-        # Keys that share a method (serving_default, predict) share one graph function.
+        # Keys that share a method share one graph function.
         if method not in traced:
             fn = tf.function(getattr(module, method), input_signature=specs, autograph=False)
             traced[method] = fn.get_concrete_function()
