@@ -5,11 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 x=bin/xcept
 cfg=configs/demo.yaml
+run=demo/runs/shapes
 rm -rf demo
 step() { echo; echo "==> xcept $*"; "$x" "$@"; }
 
 step version
-step demo-data --out demo/images --classes 3 --per-class 60 --seed 1
+step demo-data --out demo/images --classes 3 --per-class 100 --seed 1
 step --config "$cfg" prepare --data demo/images --out demo/ds
-echo
-echo "demo done: dataset and model in demo/ds"
+step --config "$cfg" train --data demo/ds --run "$run"
+step --config "$cfg" finetune --run "$run"
