@@ -73,6 +73,7 @@ TensorFlow failure, 130 interrupted.`,
 		},
 	}
 	cmd.Flags().StringVar(&o.Job.Dataset, "data", "", "prepared dataset, or a folder of images with one sub-folder per class (required)")
+	cmd.Flags().StringVar(&o.Job.Precision, "precision", "", "float32 | mixed_bfloat16 (CPU) | mixed_float16 (GPU); default: the dataset model's (model.precision)")
 	addTrainFlags(cmd, o)
 	return cmd
 }
@@ -113,6 +114,9 @@ func (o *TrainOptions) fromConfig(cmd *cobra.Command, phase string) error {
 	}
 	if phase == train.PhaseTrain && o.Job.Dataset == "" && !o.Job.Resume {
 		return cli.Usagef("--data DIR is required (a prepared dataset or an image folder)")
+	}
+	if p := o.Job.Precision; p != "" && p != "float32" && p != "mixed_bfloat16" && p != "mixed_float16" {
+		return cli.Usagef("--precision %q: choose float32, mixed_bfloat16 or mixed_float16", p)
 	}
 	if o.Job.Cfg, err = trainConfig(v, phase); err != nil {
 		return err

@@ -279,3 +279,73 @@ func TestTrainRefusesBadInputBeforeWriting(t *testing.T) {
 		os.Unsetenv("XCEPT_CALLBACKS_REDUCE_LR_FACTOR")
 	}
 }
+
+// TestCtrlCSavesAndExits130: SIGINT finishes the step underway, saves the
+// last checkpoint mid-epoch and exits 130; --resume then completes the run.
+func TestCtrlCSavesAndExits130(t *testing.T) {
+	ds := trainDataset(t)
+	runDir := filepath.Join(t.TempDir(), "runs", "ctrl-c")
+	cfg := writeTrainConfig(t, "")
+	cmd := exec.Command(os.Args[0], "--config", cfg, "train", "--data", ds, "--run", runDir, "--epochs", "2", "--feature-cache=false")
+	cmd.Env = append(os.Environ(), "XCEPT_TEST_AS_MAIN=1")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "epoch 1/2") {
+			break
+		}
+	}
+	time.Sleep(time.Second)
+	cmd.Process.Signal(os.Interrupt)
+	var rest strings.Builder
+	for sc.Scan() {
+		rest.WriteString(sc.Text() + "\n")
+	}
+	err := cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != cli.ExitInterrupted {
+		t.Fatalf("after SIGINT: %v, stderr %q", err, rest.String())
+	}
+	var state struct {
+		Epoch int `json:"epoch"`
+		Step  int `json:"step"`
+	}
+	data, err := os.ReadFile(filepath.Join(runDir, "checkpoints", "last", "state.json"))
+	if err != nil || json.Unmarshal(data, &state) != nil || state.Epoch != 1 {
+		t.Fatalf("last checkpoint after SIGINT: %s (%v)", data, err)
+	}
+	t.Logf("interrupted at epoch %d, step %d of the next", state.Epoch, state.Step)
+	code, _, errOut := runXcept(t, nil, "--config", cfg, "train", "--run", runDir, "--resume", "--epochs", "2", "--feature-cache=false")
+	if code != 0 {
+		t.Fatalf("resume: exit %d: %s", code, errOut)
+	}
+	if rows := readCSV(t, filepath.Join(runDir, "history.csv")); len(rows) != 3 || rows[2][0] != "2" {
+		t.Errorf("history after resume: %v", rows)
+	}
+}
+
+// TestTrainMixedBFloat16 trains with the CPU's mixed precision policy for
+// real: the run builds its own bfloat16 model and the loss falls.
+func TestTrainMixedBFloat16(t *testing.T) {
+	ds := trainDataset(t)
+	runDir := filepath.Join(t.TempDir(), "runs", "bf16")
+	code, _, stderr := runXcept(t, nil, "--config", writeTrainConfig(t, ""), "train", "--data", ds, "--run", runDir,
+		"--epochs", "4", "--precision", "mixed_bfloat16")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	info, err := os.ReadFile(filepath.Join(runDir, "model", "model.json"))
+	if err != nil || !strings.Contains(string(info), `"precision": "mixed_bfloat16"`) {
+		t.Fatalf("run model: %v %.200s", err, info)
+	}
+	rows := readCSV(t, filepath.Join(runDir, "history.csv"))
+	first, _ := strconv.ParseFloat(rows[1][2], 64)
+	last, _ := strconv.ParseFloat(rows[len(rows)-1][2], 64)
+	t.Logf("mixed_bfloat16 training loss %.4f -> %.4f over %d epochs", first, last, len(rows)-1)
+	if !(last < first*0.9) {
+		t.Errorf("mixed_bfloat16 loss did not decrease: %.4f -> %.4f", first, last)
+	}
+}

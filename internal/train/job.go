@@ -44,9 +44,12 @@ type Job struct {
 	// the model's own. Another boundary rebuilds the trainer from the best
 	// checkpoint's weights, in the run folder.
 	UnfreezeFrom string
-	Session      graph.SessionOptions
-	ConfigYAML   []byte // the resolved configuration, saved in the run folder
-	Out          Output
+	// Precision (train): the mixed-precision policy; "" keeps the dataset
+	// model's. Another policy builds the run's own model with it.
+	Precision  string
+	Session    graph.SessionOptions
+	ConfigYAML []byte // the resolved configuration, saved in the run folder
+	Out        Output
 }
 
 // Result summarises a finished phase.
@@ -128,7 +131,7 @@ func (j *Job) start(ctx context.Context) (*start, error) {
 	case j.Cfg.Phase == PhaseTrain && !exists && j.Resume:
 		return nil, cli.Usagef("--resume: %s holds no run to resume; drop --resume to start it", j.RunDir)
 	case j.Cfg.Phase == PhaseTrain && !exists:
-		return j.newRun()
+		return j.newRun(ctx)
 	case j.Cfg.Phase == PhaseFinetune && !exists:
 		return nil, cli.Modelf("--run %s: no such run; train one first with `xcept train --run %s`", j.RunDir, j.RunDir)
 	}
@@ -173,7 +176,7 @@ func (j *Job) freshState(prev State) *State {
 }
 
 // newRun checks the dataset and its model and creates the run folder.
-func (j *Job) newRun() (*start, error) {
+func (j *Job) newRun(ctx context.Context) (*start, error) {
 	ds, err := filepath.Abs(j.Dataset)
 	if err != nil {
 		return nil, err
@@ -195,7 +198,31 @@ func (j *Job) newRun() (*start, error) {
 	if err != nil {
 		return nil, err
 	}
+	if j.Precision != "" && j.Precision != info.Precision {
+		if modelDir, err = j.rebuild(ctx, r, info, "model", func(s *model.Spec) { s.Precision = j.Precision }); err != nil {
+			os.RemoveAll(r.Dir) // created above, holds nothing else yet
+			return nil, err
+		}
+	}
 	return &start{run: r, state: j.freshState(State{}), model: modelDir}, nil
+}
+
+// rebuild builds a variant of the model described by info into the run
+// folder (sub) and makes it the run's model.
+func (j *Job) rebuild(ctx context.Context, r *run.Run, info *model.Info, sub string, edit func(*model.Spec)) (string, error) {
+	spec := model.Spec{Classes: info.Classes, ImageSize: info.ImageSize, Weights: info.Weights, Precision: info.Precision,
+		DenseUnits: info.DenseUnits, Dropout: info.Dropout, UnfreezeFrom: info.UnfreezeFrom, Seed: info.Seed}
+	edit(&spec)
+	dir := r.Path(sub)
+	var progress io.Writer
+	if !j.Out.Quiet && !j.Out.JSON {
+		progress = j.Out.Stderr
+	}
+	if _, err := model.Build(ctx, dir, spec, true, progress); err != nil {
+		return "", err
+	}
+	r.Info.Model = dir
+	return dir, r.SaveInfo()
 }
 
 // checkDataset re-checks a run's dataset against its model.
@@ -236,20 +263,11 @@ func (j *Job) finetuneModel(ctx context.Context, r *run.Run) (string, bool, erro
 	if j.UnfreezeFrom == "" || j.UnfreezeFrom == info.UnfreezeFrom {
 		return r.Info.Model, false, nil
 	}
-	dir := r.Path("model-" + sanitize(j.UnfreezeFrom))
-	spec := model.Spec{Classes: info.Classes, ImageSize: info.ImageSize, Weights: "none", Precision: info.Precision,
-		DenseUnits: info.DenseUnits, Dropout: info.Dropout, UnfreezeFrom: j.UnfreezeFrom, Seed: info.Seed,
-		InitFrom: r.CheckpointPrefix(run.Best)}
 	j.Out.notify("rebuilding the trainer to unfreeze from %s (initialised from the best checkpoint)", j.UnfreezeFrom)
-	var progress io.Writer
-	if !j.Out.Quiet && !j.Out.JSON {
-		progress = j.Out.Stderr
-	}
-	if _, err := model.Build(ctx, dir, spec, true, progress); err != nil {
-		return "", false, err
-	}
-	r.Info.Model = dir
-	return dir, true, r.SaveInfo()
+	dir, err := j.rebuild(ctx, r, info, "model-"+sanitize(j.UnfreezeFrom), func(s *model.Spec) {
+		s.Weights, s.UnfreezeFrom, s.InitFrom = "none", j.UnfreezeFrom, r.CheckpointPrefix(run.Best)
+	})
+	return dir, true, err
 }
 
 func sanitize(s string) string {
