@@ -80,13 +80,14 @@ func Open(dir string) (*Run, error) {
 	if r.Info.Version != 1 {
 		return nil, cli.Modelf("--run %s: run version %d is not supported by this xcept", dir, r.Info.Version)
 	}
-	r.removeStaleTemps()
 	return r, nil
 }
 
-// removeStaleTemps deletes the temporary checkpoint folders of a process
-// killed while saving (they never hold the only copy of anything).
-func (r *Run) removeStaleTemps() {
+// RemoveStaleTemps deletes the temporary checkpoint folders of a process
+// killed while saving (they never hold the only copy of anything). Only the
+// process that trains the run may call it: another one's save in progress
+// would look the same.
+func (r *Run) RemoveStaleTemps() {
 	stale, _ := filepath.Glob(filepath.Join(r.Dir, ckptDir, ".*.tmp-*"))
 	for _, p := range stale {
 		os.RemoveAll(p)

@@ -139,6 +139,7 @@ func (j *Job) start(ctx context.Context) (*start, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.RemoveStaleTemps()
 	var last State
 	if err := r.LoadState(run.Last, &last); err != nil {
 		if j.Cfg.Phase == PhaseFinetune {
