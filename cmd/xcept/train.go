@@ -170,6 +170,7 @@ func sessionOptions(v *viper.Viper) graph.SessionOptions {
 		IntraOpThreads:  v.GetInt("runtime.intra_op_threads"),
 		InterOpThreads:  v.GetInt("runtime.inter_op_threads"),
 		GPUMemoryGrowth: v.GetBool("runtime.gpu_memory_growth"),
+		VisibleDevices:  v.GetString("runtime.visible_devices"),
 	}
 }
 

@@ -283,7 +283,9 @@ const (
 	cfgInterOp       = 5
 	cfgGPUOptions    = 6
 	cfgSoftPlacement = 7
+	cfgLogPlacement  = 8
 	gpuAllowGrowth   = 4
+	gpuVisibleDevice = 5
 )
 
 // encodeConfig serialises the ConfigProto for SessionOptions.
@@ -297,15 +299,25 @@ func encodeConfig(o SessionOptions) []byte {
 		b = protowire.AppendTag(b, cfgInterOp, protowire.VarintType)
 		b = protowire.AppendVarint(b, uint64(o.InterOpThreads))
 	}
+	var gpu []byte
 	if o.GPUMemoryGrowth {
-		var gpu []byte
 		gpu = protowire.AppendTag(gpu, gpuAllowGrowth, protowire.VarintType)
 		gpu = protowire.AppendVarint(gpu, 1)
+	}
+	if o.VisibleDevices != "" {
+		gpu = protowire.AppendTag(gpu, gpuVisibleDevice, protowire.BytesType)
+		gpu = protowire.AppendString(gpu, o.VisibleDevices)
+	}
+	if len(gpu) > 0 {
 		b = protowire.AppendTag(b, cfgGPUOptions, protowire.BytesType)
 		b = protowire.AppendBytes(b, gpu)
 	}
 	// Soft placement lets ops without a GPU kernel fall back to the CPU.
 	b = protowire.AppendTag(b, cfgSoftPlacement, protowire.VarintType)
 	b = protowire.AppendVarint(b, 1)
+	if o.LogDevicePlacement {
+		b = protowire.AppendTag(b, cfgLogPlacement, protowire.VarintType)
+		b = protowire.AppendVarint(b, 1)
+	}
 	return b
 }

@@ -18,6 +18,11 @@ type SessionOptions struct {
 	IntraOpThreads  int      // threads inside one op (0: all cores)
 	InterOpThreads  int      // ops run in parallel (0: TensorFlow decides)
 	GPUMemoryGrowth bool     // allocate GPU memory as needed instead of all at once
+	// VisibleDevices restricts TensorFlow to some GPUs, as a comma-separated
+	// list of indices ("0", "1,2"); "" sees them all.
+	VisibleDevices string
+	// LogDevicePlacement makes TensorFlow log where each op runs (--verbose).
+	LogDevicePlacement bool
 }
 
 // Session is a SavedModel loaded into a TensorFlow session. Run, Save and
