@@ -125,6 +125,7 @@ func (o *TrainOptions) fromConfig(cmd *cobra.Command, phase string) error {
 		return err
 	}
 	o.Job.Session = sessionOptions(v)
+	o.Job.Session.LogDevicePlacement = o.Verbose // where each op runs: the first thing to check on a GPU
 	if o.Job.ConfigYAML, err = yaml.Marshal(v.AllSettings()); err != nil {
 		return err
 	}
