@@ -8,6 +8,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -365,6 +366,23 @@ def test_serving_restores_a_trainer_checkpoint(built, trained):
     # The checkpoint is also an ordinary object-graph checkpoint.
     keys = tf.train.list_variables(prefix)
     assert any(k.startswith("model/") for k, _ in keys) and any(k.startswith("head_optimizer/") for k, _ in keys)
+
+
+def test_export_is_a_copy_with_the_runs_weights_saved_in(built, trained, tmp_path):
+    """What `xcept export --format savedmodel` does without Python: copy
+    serving/, restore the run's checkpoint into a session on it, and save
+    through its SaverDef over the copy's variables/. The copy must then be a
+    complete model for TensorFlow Serving (loaded here as it loads it)."""
+    prefix, want = trained
+    export = tmp_path / "export" / "1"  # TF Serving wants a version folder
+    shutil.copytree(built[0] / "serving", export)
+    session = V1Model(str(built[0] / "serving"))
+    session.restore(prefix)
+    session.save(str(export / "variables" / "variables"))
+    images = batch()[0].numpy()
+    got = TF2Serving(str(export)).run("serving_default", image_bytes=np.array([png(i) for i in images], object))
+    np.testing.assert_allclose(got["probabilities"], want, rtol=1e-5, atol=1e-7)
+    assert (export / "assets" / "labels.txt").read_text(encoding="utf-8").split() == list(CLASSES)
 
 
 # --- serving: complete for export and TF Serving ----------------------------
