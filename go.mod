@@ -3,6 +3,7 @@ module github.com/xcept/xcept
 go 1.26.8
 
 require (
+	github.com/dgryski/go-farm v0.0.0-20240924180020-3414d57e47da
 	github.com/spf13/cobra v1.10.2
 	github.com/spf13/pflag v1.0.10
 	github.com/spf13/viper v1.21.0

@@ -1,0 +1,264 @@
+package export
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/model"
+	"github.com/xcept/xcept/internal/pyenv"
+	"github.com/xcept/xcept/internal/run"
+)
+
+// File names inside an export.
+const (
+	LabelsFile        = "labels.txt"
+	ManifestFile      = "export.json"       // TFLite and ONNX exports
+	SavedModelExtra   = "assets.extra"      // a SavedModel's files that TensorFlow does not load
+	SavedModelLabels  = "assets/labels.txt" // the serving model's labels asset
+	savedModelPreview = "assets.extra/xcept_export.json"
+)
+
+// job is one export underway.
+type job struct {
+	o      Options
+	p      *progress
+	src    *source
+	name   string
+	sample *sample
+	ref    *model.Model // the serving model with the best weights: the reference
+	st     *staging
+	work   string // scratch files (the intermediate SavedModel, .npy batches), always removed
+	res    *Result
+}
+
+// newJob checks the run, the dataset and the verification images, loads
+// the reference, and only then creates the export's temporary folder.
+func newJob(ctx context.Context, o Options) (*job, error) {
+	j := &job{o: o, p: &progress{o.Progress}}
+	var err error
+	if j.name, err = o.exportName(); err != nil {
+		return nil, err
+	}
+	if j.src, err = openSource(o); err != nil {
+		return nil, err
+	}
+	if o.Format != SavedModel {
+		if _, err := pyenv.Python(); err != nil {
+			return nil, cli.Modelf("--format %s is converted by a script of xcept's Python environment: %v", o.Format, err)
+		}
+	}
+	info := j.src.info
+	if j.sample, err = loadSample(ctx, j.src.verifyShards, info.ImageSize, info.NumClasses, o.Images, o.Format == SavedModel); err != nil {
+		return nil, err
+	}
+	if j.sample.N() == 0 {
+		return nil, cli.Dataf("dataset %s has no %s images to verify the export on: set export.verify_splits to a split that has some",
+			j.src.run.Info.Dataset, strings.Join(o.Splits, " or "))
+	}
+	if j.ref, err = model.OpenServing(j.src.run.Info.Model, o.Session); err != nil {
+		return nil, err
+	}
+	if err := j.src.run.Restore(j.ref.Session, run.Best); err != nil {
+		j.close()
+		return nil, err
+	}
+	base, err := o.base(j.name)
+	if err != nil {
+		j.close()
+		return nil, err
+	}
+	if j.st, err = stage(base); err != nil {
+		j.close()
+		return nil, cli.Dataf("--out %s: %v: choose a folder you can write to", filepath.Dir(base), unwrapPath(err))
+	}
+	if j.work, err = os.MkdirTemp(base, ".export-work-"); err != nil {
+		j.close()
+		return nil, cli.Dataf("--out %s: %v", filepath.Dir(base), unwrapPath(err))
+	}
+	return j, nil
+}
+
+// close frees the sessions and removes whatever was not published.
+func (j *job) close() {
+	if j.ref != nil {
+		j.ref.Close()
+	}
+	if j.work != "" {
+		os.RemoveAll(j.work)
+	}
+	if j.st != nil {
+		j.st.abort()
+	}
+}
+
+func (j *job) export(ctx context.Context) (*Result, error) {
+	info := j.src.info
+	j.res = &Result{
+		Format: j.o.Format, Quantize: j.o.Quantize, Run: j.src.run.Dir,
+		Checkpoint: j.src.run.CheckpointPrefix(run.Best), Epoch: j.src.epoch,
+		Classes: info.Classes, ImageSize: info.ImageSize, TensorFlow: info.TensorFlowVersion,
+	}
+	j.p.printf("exporting %s of run %s (best checkpoint, epoch %d) as %s", info, j.src.run.Dir, j.src.epoch, j.describe())
+	var err error
+	switch j.o.Format {
+	case SavedModel:
+		err = j.exportSavedModel(ctx)
+	default:
+		err = j.exportConverted(ctx)
+	}
+	if err != nil {
+		return nil, j.writeError(ctx, err)
+	}
+	if err := j.gate(); err != nil {
+		return nil, err
+	}
+	if err := j.publish(); err != nil {
+		return nil, j.writeError(ctx, err)
+	}
+	return j.res, nil
+}
+
+// describe names the format for people.
+func (j *job) describe() string {
+	switch j.o.Format {
+	case SavedModel:
+		return "SavedModel"
+	case ONNX:
+		return "ONNX"
+	}
+	if j.o.Quantize == QuantNone {
+		return "TFLite float32"
+	}
+	return "TFLite " + j.o.Quantize
+}
+
+// writeError gives an error without a kind one: a failed write is the
+// output folder's problem (full, read-only), anything else TensorFlow's.
+func (j *job) writeError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return cli.Interrupted
+	}
+	if cli.KindOf(err) != cli.KindInternal {
+		return err
+	}
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return cli.Dataf("--out %s: %v", filepath.Dir(j.st.Base), err)
+	}
+	return cli.Modelf("%v", err)
+}
+
+// gate fails the export when a candidate agrees with the trained model on
+// fewer images than asked, saying by how much.
+func (j *job) gate() error {
+	v := &j.res.Verification
+	worst := v.Worst()
+	v.Passed = v.MinAgreement == 0 || worst.Agreement.Agreement >= v.MinAgreement
+	if v.Passed {
+		return nil
+	}
+	a := worst.Agreement
+	return cli.Gatef("export gate: %s agrees with the trained model on %.2f%% of %d images (%d differ), %.2f points below --min-agreement %.2f%%; nothing was exported",
+		worst.Name, 100*a.Agreement, v.Images, a.Disagreements, 100*(v.MinAgreement-a.Agreement), 100*v.MinAgreement)
+}
+
+// publish writes the manifest and renames the export into place.
+func (j *job) publish() error {
+	manifest := filepath.Join(j.st.Tmp, ManifestFile)
+	if j.o.Format == SavedModel {
+		manifest = filepath.Join(j.st.Tmp, savedModelPreview)
+		if err := os.MkdirAll(filepath.Dir(manifest), 0o755); err != nil {
+			return err
+		}
+	}
+	size, err := dirSize(j.st.Tmp)
+	if err != nil {
+		return err
+	}
+	j.res.SizeBytes = size
+	data, err := json.MarshalIndent(j.res, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(manifest, append(data, '\n'), 0o644); err != nil {
+		return err
+	}
+	if err := syncTree(j.st.Tmp); err != nil {
+		return err
+	}
+	path, version, err := j.st.commit()
+	if err != nil {
+		return err
+	}
+	j.res.Path, j.res.Version = path, version
+	j.res.Artefact = filepath.Join(path, j.res.Artefact)
+	j.res.Labels = filepath.Join(path, j.res.Labels)
+	return nil
+}
+
+// verify runs the reference and every candidate on the sample and records
+// the comparison.
+func (j *job) verify(ctx context.Context, candidates []candidate) error {
+	v := &j.res.Verification
+	*v = Verification{Images: j.sample.N(), Splits: j.o.Splits, BatchSize: j.o.BatchSize, MinAgreement: j.o.MinAgreement}
+	j.p.printf("verifying on %d %s images, %d per call", v.Images, strings.Join(j.o.Splits, "+"), j.o.BatchSize)
+	refSize, err := dirSize(filepath.Join(j.src.run.Info.Model, model.ServingDir))
+	if err != nil {
+		return err
+	}
+	ref := capiSignature{Session: j.ref.Session, Signature: "predict", Input: "images", Kind: inputUint8, Classes: j.src.info.Classes}
+	want, err := ref.predict(ctx, j.sample, j.o.BatchSize)
+	if err != nil {
+		return err
+	}
+	k := len(j.src.info.Classes)
+	v.Reference = Check{Name: "trained model (predict)", Runtime: runtimeCAPI, Input: inputUint8, SizeBytes: refSize,
+		LatencyMS: perImage(want.PerItem), Accuracy: accuracy(want.Probs, j.sample.Labels, k)}
+	for _, c := range candidates {
+		started := time.Now()
+		got, err := c.run(ctx)
+		if err != nil {
+			return err
+		}
+		a, err := compare(want.Probs, got.Probs, j.sample.N(), k)
+		if err != nil {
+			return cli.Modelf("%s: %v", c.check.Name, err)
+		}
+		check := c.check
+		check.LatencyMS, check.Accuracy, check.Agreement = perImage(got.PerItem), accuracy(got.Probs, j.sample.Labels, k), &a
+		v.Candidates = append(v.Candidates, check)
+		j.p.printf("  %s: agreement %.2f%%, max |Δp| %.2g, accuracy %.2f%% (trained model %.2f%%), %.1f ms/image (%.1fs)",
+			check.Name, 100*a.Agreement, a.MaxAbsDiff, 100*check.Accuracy, 100*v.Reference.Accuracy, check.LatencyMS, time.Since(started).Seconds())
+	}
+	return nil
+}
+
+// candidate is one way of running the artefact.
+type candidate struct {
+	check Check // what it is; verify fills in the figures
+	run   func(ctx context.Context) (*prediction, error)
+}
+
+// Runtimes, as reported.
+const (
+	runtimeCAPI   = "TensorFlow C API"
+	runtimeTFLite = "TFLite interpreter"
+	runtimeONNX   = "onnxruntime"
+)
+
+// unwrapPath shortens "mkdir /a/b: permission denied" errors to the part
+// that names the path, for one-line messages that already name the flag.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s %s: %v", pe.Op, pe.Path, pe.Err)
+	}
+	return err
+}

@@ -1,0 +1,217 @@
+package export
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+)
+
+// An export is built in a hidden temporary folder beside its final place,
+// verified there, and renamed to <base>/<version> only when everything
+// passed. TF Serving scans <base> for integer folder names only, so it never
+// sees the temporary folder; a failure or interrupt removes it and every
+// folder the export created, so nothing half-written is ever left.
+
+// staging is one export being built.
+type staging struct {
+	Base    string // <out>/<name>: the versions' parent
+	Tmp     string // the hidden folder being filled
+	created []string
+}
+
+// stage creates base (and any missing parents, remembered for abort) and a
+// temporary folder in it.
+func stage(base string) (*staging, error) {
+	s := &staging{Base: base}
+	if err := s.mkdirAll(base); err != nil {
+		s.abort()
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp(base, ".export-tmp-")
+	if err != nil {
+		s.abort()
+		return nil, err
+	}
+	s.Tmp = tmp
+	return s, nil
+}
+
+// mkdirAll is os.MkdirAll that records the folders it made, outermost first.
+func (s *staging) mkdirAll(dir string) error {
+	dir = filepath.Clean(dir)
+	st, err := os.Stat(dir)
+	if err == nil {
+		if !st.IsDir() {
+			return &fs.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR}
+		}
+		return nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if parent := filepath.Dir(dir); parent != dir {
+		if err := s.mkdirAll(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return err
+	}
+	s.created = append(s.created, dir)
+	return nil
+}
+
+// commit renames the temporary folder to the next free version and returns
+// its path. A version someone else took meanwhile is skipped, never
+// overwritten: rename(2) refuses to replace a non-empty folder.
+func (s *staging) commit() (string, int64, error) {
+	for attempt := 0; ; attempt++ {
+		v, err := nextVersion(s.Base)
+		if err != nil {
+			return "", 0, err
+		}
+		final := filepath.Join(s.Base, strconv.FormatInt(v, 10))
+		err = os.Rename(s.Tmp, final)
+		if err == nil {
+			s.Tmp, s.created = "", nil
+			return final, v, syncDir(s.Base)
+		}
+		if attempt < 10 && (errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ENOTEMPTY)) {
+			continue
+		}
+		return "", 0, err
+	}
+}
+
+// abort removes the temporary folder and the folders stage created, if
+// they hold nothing else by now.
+func (s *staging) abort() {
+	if s.Tmp != "" {
+		os.RemoveAll(s.Tmp)
+		s.Tmp = ""
+	}
+	for i := len(s.created) - 1; i >= 0; i-- {
+		os.Remove(s.created[i]) // fails, as wanted, on a folder someone else filled
+	}
+	s.created = nil
+}
+
+// nextVersion is one more than the largest version folder (a positive
+// integer name) in base, 1 when there is none. Files and other names are
+// ignored, as TF Serving ignores them.
+func nextVersion(base string) (int64, error) {
+	entries, err := os.ReadDir(base)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return 0, err
+	}
+	var latest int64
+	for _, e := range entries {
+		if v, ok := versionName(e.Name()); ok && e.IsDir() && v > latest {
+			latest = v
+		}
+	}
+	return latest + 1, nil
+}
+
+// versionName parses a version folder name: decimal digits only.
+func versionName(name string) (int64, bool) {
+	if name == "" || name[0] == '+' || name[0] == '-' {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(name, 10, 64)
+	return v, err == nil && v > 0
+}
+
+// dirSize is the total size of the regular files under dir.
+func dirSize(dir string) (int64, error) {
+	var total int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			total += info.Size()
+		}
+		return nil
+	})
+	return total, err
+}
+
+// copyTree copies the regular files and folders under src into dst
+// (which must exist), keeping their relative paths.
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil || rel == "." {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir():
+			return os.Mkdir(target, 0o755)
+		case d.Type().IsRegular():
+			return copyFile(path, target)
+		}
+		return nil // sockets, devices: nothing a SavedModel holds
+	})
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// syncTree flushes every file and folder under dir to disk, so that the
+// rename that publishes an export never makes visible data still in cache.
+func syncTree(dir string) error {
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && !d.Type().IsRegular() {
+			return nil
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		err = f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	})
+}
+
+// syncDir flushes a folder's entries (a rename) to disk.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
