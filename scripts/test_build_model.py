@@ -550,9 +550,9 @@ def test_init_from_finetunes_the_new_boundary(rebuilt):
 @pytest.mark.parametrize("name, edit, mentions", [
     ("missing", lambda args, prefix: args + ["--init-from", prefix + "-nope"], ["last-nope.index not found"]),
     ("other classes", lambda args, prefix: [*args[:3], "a,b,c,d", *args[4:], "--init-from", prefix],
-     ["3 classes and 32 dense units", "this one 4 classes and 32"]),
+     ["has 3 classes and 32 dense units", "this one has 4 classes and 32 dense units"]),
     ("other dense units", lambda args, prefix: [*args[:-1], "64", "--init-from", prefix],
-     ["3 classes and 32 dense units", "this one 3 classes and 64"]),
+     ["has 3 classes and 32 dense units", "this one has 3 classes and 64 dense units"]),
 ])
 def test_init_from_refuses_what_does_not_fit(tmp_path, trained, name, edit, mentions):
     prefix, _ = trained

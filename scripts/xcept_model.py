@@ -214,8 +214,8 @@ def check_checkpoint_head(cfg, shapes):
     if (classes, units) != ([cfg.num_classes], [cfg.dense_units]):
         raise ConfigError(
             f"--init-from {cfg.init_from}: the checkpoint's model has {classes[0]} classes and "
-            f"{units[0]} dense units, this one {cfg.num_classes} classes and {cfg.dense_units}; "
-            "build with the classes and dense units of the run the checkpoint comes from"
+            f"{units[0]} dense units but this one has {cfg.num_classes} classes and {cfg.dense_units} "
+            "dense units; build with the classes and --dense-units of the run the checkpoint comes from"
         )
 
 

@@ -348,7 +348,7 @@ func TestBuildInitFromErrors(t *testing.T) {
 	}{
 		{"missing", func(s *model.Spec) { s.InitFrom = prefix + "-gone" }, []string{prefix + "-gone", "ckpt-gone.index not found"}},
 		{"other classes", func(s *model.Spec) { s.InitFrom, s.Classes = prefix, []string{"a", "b"} },
-			[]string{prefix, "3 classes and 32 dense units", "this one 2 classes"}},
+			[]string{prefix, "has 3 classes and 32 dense units", "this one has 2 classes"}},
 	}
 	for _, c := range cases {
 		spec := testmodel.TinySpec()
