@@ -31,6 +31,10 @@ const (
 // Precisions lists the precision policies.
 var Precisions = []string{"float32", "mixed_bfloat16", "mixed_float16"}
 
+// MinBuilderVersion is the oldest builder whose models have every signature
+// this xcept runs (eval_head_step, serving_default on encoded images).
+const MinBuilderVersion = 2
+
 // MinImageSize is the smallest input Keras Xception accepts.
 const MinImageSize = 71
 
@@ -180,6 +184,7 @@ type Info struct {
 	Blocks             []string                            `json:"blocks"`
 	TrainableVariables map[string]int                      `json:"trainable_variables"`
 	Signatures         map[string]map[string]SignatureSpec `json:"signatures"`
+	InitFrom           *string                             `json:"init_from"`
 	TensorFlowVersion  string                              `json:"tensorflow_version"`
 	KerasVersion       string                              `json:"keras_version"`
 }
@@ -200,6 +205,10 @@ func ReadInfo(dir string) (*Info, error) {
 	}
 	if info.FormatVersion != 1 {
 		return nil, cli.Modelf("%s: format_version %d is not supported by this xcept (want 1); rebuild the model", path, info.FormatVersion)
+	}
+	if info.BuilderVersion < MinBuilderVersion {
+		return nil, cli.Modelf("%s: built by an older xcept (builder version %d, want %d): rebuild it with `xcept prepare` or `xcept build-model`",
+			path, info.BuilderVersion, MinBuilderVersion)
 	}
 	if info.NumClasses != len(info.Classes) || info.NumClasses < 2 || info.ImageSize < MinImageSize {
 		return nil, cli.Modelf("%s: inconsistent model description (classes %d, num_classes %d, image_size %d)",
