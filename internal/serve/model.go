@@ -1,0 +1,107 @@
+package serve
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/xcept/xcept/internal/graph"
+)
+
+// Model is one loaded version, as the server uses it. Run is called from
+// many goroutines at once.
+type Model interface {
+	Signatures() map[string]*graph.Signature
+	// Run runs a signature on inputs fed by key and returns every output.
+	Run(signature string, inputs map[string]*Column) (map[string]*Column, error)
+	// Labels are the class names of assets/labels.txt (nil when absent).
+	Labels() []string
+	// Close waits for runs in flight, then frees the model.
+	Close() error
+}
+
+// Loader loads one version folder.
+type Loader func(dir string) (Model, error)
+
+// LabelsAsset is where an export keeps its class names.
+const LabelsAsset = "assets/labels.txt"
+
+// SavedModelLoader loads version folders through the TensorFlow C API.
+func SavedModelLoader(opts graph.SessionOptions) Loader {
+	return func(dir string) (Model, error) {
+		s, err := graph.LoadSavedModel(dir, opts)
+		if err != nil {
+			return nil, err
+		}
+		m := &savedModel{s: s}
+		if m.labels, err = readLabels(filepath.Join(dir, LabelsAsset)); err != nil {
+			s.Close()
+			return nil, err
+		}
+		return m, nil
+	}
+}
+
+type savedModel struct {
+	s      *graph.Session
+	labels []string
+}
+
+func (m *savedModel) Signatures() map[string]*graph.Signature { return m.s.MetaGraph.Signatures }
+func (m *savedModel) Labels() []string                        { return m.labels }
+func (m *savedModel) Close() error                            { return m.s.Close() }
+
+func (m *savedModel) Run(signature string, inputs map[string]*Column) (map[string]*Column, error) {
+	sig, err := m.s.Signature(signature)
+	if err != nil {
+		return nil, err
+	}
+	feeds := make(map[string]*graph.Tensor, len(inputs))
+	defer func() {
+		for _, t := range feeds {
+			t.Close()
+		}
+	}()
+	for key, c := range inputs {
+		t, err := c.Tensor()
+		if err != nil {
+			return nil, fmt.Errorf("input %q: %w", key, err)
+		}
+		feeds[key] = t
+	}
+	keys := sig.OutputKeys()
+	tensors, err := m.s.Run(signature, feeds, keys...)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		for _, t := range tensors {
+			t.Close()
+		}
+	}()
+	out := make(map[string]*Column, len(keys))
+	for i, key := range keys {
+		if out[key], err = ColumnOf(tensors[i]); err != nil {
+			return nil, errorf(graph.CodeUnimplemented, "output %q: %v", key, err)
+		}
+	}
+	return out, nil
+}
+
+// readLabels reads one class name per line; a missing file is no error.
+func readLabels(path string) ([]string, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var labels []string
+	for _, line := range strings.Split(strings.TrimRight(string(data), "\n"), "\n") {
+		labels = append(labels, strings.TrimRight(line, "\r"))
+	}
+	return labels, nil
+}
