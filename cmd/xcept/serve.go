@@ -1,0 +1,289 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
+
+	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/graph"
+	"github.com/xcept/xcept/internal/serve"
+)
+
+func init() { verbs = append(verbs, NewServeCmd) }
+
+// ServeOptions is everything `xcept serve` needs, already validated.
+type ServeOptions struct {
+	Server   serve.Config
+	Host     string
+	Port     int
+	Grace    time.Duration // how long requests in flight may take after SIGTERM
+	Session  graph.SessionOptions
+	JSON     bool
+	Quiet    bool
+	Verbose  bool
+	Stdout   io.Writer
+	Stderr   io.Writer
+	Listener net.Listener     // tests: listen here instead of Host:Port
+	Ready    func(url string) // tests: called once the server answers
+	Loader   serve.Loader     // tests: nil loads SavedModels with the C API
+	Context  context.Context  // cancelled by SIGTERM or Ctrl-C
+}
+
+// serveKeys binds configuration keys to flags.
+var serveKeys = map[string]string{
+	"serve.name":          "name",
+	"serve.host":          "host",
+	"serve.port":          "port",
+	"serve.max_batch":     "max-batch",
+	"serve.batch_timeout": "batch-timeout",
+	"serve.workers":       "workers",
+	"serve.timeout":       "timeout",
+	"serve.max_body_mb":   "max-body-mb",
+	"serve.max_pixels":    "max-pixels",
+	"serve.poll":          "poll",
+}
+
+// NewServeCmd builds `xcept serve`.
+func NewServeCmd(g *Globals) *cobra.Command {
+	var o ServeOptions
+	cmd := &cobra.Command{
+		Use:   "serve --model DIR [--name NAME] [--port 8501] [--max-batch 32] [--batch-timeout 5ms]",
+		Short: "Answer TF Serving's REST API from an exported model, with dynamic batching and hot reload",
+		Long: `serve answers the REST requests of TensorFlow Serving from an export in its
+layout, DIR/<version>/ (integer versions, each a SavedModel): clients written
+for TF Serving work unchanged, and the same export can move to TF Serving later.
+
+  GET  /v1/models/NAME[/versions/V]            version status
+  GET  /v1/models/NAME[/versions/V]/metadata   signatures
+  POST /v1/models/NAME[/versions/V]:predict    {"instances": [...]} or {"inputs": ...}
+  GET  /healthz                                200 while a version is served
+  GET  /metrics                                Prometheus metrics
+
+serving_default takes encoded images (JPEG, PNG, GIF, BMP, WebP) as
+{"b64": "..."} and returns probabilities and class names; predict_images
+takes pixel values 0..255. The newest complete version folder is served;
+a new one is loaded and warmed up while the old one serves, then swapped in
+without dropping a request. Concurrent requests are joined into batches of
+up to --max-batch images. SIGTERM or Ctrl-C stops accepting, lets requests
+in flight finish and exits 0.
+
+The server listens on 127.0.0.1 unless --host says otherwise.`,
+		Example: `  xcept serve --model export/flowers
+  xcept serve --model export/flowers --host 0.0.0.0 --port 8501 --max-batch 16 --batch-timeout 2ms
+  curl -d '{"instances": [{"b64": "'"$(base64 -w0 rose.jpg)"'"}]}' localhost:8501/v1/models/flowers:predict`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.JSON, o.Quiet, o.Verbose, o.Stdout, o.Stderr = g.JSON, g.Quiet, g.Verbose, g.Stdout, g.Stderr
+			o.Context = cmd.Context()
+			v, err := g.Config(cmd.Flags(), serveKeys)
+			if err != nil {
+				return err
+			}
+			if err := o.fromConfig(v); err != nil {
+				return err
+			}
+			return runServe(o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Server.Dir, "model", "", "export folder holding version folders DIR/<version>/saved_model.pb (required)")
+	f.String("name", "", "model name in URLs, /v1/models/NAME (serve.name; default: the --model folder's name)")
+	f.String("host", "", "address to listen on; 0.0.0.0 for every interface (serve.host)")
+	f.Int("port", 0, "port to listen on; 0 picks a free one (serve.port)")
+	f.Int("max-batch", 0, "most images per model run when batching concurrent requests; 0 turns batching off (serve.max_batch)")
+	f.Duration("batch-timeout", 0, "how long the first request of a batch waits for more (serve.batch_timeout)")
+	f.Int("workers", 0, "model runs in flight at once (serve.workers)")
+	f.Duration("timeout", 0, "per-request time limit; 504 after it (serve.timeout)")
+	f.Float64("max-body-mb", 0, "request body limit in MB; 413 above it (serve.max_body_mb)")
+	f.Int64("max-pixels", 0, "most pixels (width × height) an image may have; 400 above it (serve.max_pixels)")
+	f.Duration("poll", 0, "how often --model is checked for a new version folder; 0 never (serve.poll)")
+	return cmd
+}
+
+// fromConfig reads and validates the serve section, naming the key and flag
+// of a bad value.
+func (o *ServeOptions) fromConfig(v *viper.Viper) error {
+	if o.Server.Dir == "" {
+		return cli.Usagef("--model DIR is required: an export folder holding version folders (DIR/1/saved_model.pb), as xcept export writes")
+	}
+	st, err := os.Stat(o.Server.Dir)
+	if err != nil {
+		return cli.Modelf("--model %s: %v", o.Server.Dir, unwrapPathError(err))
+	}
+	if !st.IsDir() {
+		return cli.Modelf("--model %s is a file: give the export folder holding version folders (DIR/1/saved_model.pb)", o.Server.Dir)
+	}
+	dur := func(key, flag string) (time.Duration, error) {
+		d, err := castDuration(v.Get(key))
+		if err != nil {
+			return 0, cli.Usagef("%s (--%s) %q: %v (write e.g. 5ms, 2s, 1m)", key, flag, v.GetString(key), err)
+		}
+		return d, nil
+	}
+	c := &o.Server
+	c.Name = v.GetString("serve.name")
+	if c.Name == "" {
+		c.Name = filepath.Base(filepath.Clean(o.Server.Dir))
+	}
+	o.Host, o.Port = v.GetString("serve.host"), v.GetInt("serve.port")
+	c.Batch = serve.BatchConfig{MaxBatch: v.GetInt("serve.max_batch"), Workers: v.GetInt("serve.workers"), MaxQueue: v.GetInt("serve.max_queue")}
+	if c.Batch.Timeout, err = dur("serve.batch_timeout", "batch-timeout"); err != nil {
+		return err
+	}
+	if c.Timeout, err = dur("serve.timeout", "timeout"); err != nil {
+		return err
+	}
+	if c.Poll, err = dur("serve.poll", "poll"); err != nil {
+		return err
+	}
+	if o.Grace, err = dur("serve.shutdown_timeout", "config"); err != nil {
+		return err
+	}
+	c.MaxBodyBytes = int64(v.GetFloat64("serve.max_body_mb") * 1e6)
+	c.Limits.MaxPixels = v.GetInt64("serve.max_pixels")
+	o.Session = sessionOptions(v)
+	switch {
+	case c.Name == "." || c.Name == string(filepath.Separator) || strings.ContainsAny(c.Name, "/: ") || c.Name == "":
+		return cli.Usagef("serve.name (--name) %q: a model name cannot be empty or hold '/', ':' or spaces (it is part of the URL)", c.Name)
+	case o.Port < 0 || o.Port > 65535:
+		return cli.Usagef("serve.port (--port) %d: want 0 to 65535", o.Port)
+	case c.Batch.MaxBatch < 0:
+		return cli.Usagef("serve.max_batch (--max-batch) %d: want 0 (no batching) or more", c.Batch.MaxBatch)
+	case c.Batch.Timeout < 0:
+		return cli.Usagef("serve.batch_timeout (--batch-timeout) %v: want 0 or more", c.Batch.Timeout)
+	case c.Batch.Workers < 1:
+		return cli.Usagef("serve.workers (--workers) %d: want 1 or more", c.Batch.Workers)
+	case c.Batch.MaxQueue < 1:
+		return cli.Usagef("serve.max_queue %d: want 1 or more", c.Batch.MaxQueue)
+	case c.Timeout <= 0:
+		return cli.Usagef("serve.timeout (--timeout) %v: want more than 0", c.Timeout)
+	case c.MaxBodyBytes < 1000:
+		return cli.Usagef("serve.max_body_mb (--max-body-mb) %g: want at least 0.001", v.GetFloat64("serve.max_body_mb"))
+	case c.Limits.MaxPixels < 1:
+		return cli.Usagef("serve.max_pixels (--max-pixels) %d: want 1 or more", c.Limits.MaxPixels)
+	case c.Poll < 0:
+		return cli.Usagef("serve.poll (--poll) %v: want 0 (never) or more", c.Poll)
+	case o.Grace <= 0:
+		return cli.Usagef("serve.shutdown_timeout %v: want more than 0", o.Grace)
+	}
+	return nil
+}
+
+// castDuration reads a duration from YAML, the environment or a flag:
+// "5ms" style strings, or a number of seconds.
+func castDuration(x any) (time.Duration, error) {
+	switch d := x.(type) {
+	case time.Duration:
+		return d, nil
+	case int:
+		return time.Duration(d) * time.Second, nil
+	case float64:
+		return time.Duration(d * float64(time.Second)), nil
+	case string:
+		if secs, err := strconv.ParseFloat(d, 64); err == nil {
+			return time.Duration(secs * float64(time.Second)), nil
+		}
+		return time.ParseDuration(d)
+	}
+	return 0, fmt.Errorf("not a duration")
+}
+
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// runServe loads the newest version and answers until the context ends.
+func runServe(o ServeOptions) error {
+	log := o.Stderr
+	if o.Quiet {
+		log = io.Discard
+	}
+	o.Server.Log = log
+	if o.Verbose {
+		o.Server.AccessLog = o.Stderr
+	}
+	load := o.Loader
+	if load == nil {
+		if err := graph.Load(); err != nil {
+			return cli.Modelf("%v", err)
+		}
+		load = serve.SavedModelLoader(o.Session)
+	}
+	srv, err := serve.New(o.Server, load)
+	if err != nil {
+		return cli.Modelf("%v", err) // serve names the folder and the version
+	}
+	ln := o.Listener
+	if ln == nil {
+		addr := net.JoinHostPort(o.Host, strconv.Itoa(o.Port))
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			srv.Close()
+			return cli.Usagef("--host %s --port %d: %v (choose another port)", o.Host, o.Port, unwrapListenError(err))
+		}
+	}
+	url := "http://" + ln.Addr().String()
+	if err := announce(o, url, srv.Version()); err != nil {
+		ln.Close()
+		srv.Close()
+		return err
+	}
+	if o.Ready != nil {
+		o.Ready(url)
+	}
+	ctx := o.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	err = srv.Serve(ctx, ln, o.Grace)
+	fmt.Fprintf(log, "%s serve: stopped\n", time.Now().Format("2006-01-02 15:04:05"))
+	if err != nil {
+		return cli.Modelf("serve: %v", err)
+	}
+	return nil
+}
+
+func unwrapListenError(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err
+	}
+	return err
+}
+
+// announce says where the server listens: a line for people on stderr,
+// and with --json a JSON line on stdout for scripts (the port, when --port 0).
+func announce(o ServeOptions, url string, version int64) error {
+	c := o.Server
+	if !o.Quiet {
+		fmt.Fprintf(o.Stderr, "serving model %q version %d on %s/v1/models/%s (%s; request timeout %v)\n",
+			c.Name, version, url, c.Name, c.Batch, c.Timeout)
+	}
+	if !o.JSON {
+		return nil
+	}
+	line, err := json.Marshal(map[string]any{
+		"event": "listening", "url": url, "model": c.Name, "version": version,
+		"predict": url + "/v1/models/" + c.Name + ":predict",
+	})
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(o.Stdout, "%s\n", line)
+	return err
+}

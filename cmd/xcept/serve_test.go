@@ -1,0 +1,236 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/model"
+	"github.com/xcept/xcept/internal/testmodel"
+)
+
+// serveExport lays the tiny test model's serving SavedModel out as version
+// 1 of an export folder (hard links: the model is 80 MB).
+func serveExport(t *testing.T) string {
+	t.Helper()
+	src := filepath.Join(testmodel.Tiny(t), model.ServingDir)
+	dir := filepath.Join(t.TempDir(), "tiny")
+	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		target := filepath.Join(dir, "1", rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		if os.Link(path, target) == nil {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, data, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestServeRefusesBadInput(t *testing.T) {
+	empty := t.TempDir()
+	file := filepath.Join(empty, "model.pb")
+	os.WriteFile(file, []byte("x"), 0o644)
+	bare := t.TempDir() // a SavedModel without its version folder: the tutorial's mistake
+	os.WriteFile(filepath.Join(bare, "saved_model.pb"), []byte("x"), 0o644)
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		code int
+		want string
+	}{
+		{"no model", []string{"serve"}, nil, cli.ExitUsage, "--model DIR is required"},
+		{"missing folder", []string{"serve", "--model", filepath.Join(empty, "nope")}, nil, cli.ExitModel, "no such file or directory"},
+		{"a file", []string{"serve", "--model", file}, nil, cli.ExitModel, "is a file"},
+		{"no version", []string{"serve", "--model", empty}, nil, cli.ExitModel, "has no complete version folder"},
+		{"no version folder", []string{"serve", "--model", bare}, nil, cli.ExitModel, "is a SavedModel itself, but serve (like TF Serving) expects version folders: move it to " + filepath.Join(bare, "1")},
+		{"negative batch", []string{"serve", "--model", empty, "--max-batch", "-1"}, nil, cli.ExitUsage, "serve.max_batch (--max-batch) -1"},
+		{"no workers", []string{"serve", "--model", empty, "--workers", "0"}, nil, cli.ExitUsage, "serve.workers (--workers) 0: want 1 or more"},
+		{"bad name", []string{"serve", "--model", empty, "--name", "a/b"}, nil, cli.ExitUsage, `serve.name (--name) "a/b"`},
+		{"bad port", []string{"serve", "--model", empty, "--port", "70000"}, nil, cli.ExitUsage, "serve.port (--port) 70000"},
+		{"bad duration flag", []string{"serve", "--model", empty, "--batch-timeout", "soon"}, nil, cli.ExitUsage, "invalid argument \"soon\""},
+		{"bad duration in the environment", []string{"serve", "--model", empty}, map[string]string{"XCEPT_SERVE_TIMEOUT": "forever"}, cli.ExitUsage,
+			`serve.timeout (--timeout) "forever"`},
+		{"zero timeout", []string{"serve", "--model", empty, "--timeout", "0s"}, nil, cli.ExitUsage, "serve.timeout (--timeout) 0s: want more than 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := runXcept(t, tt.env, tt.args...)
+			if code != tt.code || !strings.Contains(stderr, tt.want) || strings.Count(stderr, "\n") != 1 {
+				t.Errorf("exit %d, stderr %q; want exit %d and one line containing %q", code, stderr, tt.code, tt.want)
+			}
+		})
+	}
+}
+
+// Defaults < --config < XCEPT_* < flags, for the serve section.
+func TestServeConfigLayers(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, []byte("serve:\n  max_batch: 8\n  batch_timeout: 1ms\n  poll: 0\n  max_body_mb: 2.5\n  workers: 3\n"), 0o644)
+	t.Setenv("XCEPT_SERVE_BATCH_TIMEOUT", "7ms")
+	t.Setenv("XCEPT_SERVE_WORKERS", "2")
+	g := &Globals{ConfigFile: cfg, Stdout: io.Discard, Stderr: io.Discard}
+	cmd := NewServeCmd(g)
+	if err := cmd.ParseFlags([]string{"--model", dir, "--workers", "4", "--timeout", "3s"}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := g.Config(cmd.Flags(), serveKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var o ServeOptions
+	o.Server.Dir = dir
+	if err := o.fromConfig(v); err != nil {
+		t.Fatal(err)
+	}
+	c := o.Server
+	if c.Name != filepath.Base(dir) || o.Host != "127.0.0.1" || o.Port != 8501 {
+		t.Errorf("defaults: name %q host %q port %d", c.Name, o.Host, o.Port)
+	}
+	if c.Batch.MaxBatch != 8 || c.Poll != 0 || c.MaxBodyBytes != 2_500_000 {
+		t.Errorf("file: max batch %d, poll %v, body %d", c.Batch.MaxBatch, c.Poll, c.MaxBodyBytes)
+	}
+	if c.Batch.Timeout != 7*time.Millisecond {
+		t.Errorf("environment over file: batch timeout %v, want 7ms", c.Batch.Timeout)
+	}
+	if c.Batch.Workers != 4 || c.Timeout != 3*time.Second {
+		t.Errorf("flags over environment: workers %d, timeout %v", c.Batch.Workers, c.Timeout)
+	}
+}
+
+func servePNG(t *testing.T) []byte {
+	img := image.NewRGBA(image.Rect(0, 0, 64, 48))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(i * 13)
+	}
+	img.Set(0, 0, color.RGBA{255, 0, 0, 255})
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// The real thing: xcept serve in its own process answers predict requests,
+// and on SIGTERM lets a request in flight finish, then exits 0.
+func TestServeAnswersAndStopsOnSIGTERM(t *testing.T) {
+	dir := serveExport(t)
+	cmd := exec.Command(os.Args[0], "serve", "--model", dir, "--port", "0", "--json", "--max-batch", "4", "--poll", "0")
+	cmd.Env = append(os.Environ(), "XCEPT_TEST_AS_MAIN=1", "XCEPT_RUNTIME_INTRA_OP_THREADS=2")
+	stdout, _ := cmd.StdoutPipe()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	sc := bufio.NewScanner(stdout)
+	if !sc.Scan() {
+		cmd.Wait()
+		t.Fatalf("no listening line; stderr: %s", stderr.String())
+	}
+	var ready struct {
+		Event, URL, Model, Predict string
+		Version                    int64
+	}
+	if err := json.Unmarshal(sc.Bytes(), &ready); err != nil || ready.Event != "listening" || ready.Model != "tiny" || ready.Version != 1 {
+		t.Fatalf("listening line %q: %v", sc.Text(), err)
+	}
+	if !strings.HasPrefix(ready.URL, "http://127.0.0.1:") {
+		t.Errorf("listening on %s, want loopback", ready.URL)
+	}
+
+	one := `{"b64": "` + base64.StdEncoding.EncodeToString(servePNG(t)) + `"}`
+	post := func(n int) (int, []byte) {
+		body := `{"instances": [` + strings.TrimSuffix(strings.Repeat(one+",", n), ",") + `]}`
+		resp, err := http.Post(ready.Predict, "application/json", strings.NewReader(body))
+		if err != nil {
+			return 0, []byte(err.Error())
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, data
+	}
+	code, body := post(1)
+	var answer struct {
+		Predictions []struct {
+			Probabilities []float64
+			Classes       []string
+		}
+	}
+	if code != 200 || json.Unmarshal(body, &answer) != nil || len(answer.Predictions) != 1 || len(answer.Predictions[0].Probabilities) != 3 {
+		t.Fatalf("predict: %d %s", code, body)
+	}
+
+	// A request of 48 images takes the model a while: SIGTERM arrives while it runs.
+	type result struct {
+		code int
+		body []byte
+	}
+	slow := make(chan result, 1)
+	go func() {
+		c, b := post(48)
+		slow <- result{c, b}
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !inFlight(ready.URL) {
+		if time.Now().After(deadline) {
+			t.Fatal("the request never started")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	r := <-slow
+	if r.code != 200 || !bytes.Contains(r.body, []byte(`"predictions"`)) {
+		t.Errorf("the request in flight at SIGTERM: %d %.200s", r.code, r.body)
+	}
+	err := cmd.Wait()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) || err != nil {
+		t.Errorf("after SIGTERM: %v; stderr:\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), `serving model "tiny" version 1 on http://127.0.0.1:`) || !strings.Contains(stderr.String(), "serve: stopped") {
+		t.Errorf("stderr:\n%s", stderr.String())
+	}
+}
+
+// inFlight reads the metrics: is a request being answered?
+func inFlight(url string) bool {
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return bytes.Contains(data, []byte("xcept_serve_requests_in_flight 1\n"))
+}
