@@ -49,5 +49,11 @@ demo: build
 bench: build
 	scripts/bench.sh
 
+# A bounded load test of xcept serve on loopback (not part of make test):
+# CLIENTS=8 SECONDS_EACH=20 SIZE=299 IMAGES=1 WORKERS=1 make loadtest
+.PHONY: loadtest
+loadtest: build
+	scripts/loadtest.sh
+
 clean:
 	rm -rf bin demo .tf $(VENV)
