@@ -39,8 +39,8 @@ def import_converter():
         import tf2onnx
     except ImportError as e:
         raise vc.Unsupported(
-            f"ONNX export needs tf2onnx, onnx and onnxruntime in xcept's Python environment, and {e}; "
-            "install the pinned versions with `make setup`"
+            f"ONNX export needs tf2onnx, onnx and onnxruntime in xcept's Python environment ({e}): "
+            "`make setup` installs the pinned versions"
         ) from e
     return tf2onnx, onnx, onnxruntime
 

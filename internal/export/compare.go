@@ -23,18 +23,19 @@ func compare(ref, cand []float32, n, classes int) (Agreement, error) {
 	var a Agreement
 	for i := 0; i < n; i++ {
 		r, c := ref[i*classes:(i+1)*classes], cand[i*classes:(i+1)*classes]
-		if argmax(c) != argmax(r) {
-			a.Disagreements++
-		}
+		broken := false
 		for k := range r {
 			d := math.Abs(float64(r[k]) - float64(c[k]))
 			if math.IsNaN(d) || math.IsInf(d, 0) {
-				// Never a perfect match, and still a number JSON can hold:
+				// Never a match, and still a number JSON can hold:
 				// probabilities differ by 1 at most.
 				a.NonFinite++
-				d = 1
+				broken, d = true, 1
 			}
 			a.MaxAbsDiff = math.Max(a.MaxAbsDiff, d)
+		}
+		if broken || argmax(c) != argmax(r) {
+			a.Disagreements++
 		}
 	}
 	a.Agreement = float64(n-a.Disagreements) / float64(n)

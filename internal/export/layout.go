@@ -123,7 +123,10 @@ func versionName(name string) (int64, bool) {
 		return 0, false
 	}
 	v, err := strconv.ParseInt(name, 10, 64)
-	return v, err == nil && v > 0
+	if err != nil || v < 1 {
+		return 0, false
+	}
+	return v, true
 }
 
 // dirSize is the total size of the regular files under dir.
