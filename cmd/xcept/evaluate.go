@@ -1,18 +1,27 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/dataset"
+	"github.com/xcept/xcept/internal/graph"
+	"github.com/xcept/xcept/internal/imageio"
+	"github.com/xcept/xcept/internal/infer"
+	"github.com/xcept/xcept/internal/loader"
 	"github.com/xcept/xcept/internal/metrics"
+	"github.com/xcept/xcept/internal/model"
 	"github.com/xcept/xcept/internal/report"
+	runs "github.com/xcept/xcept/internal/run"
 )
 
 func init() { verbs = append(verbs, NewEvaluateCmd) }
@@ -21,11 +30,17 @@ func init() { verbs = append(verbs, NewEvaluateCmd) }
 type EvaluateOptions struct {
 	Predictions string         // predictions file: true,pred[,file][,probabilities]
 	Labels      string         // labels.txt: class names in index order
+	Run         string         // or a run folder, evaluated with its best checkpoint
+	Split       string         // with Run: test, val, train, or a folder with one sub-folder per class
+	Batch       int            // with Run: images per model call
 	History     string         // optional training history.csv for the curves
 	Out         string         // report folder
 	TopK        int            // k of top-k accuracy
 	Gates       []metrics.Gate // CI gates
 	JSON        bool           // print the summary as JSON
+	Quiet       bool
+	Session     graph.SessionOptions
+	Limits      infer.Limits
 	Stdout      io.Writer
 	Stderr      io.Writer
 }
@@ -38,11 +53,18 @@ func NewEvaluateCmd(g *Globals) *cobra.Command {
 		minRecall   []string
 	)
 	cmd := &cobra.Command{
-		Use:   "evaluate --predictions FILE --labels labels.txt [--out DIR] [gates]",
+		Use:   "evaluate (--run runs/NAME [--split test|val|DIR] | --predictions FILE --labels labels.txt) [gates]",
 		Short: "Report accuracy, per-class scores and the confusion matrix; gate CI on them",
 		Long: `evaluate writes predictions.csv, report.txt (scikit-learn's classification_report
 layout), report.json, confusion.csv, confusion.png and one self-contained
-report.html to --out.
+report.html (with the training curves and a gallery of the worst mistakes).
+
+--run evaluates a run's best checkpoint on --split: the prepared dataset's test
+split (the default), val or train, read in order with no augmentation, or a
+folder with one sub-folder per class, whose images are decoded and resized as
+prepare did. The reports go to the run folder unless --out says otherwise. A
+model whose classes differ from the data's (a class folder the model does not
+know) is a data error (exit 4).
 
 --predictions reads a CSV with columns "true" and "pred" (class names or
 indices of labels.txt), optionally "file" and one probability column per class
@@ -50,12 +72,17 @@ indices of labels.txt), optionally "file" and one probability column per class
 itself writes. No model is needed.
 
 Gates make CI fail on a bad model: every report is still written, then the
-command exits with code 3 and one line naming each failed gate and by how much.`,
-		Example: `  xcept evaluate --predictions preds.csv --labels ds/labels.txt --out eval
+command exits with code 3 and one line naming each failed gate and by how much.
+Exit codes: 0 done and every gate passed, 2 bad flags, 3 a gate failed, 4 a
+missing or unusable path, file or dataset, or classes that do not match the
+model's, 5 the model failed, 130 interrupted.`,
+		Example: `  xcept evaluate --run runs/flowers --min-accuracy 0.9 --min-recall 0.8
+  xcept evaluate --run runs/flowers --split new-photos/ --out eval-new
+  xcept evaluate --predictions preds.csv --labels ds/labels.txt --out eval
   xcept evaluate --predictions preds.csv --labels labels.txt --min-accuracy 0.9 --min-recall 0.8 --min-recall cat=0.95 --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts.JSON, opts.Stdout, opts.Stderr = g.JSON, g.Stdout, g.Stderr
+			opts.JSON, opts.Quiet, opts.Stdout, opts.Stderr = g.JSON, g.Quiet, g.Stdout, g.Stderr
 			if cmd.Flags().Changed("min-accuracy") {
 				gate, err := metrics.MinAccuracy(minAccuracy)
 				if err != nil {
@@ -73,14 +100,25 @@ command exits with code 3 and one line naming each failed gate and by how much.`
 			if err := validateEvaluate(&opts); err != nil {
 				return err
 			}
+			if opts.Run != "" {
+				var err error
+				if opts.Session, opts.Limits, err = inferConfig(g, cmd.Flags()); err != nil {
+					return err
+				}
+				return runEvaluateModel(cmd.Context(), opts)
+			}
 			return runEvaluate(opts)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&opts.Predictions, "predictions", "", "predictions CSV to evaluate (columns true,pred by class name or index)")
 	f.StringVar(&opts.Labels, "labels", "", "labels.txt: one class name per line, in index order")
-	f.StringVar(&opts.History, "history", "", "training history.csv to draw the training curves from")
-	f.StringVar(&opts.Out, "out", "", "report folder (default: NAME-report beside the predictions file NAME.csv)")
+	f.StringVar(&opts.Run, "run", "", "run folder (runs/NAME): evaluate its best checkpoint")
+	f.StringVar(&opts.Split, "split", "test", "with --run: test, val, train, or a folder with one sub-folder per class")
+	f.IntVar(&opts.Batch, "batch", 32, "with --run: images per model call")
+	f.Bool("confusion", true, "accepted for compatibility: the confusion matrix (confusion.csv, confusion.png) is always written")
+	f.StringVar(&opts.History, "history", "", "training history.csv to draw the training curves from (default with --run: the run's)")
+	f.StringVar(&opts.Out, "out", "", "report folder (default: the run folder, or NAME-report beside the predictions file NAME.csv)")
 	f.IntVar(&opts.TopK, "top-k", 5, "k of the top-k accuracy (needs probability columns)")
 	f.Float64Var(&minAccuracy, "min-accuracy", 0, "gate: fail (exit 3) when accuracy is below this fraction")
 	f.StringArrayVar(&minRecall, "min-recall", nil, "gate: fail when the recall of every class (X) or of one class (CLASS=X) is below X; repeatable")
@@ -89,8 +127,11 @@ command exits with code 3 and one line naming each failed gate and by how much.`
 
 // validateEvaluate checks flag combinations and fills defaults.
 func validateEvaluate(o *EvaluateOptions) error {
+	if o.Run != "" {
+		return validateEvaluateRun(o)
+	}
 	if o.Predictions == "" {
-		return cli.Usagef("--predictions FILE is required (see --help)")
+		return cli.Usagef("--run runs/NAME or --predictions FILE is required (see --help)")
 	}
 	if o.Labels == "" {
 		return cli.Usagef("--labels labels.txt is required with --predictions: it gives the classes and their order")
@@ -192,4 +233,186 @@ func gateSubject(g metrics.GateResult) string {
 		return fmt.Sprintf("(%s: %s)", what, g.Note)
 	}
 	return fmt.Sprintf("(%s %.4f)", what, g.Value)
+}
+
+// Named splits of a prepared dataset that --split accepts.
+var namedSplits = []string{dataset.Test, dataset.Val, dataset.Train}
+
+func validateEvaluateRun(o *EvaluateOptions) error {
+	switch {
+	case o.Predictions != "":
+		return cli.Usagef("--run and --predictions exclude each other: evaluate a run's model, or a predictions file")
+	case o.Labels != "":
+		return cli.Usagef("--labels is for --predictions: a run knows its classes")
+	case o.TopK < 1:
+		return cli.Usagef("--top-k %d: want 1 or more", o.TopK)
+	case o.Batch < 1:
+		return cli.Usagef("--batch %d: want 1 or more", o.Batch)
+	case o.Split == "":
+		return cli.Usagef("--split is empty: give test, val, train or a folder")
+	}
+	return nil
+}
+
+// runEvaluateModel predicts a split (or a labelled folder) with the run's
+// best checkpoint and writes the reports.
+func runEvaluateModel(ctx context.Context, o EvaluateOptions) error {
+	r, err := infer.OpenRun(o.Run)
+	if err != nil {
+		return err
+	}
+	info, err := model.ReadInfo(r.Info.Model)
+	if err != nil {
+		return err
+	}
+	if err := infer.CheckClasses(info.Classes, r.Info.Classes, "run.json of "+r.Dir); err != nil {
+		return err
+	}
+	if err := metrics.CheckClasses(o.Gates, info.Classes); err != nil {
+		return cli.Usagef("%v of the model", err)
+	}
+	src, err := evaluationSource(r, info, o)
+	if err != nil {
+		return err
+	}
+	m, err := infer.OpenServing(r, o.Session)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	ev, err := src.predict(ctx, m)
+	if err != nil {
+		return err
+	}
+	if len(ev.Rows) == 0 {
+		return cli.Dataf("%s: no image could be evaluated", src.name)
+	}
+	gallery, err := src.gallery(info.Classes, ev)
+	if err != nil {
+		return err
+	}
+	if o.History == "" {
+		if _, err := os.Stat(r.Path(runs.HistoryFile)); err == nil {
+			o.History = r.Path(runs.HistoryFile)
+		}
+	}
+	if o.Out == "" {
+		o.Out = r.Dir
+	}
+	sum, err := report.Write(report.Input{
+		Classes:     info.Classes,
+		Rows:        ev.Rows,
+		HistoryPath: o.History,
+		OutDir:      o.Out,
+		Gates:       o.Gates,
+		TopK:        o.TopK,
+		Source:      fmt.Sprintf("run %s, best checkpoint%s, on %s", r.Dir, bestEpoch(r), src.name),
+		Gallery:     gallery,
+	})
+	if sum != nil {
+		if perr := printSummary(o, sum); perr != nil {
+			return perr
+		}
+	}
+	return err
+}
+
+// bestEpoch says which epoch the best checkpoint is from, when it is known.
+func bestEpoch(r *runs.Run) string {
+	var st struct {
+		BestEpoch int `json:"best_epoch"`
+	}
+	if err := r.LoadState(runs.Best, &st); err == nil && st.BestEpoch > 0 {
+		return fmt.Sprintf(" (epoch %d)", st.BestEpoch)
+	}
+	return ""
+}
+
+// evalSource is what --split names: a prepared split's records, or a
+// labelled folder of image files.
+type evalSource struct {
+	name   string // for messages and the report page
+	shards []string
+	files  []infer.LabelledFile
+	fit    imageio.Fit
+	o      EvaluateOptions
+}
+
+func evaluationSource(r *runs.Run, info *model.Info, o EvaluateOptions) (*evalSource, error) {
+	ds, dsErr := dataset.ReadManifest(r.Info.Dataset)
+	if slices.Contains(namedSplits, o.Split) {
+		if dsErr != nil {
+			return nil, cli.Dataf("run %s: its dataset %s cannot be read (%v): evaluate a folder with --split DIR", r.Dir, r.Info.Dataset, dsErr)
+		}
+		if err := infer.CheckClasses(info.Classes, ds.ClassNames(), "the dataset "+r.Info.Dataset); err != nil {
+			return nil, err
+		}
+		shards := ds.ShardPaths(r.Info.Dataset, o.Split)
+		if n, _ := loader.Count(shards); n == 0 {
+			return nil, cli.Dataf("the dataset %s has no %s images: choose another --split (test, val, train or a folder)", r.Info.Dataset, o.Split)
+		}
+		return &evalSource{name: fmt.Sprintf("the %s split of %s", o.Split, r.Info.Dataset), shards: shards, o: o}, nil
+	}
+	if st, err := os.Stat(o.Split); err != nil || !st.IsDir() {
+		return nil, cli.Dataf("--split %s: no such folder (want test, val, train, or a folder with one sub-folder per class)", o.Split)
+	}
+	files, err := infer.ScanLabelled(o.Split, info.Classes, "--split")
+	if err != nil {
+		return nil, err
+	}
+	fit := imageio.Squash // the serving graph's own resize, when the dataset is gone
+	if dsErr == nil {
+		if f, err := imageio.ParseFit(ds.Image.Resize); err == nil {
+			fit = f
+		}
+	}
+	return &evalSource{name: "the folder " + o.Split, files: files, fit: fit, o: o}, nil
+}
+
+func (s *evalSource) predict(ctx context.Context, m *model.Model) (*infer.Evaluated, error) {
+	if s.files == nil {
+		return infer.PredictRecords(ctx, m, s.shards, s.o.Batch)
+	}
+	skipped := 0
+	ev, err := infer.PredictLabelled(ctx, m, s.files, s.fit, s.o.Batch, s.o.Limits, func(e *infer.FileError) {
+		skipped++
+		if !s.o.Quiet {
+			fmt.Fprintf(s.o.Stderr, "skipped %s: %s (%s)\n", e.Path, e.Reason, e.Detail)
+		}
+	})
+	if err == nil && skipped > 0 && !s.o.Quiet {
+		fmt.Fprintf(s.o.Stderr, "%d unreadable files left out of the evaluation\n", skipped)
+	}
+	return ev, err
+}
+
+// galleryShown is how many mistakes the page shows.
+const galleryShown = 24
+
+// gallery picks the worst mistakes. Files are read from disk by the
+// report; records lend their stored (already resized) image.
+func (s *evalSource) gallery(classes []string, ev *infer.Evaluated) ([]report.GalleryItem, error) {
+	items := report.WorstMistakes(classes, ev.Rows, galleryShown, "")
+	if s.files != nil {
+		return items, nil
+	}
+	// WorstMistakes keeps the rows' order among equals, so the k-th item is
+	// found by matching file names; prepared datasets name every record.
+	record := map[string]int{}
+	for i, row := range ev.Rows {
+		record[row.File] = ev.Records[i]
+	}
+	want := map[int]bool{}
+	for _, it := range items {
+		want[record[it.Name]] = true
+	}
+	images, err := infer.RecordImages(s.shards, want)
+	if err != nil {
+		return nil, err
+	}
+	for i := range items {
+		items[i].Path = ""
+		items[i].Image = images[record[items[i].Name]]
+	}
+	return items, nil
 }

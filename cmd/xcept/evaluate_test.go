@@ -5,12 +5,19 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/dataset"
+	"github.com/xcept/xcept/internal/demodata"
+	"github.com/xcept/xcept/internal/infer"
+	"github.com/xcept/xcept/internal/report"
+	runs "github.com/xcept/xcept/internal/run"
 )
 
 // -update rewrites the golden files. Defined here only when no other test
@@ -209,5 +216,137 @@ func compareGolden(t *testing.T, path string, got []byte) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Errorf("output differs from %s (rerun with -update if intended)\n got:\n%s\nwant:\n%s", path, got, want)
+	}
+}
+
+// testEvaluateRun evaluates the trained run on its test and validation
+// splits and on a labelled folder.
+func testEvaluateRun(t *testing.T, runDir string) {
+	out := t.TempDir()
+	code, stdout, stderr := runXcept(t, nil, "evaluate", "--run", runDir, "--confusion", "--out", filepath.Join(out, "test"))
+	if code != 0 {
+		t.Fatalf("evaluate --run: exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "report: "+filepath.Join(out, "test", "report.html")) || !strings.Contains(stdout, "weighted avg") {
+		t.Errorf("text summary:\n%s", stdout)
+	}
+	r, err := infer.OpenRun(runDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := dataset.ReadManifest(r.Info.Dataset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := map[string]int{}
+	for _, s := range ds.Splits {
+		records[s.Name] = s.Records
+	}
+	rows := readCSV(t, filepath.Join(out, "test", "predictions.csv"))
+	if len(rows)-1 != records["test"] {
+		t.Errorf("predictions.csv has %d rows, the test split %d records", len(rows)-1, records["test"])
+	}
+	for _, f := range []string{"report.txt", "report.json", "confusion.csv", "confusion.png", "curves.png", "report.html"} {
+		if _, err := os.Stat(filepath.Join(out, "test", f)); err != nil {
+			t.Errorf("%s not written: %v", f, err)
+		}
+	}
+	page, _ := os.ReadFile(filepath.Join(out, "test", "report.html"))
+	if !bytes.Contains(page, []byte(`id="gallery"`)) || !bytes.Contains(page, []byte("data:image/jpeg;base64,")) {
+		t.Error("report.html has no gallery of mistakes with the records' images")
+	}
+
+	// On the validation split, the best checkpoint must score what training
+	// measured for it: the same images, unaugmented, the same weights.
+	code, stdout, stderr = runXcept(t, nil, "--json", "evaluate", "--run", runDir, "--split", "val", "--out", filepath.Join(out, "val"))
+	var sum report.Summary
+	if code != 0 || json.Unmarshal([]byte(stdout), &sum) != nil {
+		t.Fatalf("--split val --json: exit %d: %s %s", code, stdout, stderr)
+	}
+	var state struct {
+		BestEpoch int `json:"best_epoch"`
+	}
+	if err := r.LoadState("best", &state); err != nil {
+		t.Fatal(err)
+	}
+	history := readCSV(t, r.Path("history.csv"))
+	valAccuracy, _ := strconv.ParseFloat(history[state.BestEpoch][5], 64)
+	if history[0][5] != "val_accuracy" || sum.Samples != records["val"] || math.Abs(sum.Accuracy-valAccuracy) > 1e-6 {
+		t.Errorf("val accuracy %.6f on %d images; training recorded %s %.6f at the best epoch %d",
+			sum.Accuracy, sum.Samples, history[0][5], valAccuracy, state.BestEpoch)
+	}
+	t.Logf("best epoch %d: val accuracy %.4f (training said %.4f)", state.BestEpoch, sum.Accuracy, valAccuracy)
+
+	// A labelled folder: images decoded and resized as prepare does; an
+	// unreadable one is skipped with a warning.
+	folder := t.TempDir()
+	for _, p := range quadrantImages(t, 2, 55) {
+		class := filepath.Base(filepath.Dir(p))
+		os.MkdirAll(filepath.Join(folder, class), 0o755)
+		os.WriteFile(filepath.Join(folder, class, filepath.Base(p)), mustRead(t, p), 0o644)
+	}
+	os.WriteFile(filepath.Join(folder, "square", "broken.jpg"), []byte("not a jpeg"), 0o644)
+	code, stdout, stderr = runXcept(t, nil, "--json", "evaluate", "--run", runDir, "--split", folder, "--out", filepath.Join(out, "folder"))
+	sum = report.Summary{}
+	if code != 0 || json.Unmarshal([]byte(stdout), &sum) != nil || sum.Samples != 6 {
+		t.Errorf("--split DIR: exit %d, %d samples, want 6: %s", code, sum.Samples, stderr)
+	}
+	if !strings.Contains(stderr, "skipped "+filepath.Join(folder, "square", "broken.jpg")+": not-an-image") {
+		t.Errorf("the broken file was not reported: %q", stderr)
+	}
+}
+
+// testEvaluateRunExitCodes: gates (3), bad paths and class mismatches (4),
+// bad flags (2), in --run mode.
+func testEvaluateRunExitCodes(t *testing.T, runDir string) {
+	dir := t.TempDir()
+	// A labelled folder with a class the model does not know.
+	zebra := filepath.Join(dir, "zebra-folder")
+	os.MkdirAll(filepath.Join(zebra, "zebra"), 0o755)
+	os.WriteFile(filepath.Join(zebra, "zebra", "z.png"), mustRead(t, quadrantImages(t, 1, 66)[0]), 0o644)
+	// A run whose dataset has other classes than its model: two classes.
+	gen := demodata.Defaults()
+	gen.Classes, gen.PerClass, gen.Width, gen.Height = 2, 12, quadrantSize, quadrantSize
+	demodata.Generate(filepath.Join(dir, "two"), gen)
+	if code, _, stderr := runXcept(t, nil, "-q", "prepare", "--data", filepath.Join(dir, "two"), "--out", filepath.Join(dir, "two-ds"),
+		"--image-size", "128", "--no-model"); code != 0 {
+		t.Fatal(stderr)
+	}
+	r, _ := infer.OpenRun(runDir)
+	mismatched := filepath.Join(dir, "mismatched")
+	info := r.Info
+	info.Dataset = filepath.Join(dir, "two-ds")
+	if _, err := runs.Create(mismatched, info); err != nil {
+		t.Fatal(err)
+	}
+	notRun := t.TempDir()
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"gate fails", []string{"--run", runDir, "--min-accuracy", "1"}, cli.ExitGate, "gate failed: accuracy"},
+		{"gate passes", []string{"--run", runDir, "--min-accuracy", "0.4", "--min-recall", "circle=0.01"}, cli.ExitOK, ""},
+		{"gate on unknown class", []string{"--run", runDir, "--min-recall", "zebra=0.5"}, cli.ExitUsage, `no class "zebra"`},
+		{"missing run", []string{"--run", filepath.Join(dir, "nope")}, cli.ExitData, "no such run folder"},
+		{"not a run", []string{"--run", notRun}, cli.ExitData, "not an xcept run"},
+		{"missing split folder", []string{"--run", runDir, "--split", filepath.Join(dir, "nope")}, cli.ExitData, "--split " + filepath.Join(dir, "nope") + ": no such folder"},
+		{"unknown class folder", []string{"--run", runDir, "--split", zebra}, cli.ExitData, `class folder "zebra" is not a class of the model`},
+		{"dataset of other classes", []string{"--run", mismatched}, cli.ExitData, "the model has 3 classes (circle, square, triangle) but the dataset"},
+		{"run and predictions", []string{"--run", runDir, "--predictions", "p.csv"}, cli.ExitUsage, "exclude each other"},
+		{"labels with run", []string{"--run", runDir, "--labels", "l.txt"}, cli.ExitUsage, "--labels is for --predictions"},
+		{"bad batch", []string{"--run", runDir, "--batch", "0"}, cli.ExitUsage, "--batch 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := runXcept(t, nil, append([]string{"evaluate", "--out", filepath.Join(dir, "out")}, tt.args...)...)
+			if code != tt.code || !strings.Contains(stderr, tt.want) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr, tt.code, tt.want)
+			}
+			if n := strings.Count(stderr, "\n"); n > 1 {
+				t.Errorf("stderr has %d lines, want one: %q", n, stderr)
+			}
+		})
 	}
 }

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/graph"
+	"github.com/xcept/xcept/internal/infer"
+)
+
+func init() { verbs = append(verbs, NewPredictCmd) }
+
+// PredictOptions is everything `xcept predict` needs, already validated.
+type PredictOptions struct {
+	Run     string   // run folder: its serving model with the best checkpoint
+	Model   string   // or an exported serving SavedModel (TF Serving layout allowed)
+	Paths   []string // images and folders of images
+	TopK    int
+	Batch   int
+	JSON    bool
+	Session graph.SessionOptions
+	Limits  infer.Limits
+	Stdout  io.Writer
+}
+
+// NewPredictCmd builds `xcept predict`.
+func NewPredictCmd(g *Globals) *cobra.Command {
+	o := &PredictOptions{}
+	cmd := &cobra.Command{
+		Use:   "predict (--run runs/NAME | --model DIR) IMAGE|DIR...",
+		Short: "Print the top-k classes of images",
+		Long: `predict prints the k most probable classes of each image, one line per image
+(--json: one JSON object per line). Folders are read recursively; files in them
+that are no image at all (a README) are left out.
+
+--run uses the run's best checkpoint. --model is an exported serving SavedModel
+(saved_model.pb and assets/labels.txt; in a TF Serving layout DIR/1/, DIR/2/...
+the newest version), or a model folder's serving/.
+
+The model decodes each file's own bytes, as TF Serving and Python do, so the
+probabilities are theirs. Files TensorFlow would read differently from prepare
+(an EXIF orientation, animations, GIF, BMP, WebP, TIFF) are first decoded by xcept,
+upright, and passed on losslessly as PNG.
+
+A file that cannot be read is reported on its own line (or JSON object) and the
+others are still predicted.
+Exit codes: 0 every image predicted, 2 bad flags, 4 a file could not be read
+or a path does not exist, 5 the model failed, 130 interrupted.`,
+		Example: `  xcept predict --run runs/flowers photo.jpg more-photos/
+  xcept predict --model export/serving --top-k 3 --json photo.jpg`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Paths, o.JSON, o.Stdout = args, g.JSON, g.Stdout
+			var err error
+			if o.Session, o.Limits, err = inferConfig(g, cmd.Flags()); err != nil {
+				return err
+			}
+			if err := o.validate(); err != nil {
+				return err
+			}
+			return runPredict(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Run, "run", "", "run folder (runs/NAME): predict with its best checkpoint")
+	f.StringVar(&o.Model, "model", "", "exported serving SavedModel folder (or a TF Serving folder of versions)")
+	f.IntVar(&o.TopK, "top-k", 5, "classes to print per image, most probable first")
+	f.IntVar(&o.Batch, "batch", 32, "images per model call")
+	return cmd
+}
+
+// inferConfig reads what inference takes from the layered configuration:
+// the TensorFlow runtime section and prepare's input limits.
+func inferConfig(g *Globals, flags *pflag.FlagSet) (graph.SessionOptions, infer.Limits, error) {
+	v, err := g.Config(flags, nil)
+	if err != nil {
+		return graph.SessionOptions{}, infer.Limits{}, err
+	}
+	lim := infer.Limits{MaxFileBytes: v.GetInt64("prepare.max_file_mb") << 20}
+	lim.MaxPixels = v.GetInt64("prepare.max_pixels")
+	return sessionOptions(v), lim, nil
+}
+
+func (o *PredictOptions) validate() error {
+	switch {
+	case (o.Run == "") == (o.Model == ""):
+		return cli.Usagef("give one of --run runs/NAME or --model DIR")
+	case len(o.Paths) == 0:
+		return cli.Usagef("no images: give image files or folders after the flags")
+	case o.TopK < 1:
+		return cli.Usagef("--top-k %d: want 1 or more", o.TopK)
+	case o.Batch < 1:
+		return cli.Usagef("--batch %d: want 1 or more", o.Batch)
+	}
+	return nil
+}
+
+// openServing opens what --run or --model names for encoded images.
+func openServing(run, modelDir string, opts graph.SessionOptions) (*infer.Serving, func(), error) {
+	if modelDir != "" {
+		s, err := infer.OpenSavedModel(modelDir, opts)
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, func() { s.Close() }, nil
+	}
+	r, err := infer.OpenRun(run)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := infer.OpenServing(r, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := infer.NewServing(m.Session, m.Info.Classes)
+	if err != nil {
+		m.Close()
+		return nil, nil, err
+	}
+	return s, func() { m.Close() }, nil
+}
+
+// predictLine is one image in --json output.
+type predictLine struct {
+	File      string           `json:"file"`
+	Top       []infer.Class    `json:"top,omitempty"`
+	Converted string           `json:"converted,omitempty"`
+	Error     *infer.FileError `json:"error,omitempty"`
+}
+
+func runPredict(ctx context.Context, o *PredictOptions) error {
+	s, done, err := openServing(o.Run, o.Model, o.Session)
+	if err != nil {
+		return err
+	}
+	defer done()
+	inputs := infer.ExpandPaths(o.Paths)
+	enc := json.NewEncoder(o.Stdout)
+	var total, failed int
+	err = s.PredictFiles(ctx, inputs, o.Batch, o.Limits, func(p infer.Prediction) error {
+		total++
+		line := predictLine{File: p.Path, Converted: p.Converted, Error: p.Err}
+		if p.Err != nil {
+			failed++
+		} else {
+			line.Top = infer.Top(p.Probs, s.Classes, o.TopK)
+		}
+		if o.JSON {
+			return enc.Encode(line)
+		}
+		_, err := io.WriteString(o.Stdout, predictText(line))
+		return err
+	})
+	switch {
+	case err != nil:
+		return err
+	case total == 0:
+		return cli.Dataf("no images in %s", strings.Join(o.Paths, ", "))
+	case failed > 0:
+		return cli.Dataf("%d of %d images could not be read (listed with their reasons above)", failed, total)
+	}
+	return nil
+}
+
+// predictText is one image's line: its path, then classes with probabilities.
+func predictText(l predictLine) string {
+	if l.Error != nil {
+		return fmt.Sprintf("%s: error: %s (%s)\n", l.File, l.Error.Reason, l.Error.Detail)
+	}
+	parts := make([]string, len(l.Top))
+	for i, c := range l.Top {
+		parts[i] = fmt.Sprintf("%s %.4f", c.Name, c.Probability)
+	}
+	return l.File + ": " + strings.Join(parts, ", ") + "\n"
+}

@@ -1,0 +1,133 @@
+// Package infer is what predict, explain and evaluate share: opening a
+// run's model with its best weights, reading images the way prepare does,
+// batching them, and ranking classes.
+package infer
+
+import (
+	"cmp"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/graph"
+	"github.com/xcept/xcept/internal/model"
+	"github.com/xcept/xcept/internal/run"
+)
+
+// Class is one class of a ranked prediction.
+type Class struct {
+	Index       int     `json:"index"`
+	Name        string  `json:"class"`
+	Probability float64 `json:"probability"`
+}
+
+// Top returns the k most probable classes of one row of probabilities,
+// most probable first; equal probabilities keep label order, as
+// metrics.Row.Ranked does, so predict and evaluate never disagree on a tie.
+func Top(probs []float32, names []string, k int) []Class {
+	idx := make([]int, len(probs))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(probs[b], probs[a]) })
+	k = max(0, min(k, len(idx)))
+	out := make([]Class, k)
+	for j, i := range idx[:k] {
+		out[j] = Class{Index: i, Name: names[i], Probability: float64(probs[i])}
+	}
+	return out
+}
+
+// Rows splits a flat n×k probability matrix into n rows of float64, the
+// form metrics.Row holds.
+func Rows(probs []float32, n int) [][]float64 {
+	if n == 0 {
+		return nil
+	}
+	k := len(probs) / n
+	out := make([][]float64, n)
+	for i := range out {
+		row := make([]float64, k)
+		for j := range row {
+			row[j] = float64(probs[i*k+j])
+		}
+		out[i] = row
+	}
+	return out
+}
+
+// Argmax is the index of the largest value, the first on ties.
+func Argmax(row []float64) int {
+	best := 0
+	for i, v := range row {
+		if v > row[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// OpenRun opens the run folder dir. A path that does not exist, or holds
+// no run, is a data error (exit 4) naming the flag: it is a bad path, not
+// a broken model.
+func OpenRun(dir string) (*run.Run, error) {
+	if _, err := os.Stat(dir); err != nil {
+		return nil, cli.Dataf("--run %s: no such run folder (train one with `xcept train --run %s`)", dir, dir)
+	}
+	if !run.Exists(dir) {
+		return nil, cli.Dataf("--run %s: not an xcept run (no %s); train one with `xcept train --run %s`", dir, run.InfoFile, dir)
+	}
+	return run.Open(dir)
+}
+
+// OpenServing loads the run's inference-only SavedModel with the best
+// checkpoint restored into it.
+func OpenServing(r *run.Run, opts graph.SessionOptions) (*model.Model, error) {
+	return openRestored(r, model.OpenServing, opts)
+}
+
+// OpenTrainer loads the run's trainer SavedModel (it has the explain
+// signature) with the best checkpoint restored into it.
+func OpenTrainer(r *run.Run, opts graph.SessionOptions) (*model.Model, error) {
+	return openRestored(r, model.Open, opts)
+}
+
+func openRestored(r *run.Run, open func(string, graph.SessionOptions) (*model.Model, error), opts graph.SessionOptions) (*model.Model, error) {
+	if !r.HasCheckpoint(run.Best) {
+		return nil, cli.Modelf("--run %s has no best checkpoint yet: train it first with `xcept train --run %s`", r.Dir, r.Dir)
+	}
+	m, err := open(r.Info.Model, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckClasses(m.Info.Classes, r.Info.Classes, "run "+r.Dir); err != nil {
+		m.Close()
+		return nil, err
+	}
+	if err := r.Restore(m.Session, run.Best); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// CheckClasses refuses a model whose classes are not the data's, in the
+// same order: every prediction would be mislabelled. It is a data error
+// (exit 4), the data being what does not fit the model.
+func CheckClasses(modelClasses, dataClasses []string, data string) error {
+	if slices.Equal(modelClasses, dataClasses) {
+		return nil
+	}
+	return cli.Dataf("the model has %d classes (%s) but %s has %d (%s): evaluate a model with the data it was trained for",
+		len(modelClasses), list(modelClasses), data, len(dataClasses), list(dataClasses))
+}
+
+// list shortens a class list for a one-line message.
+func list(names []string) string {
+	const shown = 6
+	if len(names) <= shown {
+		return strings.Join(names, ", ")
+	}
+	return strings.Join(names[:shown], ", ") + ", ..."
+}

@@ -1,0 +1,293 @@
+package infer
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/graph"
+	"github.com/xcept/xcept/internal/imageio"
+	"github.com/xcept/xcept/internal/metrics"
+	"github.com/xcept/xcept/internal/model"
+)
+
+// The serving SavedModel's contract for encoded images (scripts/xcept_model.py).
+const (
+	SignatureEncoded    = "serving_default"
+	InputEncoded        = "image_bytes"
+	OutputProbabilities = "probabilities"
+	LabelsAsset         = "assets/labels.txt"
+)
+
+// Serving predicts encoded image files through serving_default, the path
+// TF Serving and Python take: TensorFlow decodes the file's own bytes and
+// resizes in the graph, so the probabilities are theirs exactly.
+type Serving struct {
+	Session *graph.Session
+	Classes []string
+	owned   bool // Close closes the session
+}
+
+// NewServing wraps an open serving session (a run's restored serving
+// model), checking that serving_default takes encoded images.
+func NewServing(s *graph.Session, classes []string) (*Serving, error) {
+	sig, err := s.Signature(SignatureEncoded)
+	if err != nil {
+		return nil, cli.Modelf("%v", err)
+	}
+	in, ok := sig.Inputs[InputEncoded]
+	_, hasProbs := sig.Outputs[OutputProbabilities]
+	if !ok || in.DType != graph.String || !hasProbs {
+		return nil, cli.Modelf("%s: %s does not take encoded images (%s) to probabilities: rebuild the model with this xcept",
+			s.Dir, SignatureEncoded, InputEncoded)
+	}
+	return &Serving{Session: s, Classes: classes}, nil
+}
+
+// OpenSavedModel opens an exported serving SavedModel: dir itself, or
+// the newest numbered version in a TF Serving layout (dir/1/, dir/2/...).
+// The class names are its assets/labels.txt.
+func OpenSavedModel(dir string, opts graph.SessionOptions) (*Serving, error) {
+	path, err := ResolveSavedModel(dir)
+	if err != nil {
+		return nil, err
+	}
+	labels, err := metrics.ReadLabels(filepath.Join(path, LabelsAsset))
+	if err != nil {
+		return nil, cli.Modelf("--model %s: no class names (%v): export the model with xcept, or add %s", dir, err, LabelsAsset)
+	}
+	s, err := graph.LoadSavedModel(path, opts)
+	if err != nil {
+		return nil, cli.Modelf("--model %s: loading %s: %v", dir, path, err)
+	}
+	sv, err := NewServing(s, labels.Names)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	sv.owned = true
+	return sv, nil
+}
+
+// ResolveSavedModel finds the SavedModel folder that dir names. A
+// missing folder, or one without a SavedModel, is a bad path (data error).
+func ResolveSavedModel(dir string) (string, error) {
+	st, err := os.Stat(dir)
+	if err != nil || !st.IsDir() {
+		return "", cli.Dataf("--model %s: no such folder", dir)
+	}
+	if isSavedModel(dir) {
+		return dir, nil
+	}
+	entries, _ := os.ReadDir(dir)
+	var versions []int
+	for _, e := range entries {
+		if v, err := strconv.Atoi(e.Name()); err == nil && v >= 0 && e.IsDir() && isSavedModel(filepath.Join(dir, e.Name())) {
+			versions = append(versions, v)
+		}
+	}
+	if len(versions) > 0 {
+		sort.Ints(versions)
+		return filepath.Join(dir, strconv.Itoa(versions[len(versions)-1])), nil
+	}
+	if _, err := os.Stat(filepath.Join(dir, model.InfoFile)); err == nil {
+		return "", cli.Dataf("--model %s is a model folder: pass %s, or --run for trained weights",
+			dir, filepath.Join(dir, model.ServingDir))
+	}
+	return "", cli.Dataf("--model %s: no SavedModel here (want saved_model.pb, or version folders 1/, 2/ ... as TF Serving has them)", dir)
+}
+
+func isSavedModel(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "saved_model.pb"))
+	return err == nil
+}
+
+// Close closes the session if OpenSavedModel opened it.
+func (s *Serving) Close() error {
+	if s.owned {
+		return s.Session.Close()
+	}
+	return nil
+}
+
+// Predict runs serving_default on encoded images and returns their
+// probabilities, n × classes.
+func (s *Serving) Predict(encoded [][]byte) ([]float32, error) {
+	in, err := graph.NewStrings([]int64{int64(len(encoded))}, encoded)
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	out, err := s.Session.Run(SignatureEncoded, map[string]*graph.Tensor{InputEncoded: in}, OutputProbabilities)
+	if err != nil {
+		return nil, err
+	}
+	defer out[0].Close()
+	probs, err := out[0].Float32s()
+	if err != nil {
+		return nil, err
+	}
+	if len(probs) != len(encoded)*len(s.Classes) {
+		return nil, cli.Modelf("%s: %d probabilities for %d images of %d classes: the model and its labels.txt disagree",
+			s.Session.Dir, len(probs), len(encoded), len(s.Classes))
+	}
+	return probs, nil
+}
+
+// Encoded returns what serving_default should be fed for a file's bytes.
+// The file is decoded in full first, as prepare does, so that a truncated
+// or corrupt file is reported as such rather than failing a whole batch.
+// JPEG and PNG go as they are; what TensorFlow cannot decode faithfully
+// (an EXIF orientation other than 1, which it ignores; animations; GIF,
+// BMP, WebP and TIFF, whose transparency or variants it handles otherwise
+// or not at all) is sent as the upright image re-encoded losslessly as
+// PNG, converted saying why.
+func Encoded(data []byte, lim imageio.Limits) (feed []byte, converted string, err error) {
+	img, info, err := imageio.Decode(data, lim)
+	if err != nil {
+		return nil, "", err
+	}
+	converted = reencodeReason(info)
+	if converted == "" {
+		return data, "", nil
+	}
+	feed, err = imageio.Encode(img, imageio.PNG, 0)
+	return feed, converted, err
+}
+
+func reencodeReason(info imageio.Info) string {
+	switch {
+	case info.Orientation != 1:
+		return imageio.ConvOrientation
+	case info.Frames > 1:
+		return imageio.ConvFirstFrame
+	case info.Format != imageio.JPEG && info.Format != imageio.PNG:
+		return string(info.Format)
+	}
+	return ""
+}
+
+// Prediction is the outcome for one input file.
+type Prediction struct {
+	Input
+	Probs []float32 // one per class; nil when Err is set
+	// Converted says why the file was decoded by xcept and fed as PNG ("" when
+	// TensorFlow read the file's own bytes).
+	Converted string
+	Err       *FileError
+}
+
+// PredictFiles predicts the inputs in batches of batchSize and calls emit
+// for each in input order (folder entries that are no image at all are
+// left out). An unreadable file is a Prediction with Err; the others are
+// still predicted. Only a model failure or ctx ends it early.
+func (s *Serving) PredictFiles(ctx context.Context, inputs []Input, batchSize int, lim Limits, emit func(Prediction) error) error {
+	for start := 0; start < len(inputs); start += batchSize {
+		if ctx.Err() != nil {
+			return cli.Interrupted
+		}
+		chunk := inputs[start:min(start+batchSize, len(inputs))]
+		preds, feeds := prepareBatch(chunk, lim)
+		if err := s.predictBatch(preds, feeds, lim); err != nil {
+			return err
+		}
+		for i, p := range preds {
+			if p.Err != nil && chunk[i].Skippable(p.Err) {
+				continue
+			}
+			if err := emit(p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// prepareBatch reads and checks a batch's files on all cores.
+func prepareBatch(inputs []Input, lim Limits) ([]Prediction, [][]byte) {
+	preds := make([]Prediction, len(inputs))
+	feeds := make([][]byte, len(inputs))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for i, in := range inputs {
+		preds[i].Input = in
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			data, ferr := ReadFile(in, lim)
+			if ferr != nil {
+				preds[i].Err = ferr
+				return
+			}
+			feed, converted, err := Encoded(data, lim.Limits)
+			if err != nil {
+				preds[i].Err = imageError(in.Path, err)
+				return
+			}
+			feeds[i], preds[i].Converted = feed, converted
+		}()
+	}
+	wg.Wait()
+	return preds, feeds
+}
+
+// predictBatch runs the good files of a batch together. Should TensorFlow
+// refuse the batch (a file Go decodes and TensorFlow does not), each file
+// is run alone, and one TensorFlow refuses is fed re-encoded as PNG.
+func (s *Serving) predictBatch(preds []Prediction, feeds [][]byte, lim Limits) error {
+	var idx []int
+	var batch [][]byte
+	for i, f := range feeds {
+		if f != nil {
+			idx = append(idx, i)
+			batch = append(batch, f)
+		}
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	k := len(s.Classes)
+	probs, err := s.Predict(batch)
+	if err == nil {
+		for j, i := range idx {
+			preds[i].Probs = probs[j*k : (j+1)*k]
+		}
+		return nil
+	}
+	if cli.KindOf(err) != cli.KindInternal {
+		return err
+	}
+	for _, i := range idx {
+		if preds[i].Probs, err = s.Predict([][]byte{feeds[i]}); err == nil {
+			continue
+		}
+		png, perr := reencodePNG(preds[i].Input, lim)
+		if perr != nil {
+			return cli.Modelf("predicting %s: %v", preds[i].Path, oneLine(err))
+		}
+		if preds[i].Probs, err = s.Predict([][]byte{png}); err != nil {
+			return cli.Modelf("predicting %s: %v", preds[i].Path, oneLine(err))
+		}
+		preds[i].Converted = "tensorflow-refused-file"
+	}
+	return nil
+}
+
+func reencodePNG(in Input, lim Limits) ([]byte, error) {
+	img, ferr := Decode(in, lim)
+	if ferr != nil {
+		return nil, ferr
+	}
+	return imageio.Encode(img, imageio.PNG, 0)
+}
+
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
