@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/demodata"
@@ -525,5 +527,42 @@ func TestExportThresholdSelection(t *testing.T) {
 				t.Errorf("min agreement %v, want %v", o.Export.MinAgreement, tt.want)
 			}
 		})
+	}
+}
+
+// TestExportInterrupted: Ctrl-C while the converter runs stops it, exits
+// with 130 and leaves nothing in the output folder.
+func TestExportInterrupted(t *testing.T) {
+	runDir := trainedRun(t)
+	out := filepath.Join(t.TempDir(), "exports")
+	cmd := exec.Command(os.Args[0], "export", "--run", runDir, "--out", out, "--format", "tflite")
+	cmd.Env = append(os.Environ(), "XCEPT_TEST_AS_MAIN=1")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "converting with") {
+			break
+		}
+	}
+	time.Sleep(time.Second) // inside the converter, which takes far longer
+	cmd.Process.Signal(os.Interrupt)
+	var rest strings.Builder
+	for sc.Scan() {
+		rest.WriteString(sc.Text() + "\n")
+	}
+	err := cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != cli.ExitInterrupted {
+		t.Fatalf("after SIGINT: %v, stderr %q", err, rest.String())
+	}
+	if !strings.Contains(rest.String(), "xcept: interrupted") {
+		t.Errorf("stderr %q", rest.String())
+	}
+	if _, err := os.Stat(out); !errors.Is(err, fs.ErrNotExist) {
+		entries, _ := os.ReadDir(filepath.Join(out, "shapes-tflite"))
+		t.Errorf("the interrupted export left %s (%v)", out, entries)
 	}
 }
