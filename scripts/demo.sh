@@ -14,3 +14,8 @@ step demo-data --out demo/images --classes 3 --per-class 100 --seed 1
 step --config "$cfg" prepare --data demo/images --out demo/ds
 step --config "$cfg" train --data demo/ds --run "$run"
 step --config "$cfg" finetune --run "$run"
+step --config "$cfg" predict --run "$run" --top-k 2 demo/images/circle/circle_0000.jpg demo/images/square/square_0000.jpg
+step --config "$cfg" explain --run "$run" demo/images/triangle/triangle_0000.jpg
+step --config "$cfg" evaluate --run "$run" --confusion
+echo
+echo "demo done: the evaluation report is $run/report.html (Grad-CAM overlays in $run/explain/)"
