@@ -8,7 +8,7 @@
 # the server's mean batch size, its RSS before and after, and its exit code
 # after SIGTERM (must be 0).
 #
-#   CLIENTS=8 SECONDS_EACH=20 SIZE=299 IMAGES=1 WORKERS=1 make loadtest
+#   CLIENTS=8 SECONDS_EACH=20 SIZE=299 IMAGES=1 WORKERS=1 REPEAT=1 make loadtest
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +36,10 @@ cp -r "$model/serving" "$export_dir/1"
 go build -o "$work/loadtest" ./scripts/loadtest
 
 rss() { awk '/^VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
+# cpu: the process's user+system CPU time in clock ticks. CPU time per
+# image is the figure a busy machine skews least (wall-clock throughput
+# and latency suffer from every other process).
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hwm() { awk '/^VmHWM/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
 
 # run NAME SERVE_FLAGS...: one configuration; appends a JSON line to results.
@@ -60,19 +64,23 @@ run() {
 	local lt=("$work/loadtest" -url "$url/v1/models/shapes:predict" -metrics "$url/metrics" -clients "$CLIENTS" -images "$IMAGES")
 	"${lt[@]}" -duration 3s >/dev/null # warm-up: TensorFlow's first runs of each batch size are slow
 	echo "== $name: $CLIENTS clients × ${SECONDS_EACH}s on $url"
-	local ok=1
+	local ok=1 cpu0 cpu1
+	cpu0=$(cpu "$pid")
 	"${lt[@]}" -duration "${SECONDS_EACH}s" -json >"$work/$name.json" || ok=0
+	cpu1=$(cpu "$pid")
 	local after peak
 	after=$(rss "$pid")
 	peak=$(hwm "$pid")
 	kill -TERM "$pid"
 	local code=0
 	wait "$pid" || code=$?
-	"$py" - "$work/$name.json" "$name" "$before" "$after" "$peak" "$code" "$*" >>"$results" <<'EOF'
+	"$py" - "$work/$name.json" "$name" "$before" "$after" "$peak" "$code" "$*" "$((cpu1 - cpu0))" "$(getconf CLK_TCK)" >>"$results" <<'EOF'
 import json, sys
-path, name, before, after, peak, code, flags = sys.argv[1:]
+path, name, before, after, peak, code, flags, ticks, hz = sys.argv[1:]
 r = json.load(open(path))
-r.update(mode=name, flags=flags, rss_before_mb=int(before), rss_after_mb=int(after), rss_peak_mb=int(peak), exit_code=int(code))
+images = r["requests"] * r["images_per_request"]
+r.update(mode=name, flags=flags, rss_before_mb=int(before), rss_after_mb=int(after), rss_peak_mb=int(peak), exit_code=int(code),
+         cpu_ms_per_image=1000 * int(ticks) / int(hz) / max(1, images))
 print(json.dumps(r))
 EOF
 	tail -1 "$results"
@@ -83,18 +91,22 @@ EOF
 	fi
 }
 
-run batching --max-batch "$MAX_BATCH" --batch-timeout "$BATCH_TIMEOUT"
-run no-batching --max-batch 0
+# REPEAT alternates the two, so that a machine getting busier or quieter
+# does not favour one.
+for i in $(seq "${REPEAT:-1}"); do
+	run batching --max-batch "$MAX_BATCH" --batch-timeout "$BATCH_TIMEOUT"
+	run no-batching --max-batch 0
+done
 
 "$py" - "$results" "$SIZE" "$(nproc)" <<'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-print(f"\nxcept serve, Xception {sys.argv[2]} px, {sys.argv[3]} cores, loopback")
-head = ["mode", "clients", "img/req", "req/s", "img/s", "p50 ms", "p99 ms", "errors", "batch", "RSS before", "RSS after", "peak", "exit"]
+print(f"\nxcept serve, Xception {sys.argv[2]} px, {sys.argv[3]} cores, loopback; load average {open('/proc/loadavg').read().split()[0]}")
+head = ["mode", "clients", "img/req", "req/s", "img/s", "p50 ms", "p99 ms", "errors", "batch", "CPU ms/img", "RSS before", "RSS after", "peak", "exit"]
 print("| " + " | ".join(head) + " |")
 print("|" + "---|" * len(head))
 for r in rows:
     print(f"| {r['mode']} | {r['clients']} | {r['images_per_request']} | {r['requests_per_second']:.1f} | {r['images_per_second']:.1f} "
-          f"| {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['errors']} | {r.get('mean_batch_rows', 0):.1f} "
+          f"| {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['errors']} | {r.get('mean_batch_rows', 0):.1f} | {r['cpu_ms_per_image']:.0f} "
           f"| {r['rss_before_mb']} MB | {r['rss_after_mb']} MB | {r['rss_peak_mb']} MB | {r['exit_code']} |")
 EOF
