@@ -81,8 +81,8 @@ func checkAgreement(t *testing.T, res *export.Result, min float64) {
 	}
 	for _, c := range v.Candidates {
 		a := c.Agreement
-		t.Logf("%s %s: %d images, agreement %.4f, max |Δp| %.2g, accuracy %.3f (trained %.3f), %.1f ms/image, %d bytes",
-			res.Format, c.Name, v.Images, a.Agreement, a.MaxAbsDiff, c.Accuracy, v.Reference.Accuracy, c.LatencyMS, c.SizeBytes)
+		t.Logf("%s: %d images, agreement %.4f, max |Δp| %.2g, accuracy %.3f (trained %.3f), %.1f ms/image, %d bytes",
+			c.Name, v.Images, a.Agreement, a.MaxAbsDiff, c.Accuracy, v.Reference.Accuracy, c.LatencyMS, c.SizeBytes)
 		if a.Agreement < min {
 			t.Errorf("%s: top-1 agreement %.4f < %.2f", c.Name, a.Agreement, min)
 		}

@@ -17,7 +17,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -294,8 +293,3 @@ func (p *progress) printf(format string, args ...any) {
 
 // writer is where the scripts' messages go; nil discards them.
 func (p *progress) writer() io.Writer { return p.w }
-
-func exists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
-}

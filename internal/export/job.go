@@ -18,11 +18,12 @@ import (
 
 // File names inside an export.
 const (
-	LabelsFile        = "labels.txt"
-	ManifestFile      = "export.json"       // TFLite and ONNX exports
-	SavedModelExtra   = "assets.extra"      // a SavedModel's files that TensorFlow does not load
-	SavedModelLabels  = "assets/labels.txt" // the serving model's labels asset
-	savedModelPreview = "assets.extra/xcept_export.json"
+	LabelsFile       = "labels.txt"
+	ManifestFile     = "export.json"       // TFLite and ONNX exports
+	SavedModelLabels = "assets/labels.txt" // the serving model's labels asset
+	// A SavedModel's manifest goes in assets.extra/, the folder for files
+	// that travel with a model but that TensorFlow does not load.
+	SavedModelManifest = "assets.extra/xcept_export.json"
 )
 
 // job is one export underway.
@@ -173,7 +174,7 @@ func (j *job) gate() error {
 func (j *job) publish() error {
 	manifest := filepath.Join(j.st.Tmp, ManifestFile)
 	if j.o.Format == SavedModel {
-		manifest = filepath.Join(j.st.Tmp, savedModelPreview)
+		manifest = filepath.Join(j.st.Tmp, SavedModelManifest)
 		if err := os.MkdirAll(filepath.Dir(manifest), 0o755); err != nil {
 			return err
 		}
