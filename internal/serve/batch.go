@@ -182,7 +182,9 @@ func (r *runner) direct(ctx context.Context, signature string, inputs map[string
 		return nil, ctx.Err()
 	}
 	done := make(chan taskResult, 1)
+	r.wg.Add(1) // close waits for it: the caller may have given up on it
 	go func() {
+		defer r.wg.Done()
 		defer func() { <-r.slots }()
 		out, err := r.run(signature, inputs, rows)
 		done <- taskResult{out, err}

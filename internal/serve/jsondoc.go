@@ -440,8 +440,8 @@ func (d *jdoc) describe(i int) string {
 		}
 		s = fmt.Sprintf("an object with keys %v", keys)
 	}
-	if len(s) > limit {
-		s = s[:limit] + "…"
+	if r := []rune(s); len(r) > limit {
+		s = string(r[:limit]) + "…"
 	}
 	return s
 }
