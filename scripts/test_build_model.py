@@ -403,7 +403,10 @@ def encode(pixels, fmt, **options):
 
 def resized(data):
     """What serving_default must feed predict_images for an opaque image."""
-    image = tf.io.decode_image(data, channels=3, expand_animations=False)
+    if data[:3] == b"\xff\xd8\xff":  # JPEG, decoded as Go decodes the training data
+        image = tf.io.decode_jpeg(data, channels=3, fancy_upscaling=False, dct_method="INTEGER_ACCURATE")
+    else:
+        image = tf.io.decode_image(data, channels=3, expand_animations=False)
     return tf.image.resize(image, [SIZE, SIZE], method="bilinear", antialias=True)
 
 

@@ -265,12 +265,24 @@ def decode_rgb(data):
             (is_png, lambda: tf.io.decode_png(data, channels=4)),  # gray, palette and tRNS included
             (is_webp, lambda: _decode_webp(data, head)),
         ],
-        default=lambda: _opaque(tf.io.decode_image(data, channels=3, expand_animations=False)),
+        default=lambda: _opaque(_decode_other(data, head)),
     )
     rgba = tf.ensure_shape(rgba, [None, None, 4])
     pixels = tf.cast(rgba, tf.int32)
     color, alpha = pixels[..., :3], pixels[..., 3:]
     return tf.cast((color * alpha + 255 * (255 - alpha) + 127) // 255, tf.float32)
+
+
+def _decode_other(data, head):
+    """JPEG as Go's image/jpeg decodes the training data (no fancy chroma
+    upsampling, an accurate IDCT: within a few levels, where TensorFlow's
+    defaults differ by up to 84); GIF's first frame and BMP as decode_image."""
+    is_jpeg = tf.equal(tf.strings.substr(head, 0, 3), b"\xff\xd8\xff")
+    return tf.cond(
+        is_jpeg,
+        lambda: tf.io.decode_jpeg(data, channels=3, fancy_upscaling=False, dct_method="INTEGER_ACCURATE"),
+        lambda: tf.io.decode_image(data, channels=3, expand_animations=False),
+    )
 
 
 def _decode_webp(data, head):

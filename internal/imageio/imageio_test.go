@@ -417,7 +417,7 @@ func TestEncodeDeterministicRoundTrip(t *testing.T) {
 }
 
 // TestScaleMatchesXImage checks the fixed-point resampler against
-// golang.org/x/image/draw's CatmullRom on noise (the hardest case) and on a
+// golang.org/x/image/draw's BiLinear on noise (the hardest case) and on a
 // smooth gradient, shrinking, enlarging and with sub-rectangles.
 func TestScaleMatchesXImage(t *testing.T) {
 	smooth := image.NewRGBA(image.Rect(0, 0, 300, 200))
@@ -449,7 +449,7 @@ func TestScaleMatchesXImage(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			want := image.NewRGBA(image.Rect(0, 0, 160, 130))
 			got := image.NewRGBA(want.Rect)
-			xdraw.CatmullRom.Scale(want, tt.dr, tt.src, tt.sr, xdraw.Src, nil)
+			xdraw.BiLinear.Scale(want, tt.dr, tt.src, tt.sr, xdraw.Src, nil)
 			scaleRGBA(got, tt.dr, tt.src, tt.sr)
 			worst, sum := 0, 0
 			for i := range got.Pix {
@@ -464,7 +464,7 @@ func TestScaleMatchesXImage(t *testing.T) {
 }
 
 // BenchmarkResize compares the fixed-point resampler with x/image's
-// CatmullRom on the typical prepare job: a 640×480 photo to 299×299.
+// BiLinear on the typical prepare job: a 640×480 photo to 299×299.
 func BenchmarkResize(b *testing.B) {
 	src := image.NewRGBA(image.Rect(0, 0, 640, 480))
 	for i := range src.Pix {
@@ -478,7 +478,7 @@ func BenchmarkResize(b *testing.B) {
 	b.Run("x-image", func(b *testing.B) {
 		dst := image.NewRGBA(image.Rect(0, 0, 299, 299))
 		for b.Loop() {
-			xdraw.CatmullRom.Scale(dst, dst.Rect, src, src.Rect, xdraw.Src, nil)
+			xdraw.BiLinear.Scale(dst, dst.Rect, src, src.Rect, xdraw.Src, nil)
 		}
 	})
 }

@@ -5,11 +5,16 @@ import (
 	"math"
 )
 
-// The resampler below does what golang.org/x/image/draw's CatmullRom.Scale
-// does for opaque RGBA (separable Catmull-Rom, the kernel widened by the
+// The resampler below does what golang.org/x/image/draw's BiLinear.Scale
+// does for opaque RGBA (separable triangle filter, the kernel widened by the
 // shrink factor, taps outside the image dropped and the rest renormalised)
 // in fixed point with precomputed taps: resizing was two thirds of
 // prepare's time per photo with the generic float64 scaler.
+//
+// The triangle filter with half-pixel centres is also what the serving
+// graph's tf.image.resize(method="bilinear", antialias=True) computes, so
+// training images (resized here) and served images (resized in the graph)
+// go through the same resampling.
 
 const weightBits = 14 // fixed-point weights sum to 1<<weightBits
 
@@ -23,23 +28,15 @@ type taps struct {
 	weight []int32
 }
 
-func catmullRom(x float64) float64 {
-	x = math.Abs(x)
-	switch {
-	case x < 1:
-		return (1.5*x-2.5)*x*x + 1
-	case x < 2:
-		return ((-0.5*x+2.5)*x-4)*x + 2
-	}
-	return 0
-}
+// triangle is the bilinear kernel, support 1.
+func triangle(x float64) float64 { return max(0, 1-math.Abs(x)) }
 
 // makeTaps maps dstLen pixels onto the source span [lo, lo+span) of an axis
 // whose valid source indices are [0, srcLen).
 func makeTaps(lo, span, srcLen, dstLen int) taps {
 	scale := float64(span) / float64(dstLen)
 	stretch := math.Max(1, scale) // widen the kernel when shrinking, to filter
-	support := 2 * stretch
+	support := stretch
 	t := taps{first: make([]int, dstLen), count: make([]int, dstLen), n: int(math.Ceil(2*support)) + 1}
 	t.weight = make([]int32, dstLen*t.n)
 	fw := make([]float64, t.n)
@@ -51,7 +48,7 @@ func makeTaps(lo, span, srcLen, dstLen int) taps {
 		n := min(last-first+1, t.n)
 		sum := 0.0
 		for k := range n {
-			fw[k] = catmullRom((float64(first+k) - centre) / stretch)
+			fw[k] = triangle((float64(first+k) - centre) / stretch)
 			sum += fw[k]
 		}
 		w := t.weight[i*t.n : i*t.n+n]
