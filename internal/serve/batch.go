@@ -357,8 +357,12 @@ func (r *runner) run(signature string, inputs map[string]*Column, rows int) (out
 
 // String describes the configuration for the startup line.
 func (c BatchConfig) String() string {
-	if c.MaxBatch == 0 {
-		return fmt.Sprintf("batching off, %d workers", c.Workers)
+	workers := fmt.Sprintf("%d workers", c.Workers)
+	if c.Workers == 1 {
+		workers = "1 worker"
 	}
-	return fmt.Sprintf("batches of up to %d rows, %v wait, %d workers", c.MaxBatch, c.Timeout, c.Workers)
+	if c.MaxBatch == 0 {
+		return "batching off, " + workers
+	}
+	return fmt.Sprintf("batches of up to %d images, %v wait, %s", c.MaxBatch, c.Timeout, workers)
 }

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -259,6 +260,10 @@ func checkImage(data []byte, lim Limits) error {
 			imageio.ReasonUnsupported, f.Name())
 	}
 	h, err := imageio.Probe(data, imageio.Limits{})
+	var ie *imageio.Error
+	if errors.As(err, &ie) && ie.Reason == imageio.ReasonNotImage {
+		return fmt.Errorf("%s: the bytes are not a JPEG, PNG, GIF, BMP or WebP image", ie.Reason)
+	}
 	if err != nil {
 		return err
 	}
