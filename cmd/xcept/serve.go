@@ -71,9 +71,10 @@ for TF Serving work unchanged, and the same export can move to TF Serving later.
   GET  /healthz                                200 while a version is served
   GET  /metrics                                Prometheus metrics
 
-serving_default takes encoded images (JPEG, PNG, GIF, BMP, WebP) as
+serving_default takes encoded images (JPEG, PNG, GIF, BMP, WebP, TIFF) as
 {"b64": "..."} and returns probabilities and class names; predict_images
-takes pixel values 0..255. The newest complete version folder is served;
+takes pixel values 0..255. Images are fed as xcept predict feeds them: an
+EXIF-rotated photo is seen upright. The newest complete version folder is served;
 a new one is loaded and warmed up while the old one serves, then swapped in
 without dropping a request. Concurrent requests are joined into batches of
 up to --max-batch images. SIGTERM or Ctrl-C stops accepting, lets requests

@@ -1,9 +1,11 @@
 package serve
 
 import (
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"image/png"
 	"math"
 	"slices"
 	"strconv"
@@ -39,14 +41,11 @@ type Limits struct {
 	MaxPixels int64
 }
 
-// graphFormats are the image formats the serving graph decodes.
-var graphFormats = []imageio.Format{imageio.JPEG, imageio.PNG, imageio.GIF, imageio.BMP, imageio.WebP}
-
 // ParsePredict reads a predict body against the model's signatures, with
 // TF Serving's rules (tensorflow_serving/util/json_tensor.cc): row or
 // columnar layout, named or unnamed inputs, {"b64": ...} strings. Every
-// string input is an encoded image: its header is checked against lim here,
-// so that no unrecognised or oversized image reaches TensorFlow.
+// string input is an encoded image, replaced here by what the model is fed
+// (see FeedImage): nothing unchecked or oversized reaches TensorFlow.
 func ParsePredict(body []byte, sigs map[string]*graph.Signature, lim Limits) (*PredictRequest, error) {
 	d, err := parseJSON(body)
 	if err != nil {
@@ -230,8 +229,11 @@ func checkInput(key string, c *Column, ti graph.TensorInfo, f Format, lim Limits
 	if c.DType != graph.String {
 		return nil
 	}
-	for n, img := range c.Data.([][]byte) {
-		if err := checkImage(img, lim); err != nil {
+	imgs := c.Data.([][]byte)
+	for n, img := range imgs {
+		feed, err := FeedImage(img, lim)
+		imgs[n] = feed
+		if err != nil {
 			where := fmt.Sprintf("input %q element %d", key, n)
 			if f == Row && len(c.Shape) == 1 {
 				where = fmt.Sprintf("instances[%d] %q", n, key)
@@ -252,26 +254,42 @@ func rankHint(f Format, got, want int) string {
 	return ""
 }
 
-// checkImage probes an encoded image's header: a format the serving graph
-// decodes, a sane size within the pixel limit.
-func checkImage(data []byte, lim Limits) error {
-	if f, _ := imageio.Sniff(data); f != imageio.Unknown && !slices.Contains(graphFormats, f) {
-		return fmt.Errorf("%s: %s images are not decoded by the model; send JPEG, PNG, GIF, BMP or WebP",
-			imageio.ReasonUnsupported, f.Name())
-	}
+// FeedImage returns the bytes serving_default is fed for an encoded image,
+// by the rule xcept predict follows (internal/infer.Encoded), so that both
+// answer alike and the model sees the pixels prepare trained it on. The
+// image is decoded in full first, within the pixel limit (checked on the
+// header, before any pixel is decoded): a truncated or corrupt image is
+// reported as such, and TensorFlow's decoders only see images Go's decoded.
+// JPEG and PNG go as they are; what TensorFlow would decode otherwise than
+// prepare (an EXIF orientation other than 1, which it ignores; animations;
+// GIF, BMP, WebP and TIFF) is sent as the upright image re-encoded as PNG,
+// which is lossless at any compression level (the fastest is used).
+func FeedImage(data []byte, lim Limits) ([]byte, error) {
 	h, err := imageio.Probe(data, imageio.Limits{})
 	var ie *imageio.Error
 	if errors.As(err, &ie) && ie.Reason == imageio.ReasonNotImage {
-		return fmt.Errorf("%s: the bytes are not a JPEG, PNG, GIF, BMP or WebP image", ie.Reason)
+		return nil, fmt.Errorf("%s: the bytes are not a JPEG, PNG, GIF, BMP, WebP or TIFF image", ie.Reason)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if lim.MaxPixels > 0 && h.Pixels() > lim.MaxPixels {
-		return fmt.Errorf("%s: %d×%d is %d pixels, over the server's limit of %d (serve.max_pixels)",
+		return nil, fmt.Errorf("%s: %d×%d is %d pixels, over the server's limit of %d (serve.max_pixels)",
 			imageio.ReasonTooLarge, h.Width, h.Height, h.Pixels(), lim.MaxPixels)
 	}
-	return nil
+	img, info, err := imageio.Decode(data, imageio.Limits{})
+	if err != nil {
+		return nil, err
+	}
+	if info.Orientation == 1 && info.Frames <= 1 && (info.Format == imageio.JPEG || info.Format == imageio.PNG) {
+		return data, nil
+	}
+	var buf bytes.Buffer
+	enc := png.Encoder{CompressionLevel: png.BestSpeed}
+	if err := enc.Encode(&buf, img); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 func shapeString(s []int64) string {

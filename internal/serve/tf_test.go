@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"image"
-	"image/gif"
 	"io"
 	"io/fs"
 	"math"
@@ -18,8 +16,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/image/bmp"
 
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/model"
@@ -169,22 +165,6 @@ func maxDiff(a, b []float32) float64 {
 		d = max(d, math.Abs(float64(a[i]-b[i])))
 	}
 	return d
-}
-
-func gifBytes(t testing.TB, img image.Image) []byte {
-	var buf bytes.Buffer
-	if err := gif.Encode(&buf, img, nil); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
-func bmpBytes(t testing.TB, img image.Image) []byte {
-	var buf bytes.Buffer
-	if err := bmp.Encode(&buf, img); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
 }
 
 // The request bodies of TF Serving's documentation, sent to the real
