@@ -396,15 +396,22 @@ func (s *evalSource) gallery(classes []string, ev *infer.Evaluated) ([]report.Ga
 	if s.files != nil {
 		return items, nil
 	}
-	// WorstMistakes keeps the rows' order among equals, so the k-th item is
-	// found by matching file names; prepared datasets name every record.
+	// Items name their rows by file; prepared datasets name every record
+	// uniquely. A name missing or shared (records from another tool) gets
+	// no picture rather than someone else's.
 	record := map[string]int{}
 	for i, row := range ev.Rows {
+		if _, seen := record[row.File]; seen || row.File == "" {
+			record[row.File] = -1
+			continue
+		}
 		record[row.File] = ev.Records[i]
 	}
 	want := map[int]bool{}
 	for _, it := range items {
-		want[record[it.Name]] = true
+		if i := record[it.Name]; i >= 0 {
+			want[i] = true
+		}
 	}
 	images, err := infer.RecordImages(s.shards, want)
 	if err != nil {
@@ -412,7 +419,9 @@ func (s *evalSource) gallery(classes []string, ev *infer.Evaluated) ([]report.Ga
 	}
 	for i := range items {
 		items[i].Path = ""
-		items[i].Image = images[record[items[i].Name]]
+		if r := record[items[i].Name]; r >= 0 {
+			items[i].Image = images[r]
+		}
 	}
 	return items, nil
 }

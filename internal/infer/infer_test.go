@@ -293,8 +293,9 @@ func TestResolveSavedModel(t *testing.T) {
 	write(t, filepath.Join(root, "flat", "saved_model.pb"), nil)
 	for _, v := range []string{"1", "2", "10"} {
 		write(t, filepath.Join(root, "versions", v, "saved_model.pb"), nil)
+		write(t, filepath.Join(root, "versions", v, "variables", "variables.index"), nil)
 	}
-	write(t, filepath.Join(root, "versions", "11", "README"), nil) // incomplete: no saved_model.pb
+	write(t, filepath.Join(root, "versions", "11", "saved_model.pb"), nil) // incomplete: no variables yet
 	write(t, filepath.Join(root, "versions", "latest", "saved_model.pb"), nil)
 	write(t, filepath.Join(root, "modeldir", "model.json"), []byte("{}"))
 	tests := []struct {

@@ -5,8 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -15,6 +13,7 @@ import (
 	"github.com/xcept/xcept/internal/imageio"
 	"github.com/xcept/xcept/internal/metrics"
 	"github.com/xcept/xcept/internal/model"
+	"github.com/xcept/xcept/internal/serve"
 )
 
 // The serving SavedModel's contract for encoded images (scripts/xcept_model.py).
@@ -75,7 +74,8 @@ func OpenSavedModel(dir string, opts graph.SessionOptions) (*Serving, error) {
 	return sv, nil
 }
 
-// ResolveSavedModel finds the SavedModel folder that dir names. A
+// ResolveSavedModel finds the SavedModel folder that dir names: dir
+// itself, or its newest complete version folder (TF Serving's layout). A
 // missing folder, or one without a SavedModel, is a bad path (data error).
 func ResolveSavedModel(dir string) (string, error) {
 	st, err := os.Stat(dir)
@@ -85,16 +85,10 @@ func ResolveSavedModel(dir string) (string, error) {
 	if isSavedModel(dir) {
 		return dir, nil
 	}
-	entries, _ := os.ReadDir(dir)
-	var versions []int
-	for _, e := range entries {
-		if v, err := strconv.Atoi(e.Name()); err == nil && v >= 0 && e.IsDir() && isSavedModel(filepath.Join(dir, e.Name())) {
-			versions = append(versions, v)
-		}
-	}
-	if len(versions) > 0 {
-		sort.Ints(versions)
-		return filepath.Join(dir, strconv.Itoa(versions[len(versions)-1])), nil
+	// Complete versions only, newest first, as serve picks them: a version
+	// still being copied in is not half-read.
+	if versions, err := serve.ScanVersions(dir); err == nil && len(versions) > 0 {
+		return versions[0].Dir, nil
 	}
 	if _, err := os.Stat(filepath.Join(dir, model.InfoFile)); err == nil {
 		return "", cli.Dataf("--model %s is a model folder: pass %s, or --run for trained weights",
