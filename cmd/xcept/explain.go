@@ -265,6 +265,9 @@ func encodePNG(img image.Image) []byte {
 
 func (x *explainer) print(l explainLine) error {
 	if x.o.JSON {
+		if l.Error != nil { // no probabilities of 0 that were never computed
+			return json.NewEncoder(x.o.Stdout).Encode(predictLine{File: l.File, Error: l.Error})
+		}
 		return json.NewEncoder(x.o.Stdout).Encode(l)
 	}
 	var s string

@@ -272,6 +272,10 @@ func testExplainVerb(t *testing.T, runDir string) {
 			t.Errorf("missing image not reported on its own line:\n%s", stdout)
 		}
 	}
+	code, stdout, _ = runXcept(t, nil, "--json", "explain", "--run", runDir, "--out", out, filepath.Join(out, "nope.png"))
+	if want := `{"file":"` + filepath.Join(out, "nope.png") + `","error":{"reason":"not-found","detail":"no such file or folder"}}`; code != cli.ExitData || strings.TrimSpace(stdout) != want {
+		t.Errorf("--json missing image: exit %d, %s; want %s", code, stdout, want)
+	}
 	if code, _, stderr := runXcept(t, nil, "explain", "--run", filepath.Join(out, "no-run"), paths[0]); code != cli.ExitData {
 		t.Errorf("missing run: exit %d (%s), want %d", code, stderr, cli.ExitData)
 	}
