@@ -62,7 +62,8 @@ report.html (with the training curves and a gallery of the worst mistakes).
 --run evaluates a run's best checkpoint on --split: the prepared dataset's test
 split (the default), val or train, read in order with no augmentation, or a
 folder with one sub-folder per class, whose images are decoded and resized as
-prepare did. The reports go to the run folder unless --out says otherwise. A
+prepare did (unreadable ones are left out, each named on stderr). The reports
+go to the run folder unless --out says otherwise. A
 model whose classes differ from the data's (a class folder the model does not
 know) is a data error (exit 4).
 
