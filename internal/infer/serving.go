@@ -134,37 +134,9 @@ func (s *Serving) Predict(encoded [][]byte) ([]float32, error) {
 	return probs, nil
 }
 
-// Encoded returns what serving_default should be fed for a file's bytes.
-// The file is decoded in full first, as prepare does, so that a truncated
-// or corrupt file is reported as such rather than failing a whole batch.
-// JPEG and PNG go as they are; what TensorFlow cannot decode faithfully
-// (an EXIF orientation other than 1, which it ignores; animations; GIF,
-// BMP, WebP and TIFF, whose transparency or variants it handles otherwise
-// or not at all) is sent as the upright image re-encoded losslessly as
-// PNG, converted saying why.
+// Encoded is what serving_default is fed for one file: imageio.ServingFeed.
 func Encoded(data []byte, lim imageio.Limits) (feed []byte, converted string, err error) {
-	img, info, err := imageio.Decode(data, lim)
-	if err != nil {
-		return nil, "", err
-	}
-	converted = reencodeReason(info)
-	if converted == "" {
-		return data, "", nil
-	}
-	feed, err = imageio.Encode(img, imageio.PNG, 0)
-	return feed, converted, err
-}
-
-func reencodeReason(info imageio.Info) string {
-	switch {
-	case info.Orientation != 1:
-		return imageio.ConvOrientation
-	case info.Frames > 1:
-		return imageio.ConvFirstFrame
-	case info.Format != imageio.JPEG && info.Format != imageio.PNG:
-		return string(info.Format)
-	}
-	return ""
+	return imageio.ServingFeed(data, lim)
 }
 
 // Prediction is the outcome for one input file.

@@ -1,11 +1,9 @@
 package serve
 
 import (
-	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"image/png"
 	"math"
 	"slices"
 	"strconv"
@@ -277,19 +275,8 @@ func FeedImage(data []byte, lim Limits) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %d×%d is %d pixels, over the server's limit of %d (serve.max_pixels)",
 			imageio.ReasonTooLarge, h.Width, h.Height, h.Pixels(), lim.MaxPixels)
 	}
-	img, info, err := imageio.Decode(data, imageio.Limits{})
-	if err != nil {
-		return nil, err
-	}
-	if info.Orientation == 1 && info.Frames <= 1 && (info.Format == imageio.JPEG || info.Format == imageio.PNG) {
-		return data, nil
-	}
-	var buf bytes.Buffer
-	enc := png.Encoder{CompressionLevel: png.BestSpeed}
-	if err := enc.Encode(&buf, img); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	feed, _, err := imageio.ServingFeed(data, imageio.Limits{})
+	return feed, err
 }
 
 func shapeString(s []int64) string {
