@@ -17,5 +17,8 @@ step --config "$cfg" finetune --run "$run"
 step --config "$cfg" predict --run "$run" --top-k 2 demo/images/circle/circle_0000.jpg demo/images/square/square_0000.jpg
 step --config "$cfg" explain --run "$run" demo/images/triangle/triangle_0000.jpg
 step --config "$cfg" evaluate --run "$run" --confusion
+step --config "$cfg" export --run "$run" --format savedmodel --out demo/export
+step --config "$cfg" export --run "$run" --format tflite --quantize float16 --out demo/export
 echo
-echo "demo done: the evaluation report is $run/report.html (Grad-CAM overlays in $run/explain/)"
+echo "demo done: the evaluation report is $run/report.html (Grad-CAM overlays in $run/explain/);"
+echo "exports, each verified against the trained model, are in demo/export/"

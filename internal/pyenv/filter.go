@@ -12,7 +12,7 @@ var Verbose bool
 // noise matches the lines TensorFlow and absl print on import and on first
 // use (oneDNN notices, CPU feature and CUDA probes), and the scripts' own
 // "error: " line, which xcept prints itself as its one-line error.
-var noise = regexp.MustCompile(`^([IWEF]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\]|WARNING: All log messages before absl|To enable the following instructions|error: )`)
+var noise = regexp.MustCompile(`^([IWEF]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\]|WARNING: All log messages before absl|To enable the following instructions|INFO: Created TensorFlow Lite|error: )`)
 
 // lineFilter writes whole lines to w, dropping the noise.
 type lineFilter struct {

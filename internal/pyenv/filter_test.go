@@ -13,6 +13,7 @@ func TestQuietDropsTensorFlowNoise(t *testing.T) {
 		"building Xception 96 px\n" +
 		"E0000 00:00:1795716906.909101   22327 cuda_platform.cc:52] failed call to cuInit\n" +
 		"To enable the following instructions: AVX2, in other operations, rebuild\n" +
+		"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n" +
 		"error: cannot download\n" +
 		"built in 7.6 s\n"
 	// Written in odd pieces: lines must be reassembled before filtering.
