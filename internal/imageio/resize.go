@@ -41,25 +41,18 @@ func ParseFit(s string) (Fit, error) {
 	return "", fmt.Errorf("%q is not a resize policy (squash | center-crop | pad)", s)
 }
 
-// Resize returns src as a size×size image under policy fit. It resamples
-// with Catmull-Rom, whose kernel widens when shrinking, so downscaled photos
-// do not alias the way nearest or plain bilinear sampling does.
-func Resize(src *image.RGBA, size int, fit Fit) *image.RGBA {
-	dst := image.NewRGBA(image.Rect(0, 0, size, size))
-	sr, dr := src.Rect, dst.Rect
-	w, h := sr.Dx(), sr.Dy()
+// Layout is the geometry of policy fit for a w×h image made size×size:
+// the source rectangle src (image pixels, from (0,0)) is scaled onto dst
+// (output pixels). Resize follows it, and so does laying a heatmap over the
+// model's input back onto the whole image.
+func Layout(w, h, size int, fit Fit) (src, dst image.Rectangle) {
+	src, dst = image.Rect(0, 0, w, h), image.Rect(0, 0, size, size)
 	switch fit {
 	case CenterCrop:
 		side := min(w, h)
-		x0, y0 := sr.Min.X+(w-side)/2, sr.Min.Y+(h-side)/2
-		sr = image.Rect(x0, y0, x0+side, y0+side)
+		x0, y0 := (w-side)/2, (h-side)/2
+		src = image.Rect(x0, y0, x0+side, y0+side)
 	case Pad:
-		for i := range dst.Pix {
-			dst.Pix[i] = PadGrey
-		}
-		for i := 3; i < len(dst.Pix); i += 4 {
-			dst.Pix[i] = 0xFF
-		}
 		dw, dh := size, size
 		if w >= h {
 			dh = max(1, (h*size+w/2)/w)
@@ -67,7 +60,25 @@ func Resize(src *image.RGBA, size int, fit Fit) *image.RGBA {
 			dw = max(1, (w*size+h/2)/h)
 		}
 		x0, y0 := (size-dw)/2, (size-dh)/2
-		dr = image.Rect(x0, y0, x0+dw, y0+dh)
+		dst = image.Rect(x0, y0, x0+dw, y0+dh)
+	}
+	return src, dst
+}
+
+// Resize returns src as a size×size image under policy fit. It resamples
+// with the antialiased bilinear filter (see resample.go), whose kernel
+// widens when shrinking, so downscaled photos do not alias.
+func Resize(src *image.RGBA, size int, fit Fit) *image.RGBA {
+	dst := image.NewRGBA(image.Rect(0, 0, size, size))
+	sr, dr := Layout(src.Rect.Dx(), src.Rect.Dy(), size, fit)
+	sr = sr.Add(src.Rect.Min)
+	if fit == Pad {
+		for i := range dst.Pix {
+			dst.Pix[i] = PadGrey
+		}
+		for i := 3; i < len(dst.Pix); i += 4 {
+			dst.Pix[i] = 0xFF
+		}
 	}
 	if sr.Dx() == dr.Dx() && sr.Dy() == dr.Dy() {
 		xdraw.Copy(dst, dr.Min, src, sr, xdraw.Src, nil)

@@ -83,24 +83,9 @@ type Placement struct {
 	Src, Dst image.Rectangle
 }
 
-// Place mirrors imageio.Resize's geometry for a w×h image.
+// Place is imageio.Resize's geometry for a w×h image.
 func Place(w, h, size int, fit imageio.Fit) Placement {
-	src, dst := image.Rect(0, 0, w, h), image.Rect(0, 0, size, size)
-	switch fit {
-	case imageio.CenterCrop:
-		side := min(w, h)
-		x0, y0 := (w-side)/2, (h-side)/2
-		src = image.Rect(x0, y0, x0+side, y0+side)
-	case imageio.Pad:
-		dw, dh := size, size
-		if w >= h {
-			dh = max(1, (h*size+w/2)/w)
-		} else {
-			dw = max(1, (w*size+h/2)/h)
-		}
-		x0, y0 := (size-dw)/2, (size-dh)/2
-		dst = image.Rect(x0, y0, x0+dw, y0+dh)
-	}
+	src, dst := imageio.Layout(w, h, size, fit)
 	return Placement{Size: size, Src: src, Dst: dst}
 }
 
