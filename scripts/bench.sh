@@ -13,7 +13,8 @@
 #   xcept-finetune  xcept finetune (same unfreeze boundary)    target ≥ 1.0× keras-finetune
 # and every xcept contender's peak RSS no higher than its baseline's.
 #
-# The table goes to stdout and to bench/results-DATE.txt. Settings (environment):
+# The table goes to stdout and to bench/results-DATE.txt (bench_run.py's
+# events of each contender to bench/results-DATE-events/). Settings (environment):
 #   BENCH_PREPARE=0       skip the prepare section (2,000 and 8,000 640×480 JPEGs)
 #   BENCH_SIZE=299        image side          BENCH_BATCH=32    batch size
 #   BENCH_CLASSES=3       classes             BENCH_PER_CLASS=60 images per class
@@ -107,5 +108,7 @@ prepare_args=()
 	--setting "threads=TensorFlow intra_op $intra, inter_op $inter on both sides (xcept runtime.*, Keras tf.config.threading)" \
 	--setting "load average (1, 5, 15 min)=$load_start at the start, $load_end at the end" |
 	tee "$results"
-say "saved $results"
+events=${results%.txt}-events
+mkdir -p "$events" && cp "$work"/runs/*.jsonl "$events"/ # small: each line's time and CPU, for a second look
+say "saved $results (and each contender's events in $events/)"
 [ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$work"

@@ -163,6 +163,8 @@ def main(argv):
         out.append(f"  {key}: {value}")
     text, met = table(runs)
     out += ["", text, "", cache_summary(runs)]
+    walls = ", ".join(f"{c['key']} {runs[c['key']].wall:.0f} s" for c in CONTENDERS)
+    out.append(f"process wall time (start-up, model loading and checkpoints included): {walls}")
     out.append(
         "images/s: training images over the wall time of the steady epochs (all but the first), validation included, "
         "checkpoint writes excluded; CPU ms/img: process CPU over the same epochs (and their checkpoints), which a busy machine skews less; "
