@@ -158,6 +158,12 @@ func draw(rng *rand.Rand, s shape, o Options) (*image.RGBA, int) {
 	}
 	side := math.Min(aw, ah)
 	r := side * (0.15 + 0.2*rng.Float64()) // half the side of the shape's unit square
+	if o.Quadrant {
+		// The shape fills most of its quadrant: a small one near the
+		// quadrant line would put its evidence in two quadrants' worth of
+		// a saliency map's coarse cells.
+		r = side * (0.3 + 0.08*rng.Float64())
+	}
 	// Every outline stays within 1.3r of its centre at any angle (the
 	// hourglass's corners reach 0.9·√2), so a 1.3r margin keeps it whole.
 	m := 1.3 * r
