@@ -15,31 +15,42 @@ import (
 	"github.com/xcept/xcept/internal/imageio"
 	"github.com/xcept/xcept/internal/infer"
 	"github.com/xcept/xcept/internal/model"
+	runs "github.com/xcept/xcept/internal/run"
 	"github.com/xcept/xcept/internal/testmodel"
 )
 
-// quadrantSize is the side of the quadrant model's input. At 128 px
+// quadrantSize is the side of the quadrant model's input. At 192 px
 // Xception's last block (block14_sepconv2_act, where Grad-CAM looks) is
-// 4×4, so each quadrant of an image is exactly 2×2 heatmap cells; at 96 px
-// it is 3×3, whose middle row and column belong to no quadrant.
-const quadrantSize = 128
+// 6×6, so each quadrant of an image is exactly 3×3 heatmap cells; at 128 px
+// (4×4) the overlay's bilinear spill of one cell across a quadrant line is
+// a larger part of each quadrant, and at 96 px (3×3) the middle row and
+// column belong to no quadrant.
+const quadrantSize = 192
 
-// quadrantSpec is the tiny test model at quadrantSize.
-func quadrantSpec() model.Spec {
+// The quadrant run's fine-tuning, from the model's boundary (block13):
+// see testGradCAMLocalises for why the run is fine-tuned at all.
+const (
+	quadrantFinetuneEpochs = 10
+	quadrantFinetuneLR     = "2e-4"
+)
+
+// quadrantSpec is the tiny test model at size px.
+func quadrantSpec(size int) model.Spec {
 	s := testmodel.TinySpec()
-	s.ImageSize = quadrantSize
+	s.ImageSize = size
 	return s
 }
 
 // quadrantRun is a run of the tiny model trained on demo images whose
 // shape sits in one quadrant (named in the file name): the frozen phase on
-// cached features, no augmentation (a flip would move the evidence), a
-// bolder learning rate than the recipe's for an untrained base. The
-// evaluate, predict and explain tests share it; it lives in t's temporary
-// folder, so the tests using it are subtests of TestTrainedQuadrantRun.
+// cached features with a bolder learning rate than the recipe's for an
+// untrained base, then fine-tuning from block13; no augmentation (a flip
+// would move the evidence). The evaluate, predict and explain tests share
+// it; it lives in t's temporary folder, so the tests using it are subtests
+// of TestTrainedQuadrantRun.
 func quadrantRun(t *testing.T) (runDir string) {
 	t.Helper()
-	modelDir := testmodel.Build(t, quadrantSpec())
+	modelDir := testmodel.Build(t, quadrantSpec(quadrantSize))
 	dir := t.TempDir()
 	gen := demodata.Defaults()
 	gen.Classes, gen.PerClass, gen.Width, gen.Height, gen.Seed, gen.Quadrant = 3, 150, quadrantSize, quadrantSize, 3, true
@@ -60,6 +71,11 @@ func quadrantRun(t *testing.T) (runDir string) {
 		"--epochs", "60", "--lr", "5e-4", "--seed", "11")
 	if code != 0 {
 		t.Fatalf("train: exit %d: %s", code, stderr)
+	}
+	code, _, stderr = runXcept(t, nil, "--config", cfg, "-q", "finetune", "--run", runDir,
+		"--epochs", fmt.Sprint(quadrantFinetuneEpochs), "--lr", quadrantFinetuneLR, "--seed", "11")
+	if code != 0 {
+		t.Fatalf("finetune: exit %d: %s", code, stderr)
 	}
 	return runDir
 }
@@ -118,31 +134,77 @@ func quadrantMass(e infer.Explanation, size int) [4]float64 {
 	return mass
 }
 
-// testGradCAMLocalises: on held-out images whose evidence is in one
-// quadrant, the heatmap of the predicted class must put its mass there
-// far more often than chance (a quarter). The mirrored quadrants are
-// measured too: a heatmap flipped or transposed on its way to the image
-// would favour one of them.
-//
-// The tiny model's base is untrained (weights none, offline), and its
-// random features have a fixed spatial pattern (the middle cells are warm
-// for every image) that no head training removes: the evidence quadrant
-// gets about 0.30 of the mass and is the heaviest in about half of the
-// images (two thirds of those predicted correctly), not most of the mass.
-// The thresholds sit at three standard deviations above chance: met by a
-// working Grad-CAM, missed by a broken or misplaced one.
-func testGradCAMLocalises(t *testing.T, runDir string) {
+// gradcamFigures summarises Grad-CAM over held-out quadrant images: mean
+// shares of the heatmap mass in the evidence quadrant and in its mirror
+// images, and how often the evidence quadrant is the heaviest.
+type gradcamFigures struct {
+	Images                                int
+	Accuracy                              float64
+	Share, MirroredX, MirroredY, Diagonal float64
+	Top, CorrectTop                       float64 // share of images (of those predicted correctly) whose heaviest quadrant is the evidence's
+	Majority                              float64 // share of images with over half their heatmap mass in the evidence quadrant
+	Zero                                  int     // heatmaps all zero
+	CellShare                             float64 // mean share in the evidence quadrant of the heatmap's own cells, before upsampling
+}
+
+func (f gradcamFigures) String() string {
+	return fmt.Sprintf("Grad-CAM on %d held-out quadrant images (accuracy %.3f): mean share of the heatmap mass in the evidence quadrant %.3f "+
+		"(mirrored left-right %.3f, top-bottom %.3f, diagonally %.3f; chance 0.25); evidence quadrant has the most mass in %.3f of images "+
+		"(%.3f of those predicted correctly) and over half of it in %.3f; %d heatmaps all zero; "+
+		"mean share of the heatmap's own %d×%d cells in the evidence quadrant %.3f",
+		f.Images, f.Accuracy, f.Share, f.MirroredX, f.MirroredY, f.Diagonal, f.Top, f.CorrectTop, f.Majority, f.Zero, quadrantSize/32, quadrantSize/32, f.CellShare)
+}
+
+// openLast opens the trainer of a run with its last checkpoint: the
+// quadrant run's validation split is small enough for the frozen phase to
+// reach a val_accuracy of 1.0 that fine-tuning can only tie, so its best
+// checkpoint may be from before fine-tuning.
+func openLast(t *testing.T, runDir string) *model.Model {
+	t.Helper()
 	r, err := infer.OpenRun(runDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := infer.OpenTrainer(r, graph.SessionOptions{IntraOpThreads: 2})
+	m, err := model.Open(r.Info.Model, graph.SessionOptions{IntraOpThreads: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Close()
-	paths := quadrantImages(t, 20, 99)
-	var share, mirroredX, mirroredY, diagonal, top, correct, correctTop, zero float64
+	t.Cleanup(func() { m.Close() })
+	if err := r.Restore(m.Session, runs.Last); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// cellMass is quadrantMass on the heatmap's own cells (an even grid, so
+// each cell lies in one quadrant), before the overlay's upsampling spills
+// each cell over its neighbours.
+func cellMass(e infer.Explanation) [4]float64 {
+	var mass [4]float64
+	var total float64
+	for y := range e.H {
+		for x := range e.W {
+			v := float64(e.Heatmap[y*e.W+x])
+			mass[(y*2/e.H)*2+x*2/e.W] += v
+			total += v
+		}
+	}
+	for i := range mass {
+		if total > 0 {
+			mass[i] /= total
+		}
+	}
+	return mass
+}
+
+// measureGradCAM explains the predicted class of each image (named as
+// demodata names quadrant images) with a trained model.
+func measureGradCAM(t *testing.T, m *model.Model, paths []string) gradcamFigures {
+	t.Helper()
+	size := m.Info.ImageSize
+	cells := size / 32 // block14's stride
+	var f gradcamFigures
+	var correct, correctTop float64
 	for start := 0; start < len(paths); start += 10 {
 		batch := paths[start:min(start+10, len(paths))]
 		var pixels []uint8
@@ -151,7 +213,7 @@ func testGradCAMLocalises(t *testing.T, runDir string) {
 			if ferr != nil {
 				t.Fatal(ferr)
 			}
-			pixels = append(pixels, infer.Square(img, quadrantSize, imageio.Squash)...)
+			pixels = append(pixels, infer.Square(img, size, imageio.Squash)...)
 		}
 		classes := make([]int32, len(batch))
 		for i := range classes {
@@ -163,18 +225,22 @@ func testGradCAMLocalises(t *testing.T, runDir string) {
 		}
 		for i, p := range batch {
 			e := exps[i]
-			if e.H != 4 || e.W != 4 {
-				t.Fatalf("heatmap %d×%d at %d px, want 4×4", e.H, e.W, quadrantSize)
+			if e.H != cells || e.W != cells {
+				t.Fatalf("heatmap %d×%d at %d px, want %d×%d", e.H, e.W, size, cells, cells)
 			}
 			q, _ := demodata.QuadrantOf(p)
-			mass := quadrantMass(e, quadrantSize)
+			mass := quadrantMass(e, size)
 			if mass == [4]float64{} {
-				zero++ // ReLU left nothing: no evidence for the class anywhere
+				f.Zero++ // ReLU left nothing: no evidence for the class anywhere
 			}
-			share += mass[q]
-			mirroredX += mass[q^1]
-			mirroredY += mass[q^2]
-			diagonal += mass[q^3]
+			f.Share += mass[q]
+			f.CellShare += cellMass(e)[q]
+			if mass[q] > 0.5 {
+				f.Majority++
+			}
+			f.MirroredX += mass[q^1]
+			f.MirroredY += mass[q^2]
+			f.Diagonal += mass[q^3]
 			best := 0
 			for j := range mass {
 				if mass[j] > mass[best] {
@@ -183,7 +249,7 @@ func testGradCAMLocalises(t *testing.T, runDir string) {
 			}
 			hit := best == q && mass[q] > 0
 			if hit {
-				top++
+				f.Top++
 			}
 			if m.Info.Classes[e.Class] == filepath.Base(filepath.Dir(p)) {
 				correct++
@@ -194,16 +260,53 @@ func testGradCAMLocalises(t *testing.T, runDir string) {
 		}
 	}
 	n := float64(len(paths))
-	t.Logf("Grad-CAM on %d held-out quadrant images (accuracy %.3f): mean share of the heatmap mass in the evidence quadrant %.3f "+
-		"(mirrored left-right %.3f, top-bottom %.3f, diagonally %.3f; chance 0.25); evidence quadrant has the most mass in %.3f of images "+
-		"(%.3f of the %d predicted correctly); %d heatmaps all zero",
-		len(paths), correct/n, share/n, mirroredX/n, mirroredY/n, diagonal/n, top/n, correctTop/max(1, correct), int(correct), int(zero))
-	if top/n < 0.45 {
-		t.Errorf("the evidence quadrant has the most heatmap mass in %.3f of images, want at least 0.45 (chance 0.25)", top/n)
+	f.Images = len(paths)
+	f.Accuracy = correct / n
+	f.Share, f.MirroredX, f.MirroredY, f.Diagonal, f.Top, f.Majority, f.CellShare = f.Share/n, f.MirroredX/n, f.MirroredY/n, f.Diagonal/n, f.Top/n, f.Majority/n, f.CellShare/n
+	f.CorrectTop = correctTop / max(1, correct)
+	return f
+}
+
+// testGradCAMLocalises: on held-out images whose evidence (the shape,
+// filling most of its quadrant) is in one quadrant, most of the heatmap
+// mass of the predicted class falls in that quadrant. The mirrored
+// quadrants are measured too: a heatmap flipped or transposed on its way to
+// the image would favour one of them.
+//
+// The base is untrained (weights none: no network here for ImageNet's),
+// and Grad-CAM on a random base does not localise at block14: after the
+// frozen phase alone the evidence quadrant gets 0.24–0.37 of the mass
+// (chance 0.25), because the random 3×3 depthwise kernels of blocks 13 and
+// 14 spread every cell over the grid and head training cannot change that.
+// Fine-tuning blocks 13 and 14 teaches them the shapes, and the heatmap
+// follows. Measured on these 60 held-out images (mean share of the
+// overlay's mass in the evidence quadrant / share of images where that
+// quadrant is the heaviest / of images with over half the mass there /
+// accuracy), with this test's data and model:
+//
+//	frozen phase only (the run's best checkpoint)   0.425 / 0.717 / 0.300 / 0.917
+//	+ block13 fine-tuning, 10 epochs at 2e-4 (this) 0.575 / 0.867 / 0.650 / 0.983   fine-tune ~190 s
+//
+// and with other data and model seeds (JPEG-only data, build seed 5):
+// frozen 0.365; fine-tuned 10 epochs at 1e-4 0.497, 15 epochs at 1e-4
+// 0.522, 10 epochs at 2e-4 0.590. A random base is a fragile start: with
+// data seed 4 the frozen phase reached a val_accuracy of only 0.61 and
+// fine-tuning collapsed to one class at 1e-4 and at 2e-4. At 128 px with
+// smaller shapes the best found was 0.388 (block1, 6 epochs, 270 s).
+// The heatmap's own 6×6 cells, before upsampling, put 0.02–0.03 more of
+// their mass in the evidence quadrant than the overlay does.
+func testGradCAMLocalises(t *testing.T, runDir string) {
+	f := measureGradCAM(t, openLast(t, runDir), quadrantImages(t, 20, 99))
+	t.Log(f)
+	if f.Accuracy < 0.9 {
+		t.Errorf("held-out accuracy %.3f, want at least 0.9", f.Accuracy)
 	}
-	if share/n < 0.28 || share <= mirroredX || share <= mirroredY || share <= diagonal {
-		t.Errorf("mean share in the evidence quadrant %.3f (mirrored %.3f, %.3f, %.3f): want at least 0.28 and more than any mirror",
-			share/n, mirroredX/n, mirroredY/n, diagonal/n)
+	if f.Share <= 0.5 || f.Share <= f.MirroredX || f.Share <= f.MirroredY || f.Share <= f.Diagonal {
+		t.Errorf("mean share of the heatmap mass in the evidence quadrant %.3f (mirrored %.3f, %.3f, %.3f): want most of it, and more than any mirror",
+			f.Share, f.MirroredX, f.MirroredY, f.Diagonal)
+	}
+	if f.Top < 0.6 {
+		t.Errorf("the evidence quadrant has the most heatmap mass in %.3f of images, want at least 0.6 (chance 0.25)", f.Top)
 	}
 }
 
