@@ -269,22 +269,7 @@ func (s *CachedSource) Step(b *Batch, p model.StepParams) (model.StepResult, err
 
 // Validate runs eval_head_step over the cached validation features.
 func (s *CachedSource) Validate(ctx context.Context) (float64, float64, error) {
-	var sums Sums
-	d, bs := s.Cache.Dim, s.Cfg.BatchSize
-	labels := s.Cache.ValLabels
-	for start := 0; start < len(labels); start += bs {
-		if ctx.Err() != nil {
-			return 0, 0, ctx.Err()
-		}
-		end := min(start+bs, len(labels))
-		loss, probs, err := s.Model.EvalHead(s.Cache.val[start*d:end*d], labels[start:end])
-		if err != nil {
-			return 0, 0, err
-		}
-		sums.add(loss, accuracy(probs, labels[start:end]), end-start)
-	}
-	loss, acc := sums.mean()
-	return loss, acc, nil
+	return validateFeatures(ctx, s.Model, s.Cache.val, s.Cache.ValLabels, s.Cfg.BatchSize)
 }
 
 type cachedBatches struct {

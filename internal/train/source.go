@@ -27,7 +27,16 @@ type ImageSource struct {
 	Data      Data
 	Cfg       Config
 	steps     int
+	// The frozen phase's validation features, computed on the first
+	// Validate (nil until then, or when they would not fit in memory).
+	valFeatures []float32
+	valLabels   []int32
 }
+
+// maxValFeatureBytes caps the memory the frozen phase spends on keeping the
+// validation split's pooled features (2048 floats, 8 KiB, per image at
+// Xception's width: 65,536 images).
+const maxValFeatureBytes = 512 << 20
 
 // NewImageSource counts the training batches once.
 func NewImageSource(m *model.Model, signature string, data Data, cfg Config) (*ImageSource, error) {
@@ -70,8 +79,40 @@ func (s *ImageSource) Step(b *Batch, p model.StepParams) (model.StepResult, erro
 	return s.Model.Step(s.Signature, model.Batch{Images: b.Images, Labels: b.Labels, Weights: b.Weights}, p)
 }
 
-// Validate runs eval_step over the validation split, in order, unaugmented.
+// Validate measures the model on the validation split, in order,
+// unaugmented. In the frozen phase the base never changes, so the first
+// call keeps the split's pooled features and every later epoch runs only
+// the head on them (eval_head_step): Keras's recipe runs the whole base
+// over the split every epoch for the same numbers.
 func (s *ImageSource) Validate(ctx context.Context) (float64, float64, error) {
+	if s.Signature != model.TrainStep {
+		return s.validateImages(ctx, nil)
+	}
+	if s.valLabels == nil {
+		n, err := loader.Count(s.Data.ValShards)
+		if err != nil {
+			return 0, 0, err
+		}
+		if int64(n)*int64(s.Model.Info.FeatureDim)*4 > maxValFeatureBytes {
+			return s.validateImages(ctx, nil)
+		}
+		features, labels := make([]float32, 0, n*s.Model.Info.FeatureDim), make([]int32, 0, n)
+		keep := func(b *loader.Batch) error {
+			f, err := s.Model.Features(b.Images, b.N())
+			features, labels = append(features, f...), append(labels, b.Labels...)
+			return err
+		}
+		if _, _, err := s.validateImages(ctx, keep); err != nil {
+			return 0, 0, err
+		}
+		s.valFeatures, s.valLabels = features, labels
+	}
+	return validateFeatures(ctx, s.Model, s.valFeatures, s.valLabels, s.Cfg.BatchSize)
+}
+
+// validateImages runs eval_step over the validation split's images; each
+// batch goes to keep first when it is not nil.
+func (s *ImageSource) validateImages(ctx context.Context, keep func(*loader.Batch) error) (float64, float64, error) {
 	l, err := loader.Open(ctx, s.options(s.Data.ValShards, false, 0, nil))
 	if err != nil {
 		return 0, 0, err
@@ -86,12 +127,38 @@ func (s *ImageSource) Validate(ctx context.Context) (float64, float64, error) {
 		if err != nil {
 			return 0, 0, err
 		}
-		loss, probs, err := s.Model.Eval(model.Batch{Images: b.Images, Labels: b.Labels})
+		if keep != nil {
+			if err := keep(b); err != nil {
+				return 0, 0, err
+			}
+		} else {
+			loss, probs, err := s.Model.Eval(model.Batch{Images: b.Images, Labels: b.Labels})
+			if err != nil {
+				return 0, 0, err
+			}
+			sums.add(loss, accuracy(probs, b.Labels), b.N())
+		}
+		l.Recycle(b)
+	}
+	loss, acc := sums.mean()
+	return loss, acc, nil
+}
+
+// validateFeatures runs eval_head_step over a split's pooled features
+// (len(labels) × FeatureDim) in batches of bs.
+func validateFeatures(ctx context.Context, m *model.Model, features []float32, labels []int32, bs int) (float64, float64, error) {
+	var sums Sums
+	d := m.Info.FeatureDim
+	for start := 0; start < len(labels); start += bs {
+		if ctx.Err() != nil {
+			return 0, 0, ctx.Err()
+		}
+		end := min(start+bs, len(labels))
+		loss, probs, err := m.EvalHead(features[start*d:end*d], labels[start:end])
 		if err != nil {
 			return 0, 0, err
 		}
-		sums.add(loss, accuracy(probs, b.Labels), b.N())
-		l.Recycle(b)
+		sums.add(loss, accuracy(probs, labels[start:end]), end-start)
 	}
 	loss, acc := sums.mean()
 	return loss, acc, nil
