@@ -10,7 +10,6 @@ import (
 	"image/color"
 	"image/png"
 	"io"
-	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,39 +20,8 @@ import (
 	"time"
 
 	"github.com/xcept/xcept/internal/cli"
-	"github.com/xcept/xcept/internal/model"
 	"github.com/xcept/xcept/internal/testmodel"
 )
-
-// serveExport lays the tiny test model's serving SavedModel out as version
-// 1 of an export folder (hard links: the model is 80 MB).
-func serveExport(t *testing.T) string {
-	t.Helper()
-	src := filepath.Join(testmodel.Tiny(t), model.ServingDir)
-	dir := filepath.Join(t.TempDir(), "tiny")
-	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, path)
-		target := filepath.Join(dir, "1", rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		if os.Link(path, target) == nil {
-			return nil
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, data, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
 
 func TestServeRefusesBadInput(t *testing.T) {
 	empty := t.TempDir()
@@ -144,7 +112,7 @@ func servePNG(t *testing.T) []byte {
 // The real thing: xcept serve in its own process answers predict requests,
 // and on SIGTERM lets a request in flight finish, then exits 0.
 func TestServeAnswersAndStopsOnSIGTERM(t *testing.T) {
-	dir := serveExport(t)
+	dir := testmodel.TinyServingExport(t)
 	cmd := exec.Command(os.Args[0], "serve", "--model", dir, "--port", "0", "--json", "--max-batch", "4", "--poll", "0")
 	cmd.Env = append(os.Environ(), "XCEPT_TEST_AS_MAIN=1", "XCEPT_RUNTIME_INTRA_OP_THREADS=2")
 	stdout, _ := cmd.StdoutPipe()

@@ -12,12 +12,9 @@ import (
 	"image/gif"
 	"image/jpeg"
 	"image/png"
-	"io/fs"
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +25,6 @@ import (
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/imageio"
 	"github.com/xcept/xcept/internal/infer"
-	"github.com/xcept/xcept/internal/model"
 	"github.com/xcept/xcept/internal/serve"
 	"github.com/xcept/xcept/internal/testmodel"
 )
@@ -76,26 +72,7 @@ func picture(w, h, seed int) *image.RGBA {
 // predict's engine (infer: its file-to-feed rule and its serving_default
 // run), for every format and an EXIF-rotated photo.
 func TestServeAnswersLikePredict(t *testing.T) {
-	src := filepath.Join(testmodel.Tiny(t), model.ServingDir)
-	dir := filepath.Join(t.TempDir(), "tiny")
-	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, path)
-		target := filepath.Join(dir, "1", rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, data, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := testmodel.TinyServingExport(t)
 	opts := graph.SessionOptions{IntraOpThreads: 2, InterOpThreads: 1}
 	files := map[string][]byte{}
 	for i, f := range []string{"jpeg", "png", "gif", "bmp", "tiff"} {

@@ -252,16 +252,10 @@ func rankHint(f Format, got, want int) string {
 	return ""
 }
 
-// FeedImage returns the bytes serving_default is fed for an encoded image,
-// by the rule xcept predict follows (internal/infer.Encoded), so that both
-// answer alike and the model sees the pixels prepare trained it on. The
-// image is decoded in full first, within the pixel limit (checked on the
-// header, before any pixel is decoded): a truncated or corrupt image is
-// reported as such, and TensorFlow's decoders only see images Go's decoded.
-// JPEG and PNG go as they are; what TensorFlow would decode otherwise than
-// prepare (an EXIF orientation other than 1, which it ignores; animations;
-// GIF, BMP, WebP and TIFF) is sent as the upright image re-encoded as PNG,
-// which is lossless at any compression level (the fastest is used).
+// FeedImage returns the bytes serving_default is fed for an encoded image:
+// the pixel limit checked on the header before any pixel is decoded, then
+// imageio.ServingFeed, the rule xcept predict follows too, so that both
+// answer alike and the model sees the pixels prepare trained it on.
 func FeedImage(data []byte, lim Limits) ([]byte, error) {
 	h, err := imageio.Probe(data, imageio.Limits{})
 	var ie *imageio.Error

@@ -115,3 +115,34 @@ func lock(path string) (func(), error) {
 		f.Close()
 	}, nil
 }
+
+// TinyServingExport lays the tiny model's serving SavedModel out as version
+// 1 of an export folder named tiny, TF Serving's layout, in t's temporary
+// folder (hard links where it can: the model is 80 MB).
+func TinyServingExport(t testing.TB) string {
+	t.Helper()
+	src := filepath.Join(Tiny(t), model.ServingDir)
+	dir := filepath.Join(t.TempDir(), "tiny")
+	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		target := filepath.Join(dir, "1", rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		if os.Link(path, target) == nil {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, data, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
