@@ -1,4 +1,4 @@
-# xcept: make setup | build | test | demo | bench | clean
+# xcept: make setup | build | test | demo | bench | fixtures | clean
 # Both `make test` and `make demo` run `setup` first, so a fresh clone needs
 # nothing else. TF_ROOT=DIR builds against another libtensorflow (an official
 # tarball, or a GPU wheel's tensorflow/ folder): see README.md.
@@ -13,7 +13,7 @@ VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 
 LDFLAGS     := -X github.com/xcept/xcept/internal/pyenv.DefaultPython=$(VPY) -X main.version=$(VERSION)
 GOTESTFLAGS ?= -timeout 25m
 
-.PHONY: setup venv link-tf build test vet demo bench clean
+.PHONY: setup venv link-tf build test vet demo bench clean fixtures
 
 setup: venv link-tf
 
@@ -37,9 +37,14 @@ vet: setup
 	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt needed: $$bad"; exit 1; fi
 	$(GO) vet ./...
 
+# Real Keras Xception ImageNet weights as an offline test fixture, cached in
+# $XCEPT_CACHE/fixtures (default ~/.cache/xcept/fixtures; make clean keeps it).
+fixtures: venv
+	scripts/fixtures/fetch.sh "$(VPY)"
+
 # XCEPT_TEST_STRICT=1: a test whose prerequisite (libtensorflow, the venv)
 # is missing fails instead of skipping, so this target cannot pass by skipping.
-test: build vet
+test: build vet fixtures
 	XCEPT_TEST_STRICT=1 $(GO) test $(GOTESTFLAGS) ./...
 	XCEPT_TEST_STRICT=1 TF_USE_LEGACY_KERAS=1 $(VPY) -m pytest -q scripts
 

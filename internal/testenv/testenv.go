@@ -1,9 +1,10 @@
 // Package testenv gives tests the heavy things they share: the project's
-// Python and (later) tiny models built once per run.
+// Python, and the real-weights fixture of `make fixtures`.
 package testenv
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/xcept/xcept/internal/pyenv"
@@ -32,4 +33,42 @@ func Unavailable(t testing.TB, why string) {
 		t.Fatalf("prerequisite missing (XCEPT_TEST_STRICT=1): %s", why)
 	}
 	t.Skipf("prerequisite missing: %s", why)
+}
+
+// fixtureDir is where `make fixtures` caches the real-weights fixture:
+// $XCEPT_CACHE/fixtures, else ~/.cache/xcept/fixtures (scripts/fixtures/fetch.sh).
+func fixtureDir() string {
+	if d := os.Getenv("XCEPT_CACHE"); d != "" {
+		return filepath.Join(d, "fixtures")
+	}
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "xcept", "fixtures")
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "xcept", "fixtures")
+}
+
+// ImageNetH5 returns the path of Keras's real Xception ImageNet notop weights
+// (the offline fixture `make fixtures` extracts), or skips the test (fails it
+// under XCEPT_TEST_STRICT=1) when they are missing. Pass it as --weights PATH;
+// it is never a stand-in for --weights imagenet.
+func ImageNetH5(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(fixtureDir(), "xception_imagenet_notop.h5")
+	if _, err := os.Stat(p); err != nil {
+		Unavailable(t, "real ImageNet weights: "+p+" is missing; run `make fixtures`")
+	}
+	return p
+}
+
+// KitchenPhotos returns the folder of real labelled kitchen photos that
+// `make fixtures` extracts (one sub-folder per class), or skips/fails like
+// ImageNetH5.
+func KitchenPhotos(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(fixtureDir(), "kitchenware")
+	if _, err := os.Stat(p); err != nil {
+		Unavailable(t, "real photos: "+p+" is missing; run `make fixtures`")
+	}
+	return p
 }
