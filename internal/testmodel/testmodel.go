@@ -71,9 +71,55 @@ func Build(t testing.TB, spec model.Spec) string {
 // Tiny is Build(t, TinySpec()).
 func Tiny(t testing.TB) string { return Build(t, TinySpec()) }
 
+// RealSize is the image size of the real-weights model: small enough to be
+// cheap, and at 128 px block14 (Grad-CAM's layer) is an even 4×4 grid, so
+// each quadrant of an image is exactly 2×2 heatmap cells.
+const RealSize = 128
+
+// RealSpec is the model all real-weights tests share: Keras's Xception with
+// its real ImageNet weights (the `make fixtures` .h5, passed as --weights
+// PATH like a user would), at RealSize, with a head for the classes of the
+// real kitchen photos (testenv.KitchenPhotos). It skips t (fails it under
+// XCEPT_TEST_STRICT=1) when the fixture is missing.
+func RealSpec(t testing.TB) model.Spec {
+	t.Helper()
+	s := TinySpec()
+	s.Weights = testenv.ImageNetH5(t)
+	s.Classes = KitchenClasses(t)
+	s.ImageSize = RealSize
+	return s
+}
+
+// Real is Build(t, RealSpec(t)).
+func Real(t testing.TB) string { return Build(t, RealSpec(t)) }
+
+// KitchenClasses are the class folders of testenv.KitchenPhotos, sorted.
+func KitchenClasses(t testing.TB) []string {
+	t.Helper()
+	entries, err := os.ReadDir(testenv.KitchenPhotos(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var classes []string
+	for _, e := range entries {
+		if e.IsDir() {
+			classes = append(classes, e.Name())
+		}
+	}
+	sort.Strings(classes)
+	if len(classes) < 2 {
+		t.Fatalf("%d class folders in %s, want at least 2; run `make fixtures`", len(classes), testenv.KitchenPhotos(t))
+	}
+	return classes
+}
+
 func specKey(spec model.Spec) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%#v\n", spec)
+	if st, err := os.Stat(spec.Weights); err == nil {
+		// A weights file rewritten in place (make fixtures again) is a new model.
+		fmt.Fprintf(h, "%d %d\n", st.Size(), st.ModTime().UnixNano())
+	}
 	names, _ := fs.Glob(scripts.FS, "*.py")
 	sort.Strings(names)
 	for _, n := range names {
