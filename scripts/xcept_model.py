@@ -2,7 +2,8 @@
 tf.Modules whose signatures the Go side runs through the TensorFlow C API.
 
 The signature names, input keys and output keys below are a contract with
-internal/graph and the training loop in Go; model.json records them as saved.
+the Go side, which states them in internal/contract/contract.go (one name per
+constant there); model.json records them as saved.
 """
 
 import contextlib

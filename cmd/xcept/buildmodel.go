@@ -1,17 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/model"
 )
 
@@ -83,8 +81,8 @@ rebuild a model with other options.`,
 			}
 			classes := o.Classes
 			if o.Labels != "" {
-				if classes, err = readLabels(o.Labels); err != nil {
-					return err
+				if classes, err = contract.ReadLabels(o.Labels); err != nil {
+					return fmt.Errorf("--labels: %w", err)
 				}
 			}
 			o.Spec = modelSpec(v, classes)
@@ -113,24 +111,4 @@ func runBuildModel(ctx context.Context, o *BuildModelOptions) error {
 	}
 	fmt.Fprintf(o.Stdout, "built %s in %s\n", info, o.Out)
 	return nil
-}
-
-// readLabels reads a labels.txt: one class name per line, blank lines ignored.
-func readLabels(path string) ([]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, cli.Dataf("--labels %s: %v", path, err)
-	}
-	defer f.Close()
-	var classes []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if s := strings.TrimSpace(sc.Text()); s != "" {
-			classes = append(classes, s)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, cli.Dataf("--labels %s: %v", path, err)
-	}
-	return classes, nil
 }

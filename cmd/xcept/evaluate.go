@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/dataset"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/imageio"
@@ -266,7 +267,7 @@ func runEvaluateModel(ctx context.Context, o EvaluateOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := infer.CheckClasses(info.Classes, r.Info.Classes, "run.json of "+r.Dir); err != nil {
+	if err := contract.CheckFit(info.Fit(), contract.Fit{Name: "run.json of " + r.Dir, Classes: r.Info.Classes}, infer.Refit); err != nil {
 		return err
 	}
 	if err := metrics.CheckClasses(o.Gates, info.Classes); err != nil {
@@ -345,7 +346,7 @@ func evaluationSource(r *runs.Run, info *model.Info, o EvaluateOptions) (*evalSo
 		if dsErr != nil {
 			return nil, cli.Dataf("run %s: its dataset %s cannot be read (%v): evaluate a folder with --split DIR", r.Dir, r.Info.Dataset, dsErr)
 		}
-		if err := infer.CheckClasses(info.Classes, ds.ClassNames(), "the dataset "+r.Info.Dataset); err != nil {
+		if err := contract.CheckFit(info.Fit(), contract.Fit{Name: "the dataset " + r.Info.Dataset, Classes: ds.ClassNames()}, infer.Refit); err != nil {
 			return nil, err
 		}
 		shards := ds.ShardPaths(r.Info.Dataset, o.Split)

@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/xcept/xcept/internal/contract"
 )
 
 // File names inside a prepared dataset folder.
 const (
 	ManifestFile = "manifest.json" // written last: its presence marks a finished dataset
 	ProblemsFile = "problems.json"
-	LabelsFile   = "labels.txt"
 	ModelDir     = "model"
 )
 
@@ -121,6 +122,11 @@ func (m *Manifest) ClassNames() []string {
 		names[i] = c.Name
 	}
 	return names
+}
+
+// Fit describes the dataset in dir for contract.CheckFit.
+func (m *Manifest) Fit(dir string) contract.Fit {
+	return contract.Fit{Name: "the dataset " + dir, Classes: m.ClassNames(), ImageSize: m.Image.Size}
 }
 
 // ShardPaths returns the paths of a split's shards under dir.

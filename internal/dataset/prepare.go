@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/imageio"
 )
 
@@ -327,7 +328,7 @@ func writeDataset(ctx context.Context, work string, spool *os.File, p *plan, opt
 	}
 	opts.progress().Finish()
 	m.Classes = classTable(p)
-	if err := writeFile(filepath.Join(work, LabelsFile), []byte(strings.Join(p.classes, "\n")+"\n")); err != nil {
+	if err := writeFile(filepath.Join(work, contract.LabelsFile), contract.LabelsText(p.classes)); err != nil {
 		return nil, err
 	}
 	if err := writeJSON(filepath.Join(work, ProblemsFile), p.problems); err != nil {

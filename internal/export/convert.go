@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/pyenv"
 )
 
@@ -49,10 +50,10 @@ func (j *job) exportConverted(ctx context.Context) error {
 		return cli.Modelf("%s printed %q, not the model's input and output spec", converters[j.o.Format], lastLine(stdout))
 	}
 	j.res.Signatures = []SignatureSpec{spec.annotated(j.src.info.ImageSize)}
-	if err := os.WriteFile(filepath.Join(j.st.Tmp, LabelsFile), []byte(labelsText(j.src.info.Classes)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(j.st.Tmp, contract.LabelsFile), contract.LabelsText(j.src.info.Classes), 0o644); err != nil {
 		return err
 	}
-	j.res.Artefact, j.res.Labels = file, LabelsFile
+	j.res.Artefact, j.res.Labels = file, contract.LabelsFile
 	info, err := os.Stat(artefact)
 	if err != nil {
 		return cli.Modelf("%s wrote no %s: %v", converters[j.o.Format], file, err)
@@ -65,7 +66,7 @@ func (j *job) exportConverted(ctx context.Context) error {
 // calibration images, drawn from the training split in record order
 // (prepare stores each split's records shuffled).
 func (j *job) converterArgs(ctx context.Context, savedModel, artefact string) ([]string, error) {
-	args := []string{"--saved-model", savedModel, "--signature", sigFloat, "--out", artefact}
+	args := []string{"--saved-model", savedModel, "--signature", contract.SigImages, "--out", artefact}
 	switch j.o.Format {
 	case ONNX:
 		return append(args, "--opset", strconv.Itoa(j.o.ONNXOpset)), nil

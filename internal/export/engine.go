@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/pyenv"
 )
@@ -76,9 +77,9 @@ func (c capiSignature) run(s *sample, start, end int, checkClasses bool) ([]floa
 		return nil, err
 	}
 	defer in.Close()
-	fetch := []string{"probabilities"}
+	fetch := []string{contract.OutProbabilities}
 	if checkClasses {
-		fetch = append(fetch, "classes")
+		fetch = append(fetch, contract.OutClasses)
 	}
 	out, err := c.Session.Run(c.Signature, map[string]*graph.Tensor{c.Input: in}, fetch...)
 	if err != nil {

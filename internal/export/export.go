@@ -24,6 +24,7 @@ import (
 	"strings"
 
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/dataset"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/model"
@@ -220,9 +221,8 @@ func openSource(o Options) (*source, error) {
 	if err != nil {
 		return nil, cli.Dataf("run %s: dataset %s: %v", r.Dir, r.Info.Dataset, err)
 	}
-	if !slices.Equal(m.ClassNames(), info.Classes) || m.Image.Size != info.ImageSize {
-		return nil, cli.Dataf("run %s: dataset %s (%d px, classes %s) does not match model %s (%d px, classes %s)",
-			r.Dir, r.Info.Dataset, m.Image.Size, strings.Join(m.ClassNames(), ","), r.Info.Model, info.ImageSize, strings.Join(info.Classes, ","))
+	if err := contract.CheckFit(info.Fit(), m.Fit(r.Info.Dataset), "run "+r.Dir+" was trained on other data: prepare its dataset again or train a new run"); err != nil {
+		return nil, err
 	}
 	src := &source{run: r, info: info, epoch: state.Epoch, trainShards: m.ShardPaths(r.Info.Dataset, "train")}
 	for _, s := range o.Splits {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/model"
 	"github.com/xcept/xcept/internal/pyenv"
 	"github.com/xcept/xcept/internal/run"
@@ -18,9 +19,7 @@ import (
 
 // File names inside an export.
 const (
-	LabelsFile       = "labels.txt"
-	ManifestFile     = "export.json"       // TFLite and ONNX exports
-	SavedModelLabels = "assets/labels.txt" // the serving model's labels asset
+	ManifestFile = "export.json" // TFLite and ONNX exports
 	// A SavedModel's manifest goes in assets.extra/, the folder for files
 	// that travel with a model but that TensorFlow does not load.
 	SavedModelManifest = "assets.extra/xcept_export.json"
@@ -214,7 +213,7 @@ func (j *job) verify(ctx context.Context, candidates []candidate) error {
 	if err != nil {
 		return err
 	}
-	ref := capiSignature{Session: j.ref.Session, Signature: "predict", Input: "images", Kind: inputUint8, Classes: j.src.info.Classes}
+	ref := capiSignature{Session: j.ref.Session, Signature: contract.SigPredict, Input: contract.InImages, Kind: inputUint8, Classes: j.src.info.Classes}
 	want, err := ref.predict(ctx, j.sample, j.o.BatchSize)
 	if err != nil {
 		return err

@@ -6,8 +6,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"syscall"
+
+	"github.com/xcept/xcept/internal/versions"
 )
 
 // An export is built in a hidden temporary folder beside its final place,
@@ -70,11 +71,11 @@ func (s *staging) mkdirAll(dir string) error {
 // overwritten: rename(2) refuses to replace a non-empty folder.
 func (s *staging) commit() (string, int64, error) {
 	for attempt := 0; ; attempt++ {
-		v, err := nextVersion(s.Base)
+		v, err := versions.Next(s.Base)
 		if err != nil {
 			return "", 0, err
 		}
-		final := filepath.Join(s.Base, strconv.FormatInt(v, 10))
+		final := filepath.Join(s.Base, versions.Name(v))
 		err = os.Rename(s.Tmp, final)
 		if err == nil {
 			s.Tmp, s.created = "", nil
@@ -98,35 +99,6 @@ func (s *staging) abort() {
 		os.Remove(s.created[i]) // fails, as wanted, on a folder someone else filled
 	}
 	s.created = nil
-}
-
-// nextVersion is one more than the largest version folder (a positive
-// integer name) in base, 1 when there is none. Files and other names are
-// ignored, as TF Serving ignores them.
-func nextVersion(base string) (int64, error) {
-	entries, err := os.ReadDir(base)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return 0, err
-	}
-	var latest int64
-	for _, e := range entries {
-		if v, ok := versionName(e.Name()); ok && e.IsDir() && v > latest {
-			latest = v
-		}
-	}
-	return latest + 1, nil
-}
-
-// versionName parses a version folder name: decimal digits only.
-func versionName(name string) (int64, bool) {
-	if name == "" || name[0] == '+' || name[0] == '-' {
-		return 0, false
-	}
-	v, err := strconv.ParseInt(name, 10, 64)
-	if err != nil || v < 1 {
-		return 0, false
-	}
-	return v, true
 }
 
 // dirSize is the total size of the regular files under dir.

@@ -9,38 +9,6 @@ import (
 	"testing"
 )
 
-func TestVersionName(t *testing.T) {
-	tests := []struct {
-		name string
-		v    int64
-		ok   bool
-	}{
-		{"1", 1, true}, {"42", 42, true}, {"007", 7, true},
-		{"0", 0, false}, {"-1", 0, false}, {"+3", 0, false}, {"1a", 0, false}, {"", 0, false},
-		{".export-tmp-1", 0, false}, {"99999999999999999999", 0, false},
-	}
-	for _, tt := range tests {
-		v, ok := versionName(tt.name)
-		if v != tt.v || ok != tt.ok {
-			t.Errorf("versionName(%q) = %d, %v; want %d, %v", tt.name, v, ok, tt.v, tt.ok)
-		}
-	}
-}
-
-func TestNextVersion(t *testing.T) {
-	base := t.TempDir()
-	if v, err := nextVersion(filepath.Join(base, "missing")); err != nil || v != 1 {
-		t.Fatalf("missing folder: %d, %v; want 1", v, err)
-	}
-	for _, d := range []string{"1", "3", "abc", ".export-tmp-9"} {
-		os.Mkdir(filepath.Join(base, d), 0o755)
-	}
-	os.WriteFile(filepath.Join(base, "7"), nil, 0o644) // a file named like a version is not one
-	if v, err := nextVersion(base); err != nil || v != 4 {
-		t.Errorf("nextVersion = %d, %v; want 4 (after 3; files and other names ignored)", v, err)
-	}
-}
-
 func TestStageCommitCountsUp(t *testing.T) {
 	base := filepath.Join(t.TempDir(), "out", "model")
 	var paths []string

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/model"
 )
@@ -53,7 +54,7 @@ func writeSavedModel(ref *model.Model, dst string) error {
 	if err := ref.Session.Save(filepath.Join(dst, variablesDir, variablesDir)); err != nil {
 		return cli.Modelf("saving the best weights into the SavedModel: %v", err)
 	}
-	if err := ensureLabels(filepath.Join(dst, SavedModelLabels), ref.Info.Classes); err != nil {
+	if err := ensureLabels(filepath.Join(dst, contract.LabelsAsset), ref.Info.Classes); err != nil {
 		return err
 	}
 	return refreshFingerprint(dst)
@@ -63,7 +64,7 @@ func writeSavedModel(ref *model.Model, dst string) error {
 // order. Serving models built before they carried labels get the file
 // written here; one that disagrees with model.json is refused.
 func ensureLabels(path string, classes []string) error {
-	want := labelsText(classes)
+	want := string(contract.LabelsText(classes))
 	got, err := os.ReadFile(path)
 	if os.IsNotExist(err) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -76,33 +77,17 @@ func ensureLabels(path string, classes []string) error {
 	}
 	if string(got) != want {
 		return cli.Modelf("the serving model's %s lists %q, model.json %q: rebuild the model with `xcept prepare`",
-			SavedModelLabels, strings.Fields(string(got)), classes)
+			contract.LabelsAsset, strings.Fields(string(got)), classes)
 	}
 	return nil
 }
-
-func labelsText(classes []string) string {
-	var b strings.Builder
-	for _, c := range classes {
-		b.WriteString(c + "\n")
-	}
-	return b.String()
-}
-
-// Signatures a SavedModel export is verified through: the encoded-bytes one
-// clients use, and the float one for callers that decode and resize
-// themselves.
-const (
-	sigServing = "serving_default"
-	sigFloat   = "predict_images"
-)
 
 func (j *job) exportSavedModel(ctx context.Context) error {
 	dst := j.st.Tmp
 	if err := writeSavedModel(j.ref, dst); err != nil {
 		return err
 	}
-	j.res.Artefact, j.res.Labels = "", SavedModelLabels
+	j.res.Artefact, j.res.Labels = "", contract.LabelsAsset
 	size, err := dirSize(dst)
 	if err != nil {
 		return err
@@ -113,7 +98,7 @@ func (j *job) exportSavedModel(ctx context.Context) error {
 		return cli.Modelf("the exported SavedModel does not load: %v", err)
 	}
 	defer s.Close()
-	for _, key := range []string{sigServing, sigFloat} {
+	for _, key := range []string{contract.SigServing, contract.SigImages} {
 		if _, err := s.Signature(key); err != nil {
 			return cli.Modelf("the serving model lacks signature %s (%v): rebuild the model with `xcept prepare`", key, err)
 		}
@@ -121,8 +106,8 @@ func (j *job) exportSavedModel(ctx context.Context) error {
 	j.res.Signatures = savedModelSignatures(s.MetaGraph, j.src.info.ImageSize)
 	classes := j.src.info.Classes
 	candidates := []candidate{
-		capiCandidate(capiSignature{Session: s, Signature: sigServing, Input: "image_bytes", Kind: inputEncoded, Classes: classes}, size, j),
-		capiCandidate(capiSignature{Session: s, Signature: sigFloat, Input: "images", Kind: inputFloat, Classes: classes}, size, j),
+		capiCandidate(capiSignature{Session: s, Signature: contract.SigServing, Input: contract.InImageBytes, Kind: inputEncoded, Classes: classes}, size, j),
+		capiCandidate(capiSignature{Session: s, Signature: contract.SigImages, Input: contract.InImages, Kind: inputFloat, Classes: classes}, size, j),
 	}
 	return j.verify(ctx, candidates)
 }
@@ -147,9 +132,9 @@ func savedModelSignatures(mg *graph.MetaGraph, size int) []SignatureSpec {
 	}
 	slices.SortFunc(keys, func(a, b string) int {
 		switch {
-		case a == sigServing:
+		case a == contract.SigServing:
 			return -1
-		case b == sigServing:
+		case b == contract.SigServing:
 			return 1
 		}
 		return strings.Compare(a, b)

@@ -1,6 +1,10 @@
 package export
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/xcept/xcept/internal/contract"
+)
 
 // SignatureSpec is one entry point of an export: what to feed it and what
 // it returns, so that a user can call it without reading the graph.
@@ -41,10 +45,10 @@ func (s SignatureSpec) annotated(size int) SignatureSpec {
 
 func (t TensorSpec) inputMeaning(size int) string {
 	switch {
-	case t.Name == "image_bytes":
+	case t.Name == contract.InImageBytes:
 		return fmt.Sprintf("encoded images (JPEG, PNG, GIF, BMP, WebP) of any size, one per row; decoding, the squash resize to %d×%d "+
 			"(bilinear, antialiased) and Xception's scaling to [-1, 1] happen inside; REST clients send {\"b64\": \"...\"}", size, size)
-	case t.Name != "images":
+	case t.Name != contract.InImages:
 		return ""
 	case t.Quantization != nil:
 		q := t.Quantization
@@ -56,12 +60,12 @@ func (t TensorSpec) inputMeaning(size int) string {
 
 func (t TensorSpec) outputMeaning() string {
 	switch t.Name {
-	case "probabilities":
+	case contract.OutProbabilities:
 		if q := t.Quantization; q != nil {
 			return fmt.Sprintf("class probabilities in labels.txt order, quantized: p = %.6g × (q − %d)", q.Scale, q.ZeroPoint)
 		}
 		return "class probabilities (softmax) in labels.txt order"
-	case "classes":
+	case contract.OutClasses:
 		return "the class names, in labels.txt order, repeated for every image"
 	}
 	return ""

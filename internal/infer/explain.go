@@ -4,16 +4,15 @@ import (
 	"fmt"
 	"image"
 
+	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/imageio"
 	"github.com/xcept/xcept/internal/model"
 )
 
-// The trainer's Grad-CAM signature (scripts/xcept_model.py).
-const (
-	SignatureExplain = "explain"
-	PredictedClass   = -1 // class_index asking for the predicted class
-)
+// PredictedClass is the class_index asking the explain signature for the
+// predicted class.
+const PredictedClass = -1
 
 // Explanation is Grad-CAM for one image: where the model looked for the
 // explained class.
@@ -41,8 +40,8 @@ func Explain(m *model.Model, images []uint8, classes []int32) ([]Explanation, er
 		return nil, err
 	}
 	defer ci.Close()
-	out, err := m.Session.Run(SignatureExplain, map[string]*graph.Tensor{"images": in, "class_index": ci},
-		"heatmap", "probabilities", "class_index")
+	out, err := m.Session.Run(contract.SigExplain, map[string]*graph.Tensor{contract.InImages: in, contract.InClassIndex: ci},
+		contract.OutHeatmap, contract.OutProbabilities, contract.OutClassIndex)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/dataset"
 	"github.com/xcept/xcept/internal/imageio"
 )
@@ -199,13 +200,13 @@ func ScanLabelled(dir string, classes []string, flag string) ([]LabelledFile, er
 	}
 	sort.Strings(names)
 	if len(names) == 0 {
-		return nil, cli.Dataf("%s %s: no class folders (want one sub-folder per class: %s)", flag, dir, list(classes))
+		return nil, cli.Dataf("%s %s: no class folders (want one sub-folder per class: %s)", flag, dir, contract.ShortList(classes))
 	}
 	var files []LabelledFile
 	for _, name := range names {
 		label, ok := index[name]
 		if !ok {
-			return nil, cli.Dataf("%s %s: class folder %q is not a class of the model (%s)", flag, dir, name, list(classes))
+			return nil, cli.Dataf("%s %s: class folder %q is not a class of the model (%s)", flag, dir, name, contract.ShortList(classes))
 		}
 		for _, in := range walkFolder(filepath.Join(dir, name)) {
 			files = append(files, LabelledFile{Input: in, Label: label})

@@ -7,9 +7,9 @@ import (
 	"cmp"
 	"os"
 	"slices"
-	"strings"
 
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/model"
 	"github.com/xcept/xcept/internal/run"
@@ -101,7 +101,7 @@ func openRestored(r *run.Run, open func(string, graph.SessionOptions) (*model.Mo
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckClasses(m.Info.Classes, r.Info.Classes, "run "+r.Dir); err != nil {
+	if err := contract.CheckFit(m.Info.Fit(), contract.Fit{Name: "run " + r.Dir, Classes: r.Info.Classes}, Refit); err != nil {
 		m.Close()
 		return nil, err
 	}
@@ -112,22 +112,5 @@ func openRestored(r *run.Run, open func(string, graph.SessionOptions) (*model.Mo
 	return m, nil
 }
 
-// CheckClasses refuses a model whose classes are not the data's, in the
-// same order: every prediction would be mislabelled. It is a data error
-// (exit 4), the data being what does not fit the model.
-func CheckClasses(modelClasses, dataClasses []string, data string) error {
-	if slices.Equal(modelClasses, dataClasses) {
-		return nil
-	}
-	return cli.Dataf("the model has %d classes (%s) but %s has %d (%s): evaluate a model with the data it was trained for",
-		len(modelClasses), list(modelClasses), data, len(dataClasses), list(dataClasses))
-}
-
-// list shortens a class list for a one-line message.
-func list(names []string) string {
-	const shown = 6
-	if len(names) <= shown {
-		return strings.Join(names, ", ")
-	}
-	return strings.Join(names[:shown], ", ") + ", ..."
-}
+// Refit says what to do when a model does not fit the data it is run on.
+const Refit = "evaluate a model with the data it was trained for"

@@ -9,19 +9,12 @@ import (
 	"sync"
 
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/imageio"
 	"github.com/xcept/xcept/internal/metrics"
 	"github.com/xcept/xcept/internal/model"
-	"github.com/xcept/xcept/internal/serve"
-)
-
-// The serving SavedModel's contract for encoded images (scripts/xcept_model.py).
-const (
-	SignatureEncoded    = "serving_default"
-	InputEncoded        = "image_bytes"
-	OutputProbabilities = "probabilities"
-	LabelsAsset         = "assets/labels.txt"
+	"github.com/xcept/xcept/internal/versions"
 )
 
 // Serving predicts encoded image files through serving_default, the path
@@ -36,15 +29,15 @@ type Serving struct {
 // NewServing wraps an open serving session (a run's restored serving
 // model), checking that serving_default takes encoded images.
 func NewServing(s *graph.Session, classes []string) (*Serving, error) {
-	sig, err := s.Signature(SignatureEncoded)
+	sig, err := s.Signature(contract.SigServing)
 	if err != nil {
 		return nil, cli.Modelf("%v", err)
 	}
-	in, ok := sig.Inputs[InputEncoded]
-	_, hasProbs := sig.Outputs[OutputProbabilities]
+	in, ok := sig.Inputs[contract.InImageBytes]
+	_, hasProbs := sig.Outputs[contract.OutProbabilities]
 	if !ok || in.DType != graph.String || !hasProbs {
 		return nil, cli.Modelf("%s: %s does not take encoded images (%s) to probabilities: rebuild the model with this xcept",
-			s.Dir, SignatureEncoded, InputEncoded)
+			s.Dir, contract.SigServing, contract.InImageBytes)
 	}
 	return &Serving{Session: s, Classes: classes}, nil
 }
@@ -57,9 +50,9 @@ func OpenSavedModel(dir string, opts graph.SessionOptions) (*Serving, error) {
 	if err != nil {
 		return nil, err
 	}
-	labels, err := metrics.ReadLabels(filepath.Join(path, LabelsAsset))
+	labels, err := metrics.ReadLabels(filepath.Join(path, contract.LabelsAsset))
 	if err != nil {
-		return nil, cli.Modelf("--model %s: no class names (%v): export the model with xcept, or add %s", dir, err, LabelsAsset)
+		return nil, cli.Modelf("--model %s: no class names (%v): export the model with xcept, or add %s", dir, err, contract.LabelsAsset)
 	}
 	s, err := graph.LoadSavedModel(path, opts)
 	if err != nil {
@@ -87,8 +80,8 @@ func ResolveSavedModel(dir string) (string, error) {
 	}
 	// Complete versions only, newest first, as serve picks them: a version
 	// still being copied in is not half-read.
-	if versions, err := serve.ScanVersions(dir); err == nil && len(versions) > 0 {
-		return versions[0].Dir, nil
+	if v, ok := versions.Newest(dir); ok {
+		return v.Dir, nil
 	}
 	if _, err := os.Stat(filepath.Join(dir, model.InfoFile)); err == nil {
 		return "", cli.Dataf("--model %s is a model folder: pass %s, or --run for trained weights",
@@ -98,7 +91,7 @@ func ResolveSavedModel(dir string) (string, error) {
 }
 
 func isSavedModel(dir string) bool {
-	_, err := os.Stat(filepath.Join(dir, "saved_model.pb"))
+	_, err := os.Stat(filepath.Join(dir, versions.SavedModelFile))
 	return err == nil
 }
 
@@ -118,7 +111,7 @@ func (s *Serving) Predict(encoded [][]byte) ([]float32, error) {
 		return nil, err
 	}
 	defer in.Close()
-	out, err := s.Session.Run(SignatureEncoded, map[string]*graph.Tensor{InputEncoded: in}, OutputProbabilities)
+	out, err := s.Session.Run(contract.SigServing, map[string]*graph.Tensor{contract.InImageBytes: in}, contract.OutProbabilities)
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/contract"
 )
 
 // Labels are the class names of a dataset in index order, and the file they
@@ -22,32 +22,13 @@ type Labels struct {
 	Names []string
 }
 
-// ReadLabels reads labels.txt: one class name per line, the line order being
-// the class index. Blank lines in the middle, duplicates or no class at all
-// are data errors naming the file and line.
+// ReadLabels reads a labels file by contract.ParseLabels's rule.
 func ReadLabels(path string) (*Labels, error) {
-	data, err := os.ReadFile(path)
+	names, err := contract.ReadLabels(path)
 	if err != nil {
-		return nil, cli.Dataf("labels file %s: %v", path, unwrapPath(err))
+		return nil, err
 	}
-	data = bytes.TrimPrefix(data, []byte("\ufeff"))
-	lines := strings.Split(strings.TrimRight(string(data), "\r\n \t"), "\n")
-	l := &Labels{Path: path}
-	seen := map[string]int{}
-	for i, line := range lines {
-		name := strings.TrimSpace(line)
-		switch {
-		case name == "" && len(lines) == 1:
-			return nil, cli.Dataf("labels file %s: no class names (want one per line)", path)
-		case name == "":
-			return nil, cli.Dataf("labels file %s line %d: blank line (want one class name per line)", path, i+1)
-		case seen[name] > 0:
-			return nil, cli.Dataf("labels file %s line %d: class %q already on line %d", path, i+1, name, seen[name])
-		}
-		seen[name] = i + 1
-		l.Names = append(l.Names, name)
-	}
-	return l, nil
+	return &Labels{Path: path, Names: names}, nil
 }
 
 // unwrapPath drops the *PathError prefix so messages name the path once.

@@ -2,8 +2,6 @@ package metrics
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -106,46 +104,6 @@ func TestPredictionsRoundTrip(t *testing.T) {
 	}
 	if !reflect.DeepEqual(back, rows) {
 		t.Errorf("read back %+v, wrote %+v", back, rows)
-	}
-}
-
-func TestReadLabels(t *testing.T) {
-	tests := []struct {
-		name, text string
-		want       []string
-		err        string
-	}{
-		{"plain", "daisy\nroses\n", []string{"daisy", "roses"}, ""},
-		{"CRLF, BOM, no final newline", "\ufeffdaisy\r\ngolden retriever", []string{"daisy", "golden retriever"}, ""},
-		{"blank line", "daisy\n\nroses\n", nil, "line 2: blank line"},
-		{"duplicate", "daisy\nroses\ndaisy\n", nil, `line 3: class "daisy" already on line 1`},
-		{"empty", "\n", nil, "no class names"},
-	}
-	dir := t.TempDir()
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(dir, "labels.txt")
-			if err := os.WriteFile(path, []byte(tt.text), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			got, err := ReadLabels(path)
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) || cli.KindOf(err) != cli.KindData {
-					t.Fatalf("error %v, want a data error containing %q", err, tt.err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(got.Names, tt.want) {
-				t.Errorf("got %q, want %q", got.Names, tt.want)
-			}
-		})
-	}
-	if _, err := ReadLabels(filepath.Join(dir, "missing.txt")); cli.KindOf(err) != cli.KindData ||
-		!strings.Contains(err.Error(), "missing.txt: no such file") {
-		t.Errorf("missing labels file: %v", err)
 	}
 }
 

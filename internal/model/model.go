@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/pyenv"
 )
 
@@ -187,6 +188,11 @@ type Info struct {
 	InitFrom           *string                             `json:"init_from"`
 	TensorFlowVersion  string                              `json:"tensorflow_version"`
 	KerasVersion       string                              `json:"keras_version"`
+}
+
+// Fit describes the model for contract.CheckFit.
+func (i *Info) Fit() contract.Fit {
+	return contract.Fit{Name: "the model", Classes: i.Classes, ImageSize: i.ImageSize}
 }
 
 // ReadInfo reads dir/model.json.

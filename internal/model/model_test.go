@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/model"
 	"github.com/xcept/xcept/internal/testenv"
@@ -75,7 +76,7 @@ func TestTrainStepLearnsFixedBatch(t *testing.T) {
 	p := model.StepParams{LearningRate: 1e-3, Seed: [2]int64{1, 2}}
 	var first, last model.StepResult
 	for i := 0; i < 30; i++ {
-		r, err := m.Step(model.TrainStep, b, p)
+		r, err := m.Step(contract.SigTrainStep, b, p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,7 +110,7 @@ func TestSaveRestoreMatchesPredictions(t *testing.T) {
 	defer m.Close()
 	b := fixedBatch(m, 6, 2)
 	for i := 0; i < 3; i++ { // move the head away from its initial values
-		if _, err := m.Step(model.TrainStep, b, model.StepParams{LearningRate: 1e-2}); err != nil {
+		if _, err := m.Step(contract.SigTrainStep, b, model.StepParams{LearningRate: 1e-2}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/graph"
 )
 
@@ -63,13 +64,6 @@ type StepResult struct {
 	Loss, Accuracy float32
 }
 
-// Training signatures.
-const (
-	TrainStep     = "train_step"
-	FinetuneStep  = "finetune_step"
-	TrainHeadStep = "train_head_step"
-)
-
 // imagesTensor checks len(images) against n images of the model's size.
 func (m *Model) imagesTensor(images []uint8, n int) (*graph.Tensor, error) {
 	s := int64(m.Info.ImageSize)
@@ -108,7 +102,7 @@ func (m *Model) Step(signature string, b Batch, p StepParams) (StepResult, error
 	var f feeds
 	defer f.close()
 	t, err := m.imagesTensor(b.Images, b.N())
-	f.add("images", t, err)
+	f.add(contract.InImages, t, err)
 	return m.step(signature, &f, b, p)
 }
 
@@ -121,8 +115,8 @@ func (m *Model) HeadStep(features []float32, b Batch, p StepParams) (StepResult,
 		return StepResult{}, fmt.Errorf("%d features is not %d images of %d", len(features), b.N(), d)
 	}
 	t, err := graph.NewTensor([]int64{int64(b.N()), int64(d)}, features)
-	f.add("features", t, err)
-	return m.step(TrainHeadStep, &f, b, p)
+	f.add(contract.InFeatures, t, err)
+	return m.step(contract.SigTrainHeadStep, &f, b, p)
 }
 
 func (m *Model) step(signature string, f *feeds, b Batch, p StepParams) (StepResult, error) {
@@ -135,19 +129,19 @@ func (m *Model) step(signature string, f *feeds, b Batch, p StepParams) (StepRes
 		}
 	}
 	t, err := graph.NewTensor([]int64{int64(n)}, b.Labels)
-	f.add("labels", t, err)
+	f.add(contract.InLabels, t, err)
 	t, err = graph.NewTensor([]int64{int64(len(w))}, w)
-	f.add("sample_weight", t, err)
+	f.add(contract.InSampleWeight, t, err)
 	t, err = graph.NewScalar(p.LearningRate)
-	f.add("learning_rate", t, err)
+	f.add(contract.InLearningRate, t, err)
 	t, err = graph.NewScalar(p.LabelSmoothing)
-	f.add("label_smoothing", t, err)
+	f.add(contract.InLabelSmoothing, t, err)
 	t, err = graph.NewTensor([]int64{2}, p.Seed[:])
-	f.add("seed", t, err)
+	f.add(contract.InSeed, t, err)
 	if f.err != nil {
 		return StepResult{}, f.err
 	}
-	out, err := m.Session.Run(signature, f.m, "loss", "accuracy")
+	out, err := m.Session.Run(signature, f.m, contract.OutLoss, contract.OutAccuracy)
 	if err != nil {
 		return StepResult{}, err
 	}
@@ -166,17 +160,17 @@ func (m *Model) Eval(b Batch) (float32, []float32, error) {
 	var f feeds
 	defer f.close()
 	t, err := m.imagesTensor(b.Images, b.N())
-	f.add("images", t, err)
+	f.add(contract.InImages, t, err)
 	t, err = graph.NewTensor([]int64{int64(b.N())}, b.Labels)
-	f.add("labels", t, err)
+	f.add(contract.InLabels, t, err)
 	if f.err != nil {
 		return 0, nil, f.err
 	}
-	return m.lossAndProbabilities("eval_step", f.m)
+	return m.lossAndProbabilities(contract.SigEvalStep, f.m)
 }
 
 func (m *Model) lossAndProbabilities(signature string, feeds map[string]*graph.Tensor) (float32, []float32, error) {
-	out, err := m.Session.Run(signature, feeds, "loss", "probabilities")
+	out, err := m.Session.Run(signature, feeds, contract.OutLoss, contract.OutProbabilities)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -193,12 +187,12 @@ func (m *Model) lossAndProbabilities(signature string, feeds map[string]*graph.T
 // Predict returns the probabilities (n × classes) of n images. It works on
 // both the trainer (signature predict) and the serving model.
 func (m *Model) Predict(images []uint8, n int) ([]float32, error) {
-	return m.imagesToFloats("predict", "probabilities", images, n)
+	return m.imagesToFloats(contract.SigPredict, contract.OutProbabilities, images, n)
 }
 
 // Features returns the pooled base features (n × FeatureDim) of n images.
 func (m *Model) Features(images []uint8, n int) ([]float32, error) {
-	return m.imagesToFloats("features", "features", images, n)
+	return m.imagesToFloats(contract.SigFeatures, contract.OutFeatures, images, n)
 }
 
 func (m *Model) imagesToFloats(signature, output string, images []uint8, n int) ([]float32, error) {
@@ -207,7 +201,7 @@ func (m *Model) imagesToFloats(signature, output string, images []uint8, n int) 
 		return nil, err
 	}
 	defer in.Close()
-	out, err := m.Session.Run(signature, map[string]*graph.Tensor{"images": in}, output)
+	out, err := m.Session.Run(signature, map[string]*graph.Tensor{contract.InImages: in}, output)
 	if err != nil {
 		return nil, err
 	}
@@ -225,11 +219,11 @@ func (m *Model) EvalHead(features []float32, labels []int32) (float32, []float32
 		return 0, nil, fmt.Errorf("%d features is not %d images of %d", len(features), n, d)
 	}
 	t, err := graph.NewTensor([]int64{int64(n), int64(d)}, features)
-	f.add("features", t, err)
+	f.add(contract.InFeatures, t, err)
 	t, err = graph.NewTensor([]int64{int64(n)}, labels)
-	f.add("labels", t, err)
+	f.add(contract.InLabels, t, err)
 	if f.err != nil {
 		return 0, nil, f.err
 	}
-	return m.lossAndProbabilities("eval_head_step", f.m)
+	return m.lossAndProbabilities(contract.SigEvalHeadStep, f.m)
 }

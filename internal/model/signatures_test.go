@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/imageio"
 	"github.com/xcept/xcept/internal/model"
@@ -255,7 +256,7 @@ func TestBuildInitFromCheckpoint(t *testing.T) {
 	for _, step := range []struct {
 		signature string
 		lr        float32
-	}{{model.TrainStep, 1e-2}, {model.FinetuneStep, 1e-4}} {
+	}{{contract.SigTrainStep, 1e-2}, {contract.SigFinetuneStep, 1e-4}} {
 		if _, err := m.Step(step.signature, b, model.StepParams{LearningRate: step.lr}); err != nil {
 			t.Fatal(err)
 		}
@@ -306,7 +307,7 @@ func TestBuildInitFromCheckpoint(t *testing.T) {
 		t.Errorf("the rebuilt trainer's predictions differ from the checkpoint's by %g", d)
 	}
 	before := variableValues(t, r, "block12_sepconv1/pointwise_kernel")
-	if _, err := r.Step(model.FinetuneStep, b, model.StepParams{LearningRate: 1e-3}); err != nil {
+	if _, err := r.Step(contract.SigFinetuneStep, b, model.StepParams{LearningRate: 1e-3}); err != nil {
 		t.Fatal(err)
 	}
 	if after := variableValues(t, r, "block12_sepconv1/pointwise_kernel"); maxAbsDiff(before, after) == 0 {
@@ -367,5 +368,57 @@ func TestBuildInitFromErrors(t *testing.T) {
 		if _, statErr := os.Stat(out); statErr == nil {
 			t.Errorf("%s: a failed build left %s", c.name, out)
 		}
+	}
+}
+
+// Every name the Go side takes from contract is a signature, input or
+// output of the models the builder writes (scripts/xcept_model.py).
+func TestContractNamesTheBuiltModel(t *testing.T) {
+	dir := testmodel.Tiny(t)
+	for _, part := range []struct {
+		sub  string
+		want map[string][2][]string // signature → inputs, outputs
+	}{
+		{model.TrainerDir, map[string][2][]string{
+			contract.SigTrainStep:     {{contract.InImages, contract.InLabels, contract.InSampleWeight, contract.InLearningRate, contract.InLabelSmoothing, contract.InSeed}, {contract.OutLoss, contract.OutAccuracy}},
+			contract.SigFinetuneStep:  {{contract.InImages, contract.InLabels}, {contract.OutLoss, contract.OutAccuracy}},
+			contract.SigTrainHeadStep: {{contract.InFeatures, contract.InLabels}, {contract.OutLoss, contract.OutAccuracy}},
+			contract.SigEvalStep:      {{contract.InImages, contract.InLabels}, {contract.OutLoss, contract.OutProbabilities}},
+			contract.SigEvalHeadStep:  {{contract.InFeatures, contract.InLabels}, {contract.OutLoss, contract.OutProbabilities}},
+			contract.SigPredict:       {{contract.InImages}, {contract.OutProbabilities}},
+			contract.SigFeatures:      {{contract.InImages}, {contract.OutFeatures}},
+			contract.SigExplain:       {{contract.InImages, contract.InClassIndex}, {contract.OutHeatmap, contract.OutProbabilities, contract.OutClassIndex}},
+		}},
+		{model.ServingDir, map[string][2][]string{
+			contract.SigServing: {{contract.InImageBytes}, {contract.OutProbabilities, contract.OutClasses}},
+			contract.SigImages:  {{contract.InImages}, {contract.OutProbabilities}},
+			contract.SigPredict: {{contract.InImages}, {contract.OutProbabilities}},
+		}},
+	} {
+		s, err := graph.LoadSavedModel(filepath.Join(dir, part.sub), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		for name, io := range part.want {
+			sig, ok := s.MetaGraph.Signatures[name]
+			if !ok {
+				t.Errorf("%s: no signature %s", part.sub, name)
+				continue
+			}
+			for _, in := range io[0] {
+				if _, ok := sig.Inputs[in]; !ok {
+					t.Errorf("%s %s: no input %s", part.sub, name, in)
+				}
+			}
+			for _, out := range io[1] {
+				if _, ok := sig.Outputs[out]; !ok {
+					t.Errorf("%s %s: no output %s", part.sub, name, out)
+				}
+			}
+		}
+	}
+	if labels, err := contract.ReadLabels(filepath.Join(dir, model.ServingDir, contract.LabelsAsset)); err != nil || !slices.Equal(labels, testmodel.TinySpec().Classes) {
+		t.Errorf("%s: %q, %v; want %q", contract.LabelsAsset, labels, err, testmodel.TinySpec().Classes)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/xcept/xcept/internal/graph"
+	"github.com/xcept/xcept/internal/versions"
 )
 
 // fakeModel stands in for a SavedModel in the tests that need no
@@ -208,7 +209,7 @@ func fakeVersion(t testing.TB, dir string, v int64) {
 	if err := os.MkdirAll(filepath.Join(vdir, "variables"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{savedModelFile, variablesIndex} {
+	for _, f := range []string{versions.SavedModelFile, versions.VariablesIndex} {
 		if err := os.WriteFile(filepath.Join(vdir, f), []byte("fake"), 0o644); err != nil {
 			t.Fatal(err)
 		}

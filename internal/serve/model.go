@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
+	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/graph"
 )
 
@@ -25,9 +25,6 @@ type Model interface {
 // Loader loads one version folder.
 type Loader func(dir string) (Model, error)
 
-// LabelsAsset is where an export keeps its class names.
-const LabelsAsset = "assets/labels.txt"
-
 // SavedModelLoader loads version folders through the TensorFlow C API.
 func SavedModelLoader(opts graph.SessionOptions) Loader {
 	return func(dir string) (Model, error) {
@@ -36,7 +33,7 @@ func SavedModelLoader(opts graph.SessionOptions) Loader {
 			return nil, err
 		}
 		m := &savedModel{s: s}
-		if m.labels, err = readLabels(filepath.Join(dir, LabelsAsset)); err != nil {
+		if m.labels, err = readLabels(filepath.Join(dir, contract.LabelsAsset)); err != nil {
 			s.Close()
 			return nil, err
 		}
@@ -90,18 +87,12 @@ func (m *savedModel) Run(signature string, inputs map[string]*Column) (map[strin
 	return out, nil
 }
 
-// readLabels reads one class name per line; a missing file is no error.
+// readLabels reads a version's labels by contract.ParseLabels's rule; a
+// missing file is no error (a SavedModel not exported by xcept).
 func readLabels(path string) ([]string, error) {
-	data, err := os.ReadFile(path)
+	labels, err := contract.ReadLabels(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	var labels []string
-	for _, line := range strings.Split(strings.TrimRight(string(data), "\n"), "\n") {
-		labels = append(labels, strings.TrimRight(line, "\r"))
-	}
-	return labels, nil
+	return labels, err
 }

@@ -9,12 +9,14 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/imageio"
 )
 
-// DefaultSignature is the signature a request without signature_name runs.
-const DefaultSignature = "serving_default"
+// DefaultSignature is the signature a request without signature_name runs:
+// TF Serving's default, the serving model's encoded-image signature.
+const DefaultSignature = contract.SigServing
 
 // Format is the layout of a predict request; the response uses the same.
 type Format int

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/xcept/xcept/internal/versions"
 )
 
 // predictions decodes a row response of serving_default.
@@ -462,7 +464,7 @@ func TestHotReload(t *testing.T) {
 	}
 	os.Remove(broken)
 	later := time.Now().Add(time.Second)
-	os.Chtimes(filepath.Join(dir, "3", savedModelFile), later, later)
+	os.Chtimes(filepath.Join(dir, "3", versions.SavedModelFile), later, later)
 	if err := s.Poll(); err != nil {
 		t.Fatal(err)
 	}
@@ -521,15 +523,15 @@ func TestNoVersionExplains(t *testing.T) {
 	}{
 		{"empty", func(string) {}, "has no complete version folder"},
 		{"a SavedModel without a version folder", func(dir string) {
-			os.WriteFile(filepath.Join(dir, savedModelFile), nil, 0o644)
+			os.WriteFile(filepath.Join(dir, versions.SavedModelFile), nil, 0o644)
 		}, "is a SavedModel itself, but serve (like TF Serving) expects version folders: move it to"},
 		{"an xcept model folder", func(dir string) {
 			os.MkdirAll(filepath.Join(dir, "serving"), 0o755)
-			os.WriteFile(filepath.Join(dir, "serving", savedModelFile), nil, 0o644)
+			os.WriteFile(filepath.Join(dir, "serving", versions.SavedModelFile), nil, 0o644)
 		}, "is an xcept model folder: export it first"},
 		{"a version without variables", func(dir string) {
 			os.MkdirAll(filepath.Join(dir, "1"), 0o755)
-			os.WriteFile(filepath.Join(dir, "1", savedModelFile), nil, 0o644)
+			os.WriteFile(filepath.Join(dir, "1", versions.SavedModelFile), nil, 0o644)
 		}, "has no complete version folder"},
 	}
 	for _, tt := range tests {
@@ -545,24 +547,5 @@ func TestNoVersionExplains(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "1", "broken"), nil, 0o644)
 	if _, err := New(fakeConfig(dir), (&fakeLoader{}).load); err == nil || !strings.Contains(err.Error(), "version 1") {
 		t.Errorf("a broken only version: %v", err)
-	}
-}
-
-func TestScanVersions(t *testing.T) {
-	dir := fakeDir(t, 2, 10, 1)
-	for _, name := range []string{"11x", ".tmp-12", "-3"} {
-		os.MkdirAll(filepath.Join(dir, name), 0o755)
-	}
-	fakeVersion(t, dir, 0)
-	vs, err := ScanVersions(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []int64
-	for _, v := range vs {
-		got = append(got, v.Number)
-	}
-	if !slices.Equal(got, []int64{10, 2, 1, 0}) {
-		t.Errorf("versions %v, want [10 2 1 0]", got)
 	}
 }

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,100 +11,28 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/graph"
+	"github.com/xcept/xcept/internal/versions"
 )
-
-// Version is a complete version folder of the model directory.
-type Version struct {
-	Number int64
-	Dir    string
-	stamp  string // sizes and times of its files: a failed load is retried when it changes
-}
-
-// Files that make a version folder complete: an export writes them last
-// (or renames the whole folder into place), so a folder still being copied
-// is not loaded half-written.
-const (
-	savedModelFile = "saved_model.pb"
-	variablesIndex = "variables/variables.index"
-)
-
-// ScanVersions lists the complete version folders of dir (TF Serving's
-// layout: DIR/<integer version>/saved_model.pb), newest first.
-func ScanVersions(dir string) ([]Version, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	var out []Version
-	for _, e := range entries {
-		n, ok := versionNumber(e.Name())
-		if !ok {
-			continue
-		}
-		v := Version{Number: n, Dir: filepath.Join(dir, e.Name())}
-		if v.stamp, ok = completeStamp(v.Dir); ok {
-			out = append(out, v)
-		}
-	}
-	slices.SortFunc(out, func(a, b Version) int { return -cmpInt(a.Number, b.Number) })
-	return out, nil
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-// versionNumber parses a folder name made of decimal digits only.
-func versionNumber(name string) (int64, bool) {
-	if name == "" || len(name) > 18 {
-		return 0, false
-	}
-	for _, c := range name {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-	}
-	n, err := strconv.ParseInt(name, 10, 64)
-	return n, err == nil
-}
-
-func completeStamp(dir string) (string, bool) {
-	var stamp string
-	for _, f := range []string{savedModelFile, variablesIndex} {
-		st, err := os.Stat(filepath.Join(dir, f))
-		if err != nil || !st.Mode().IsRegular() {
-			return "", false
-		}
-		stamp += fmt.Sprintf("%s:%d:%d;", f, st.Size(), st.ModTime().UnixNano())
-	}
-	return stamp, true
-}
 
 // explainEmpty says why dir holds no version to serve, pointing at the
 // usual mistake: a SavedModel (or an xcept model folder) given directly,
 // without TF Serving's version folder.
 func explainEmpty(dir string) string {
 	switch {
-	case fileExists(filepath.Join(dir, savedModelFile)):
+	case fileExists(filepath.Join(dir, versions.SavedModelFile)):
 		return fmt.Sprintf("%s is a SavedModel itself, but serve (like TF Serving) expects version folders: move it to %s",
-			dir, filepath.Join(dir, "1"))
-	case fileExists(filepath.Join(dir, "serving", savedModelFile)):
+			dir, filepath.Join(dir, versions.Name(1)))
+	case fileExists(filepath.Join(dir, "serving", versions.SavedModelFile)):
 		return fmt.Sprintf("%s is an xcept model folder: export it first (xcept export), then serve the export", dir)
 	}
 	return fmt.Sprintf("%s has no complete version folder (%s with %s and %s); export one with xcept export",
-		dir, filepath.Join(dir, "1"), savedModelFile, variablesIndex)
+		dir, filepath.Join(dir, versions.Name(1)), versions.SavedModelFile, versions.VariablesIndex)
 }
 
 func fileExists(path string) bool {
@@ -160,7 +89,7 @@ func (m *manager) statuses() []VersionState {
 	for _, st := range m.states {
 		out = append(out, st)
 	}
-	slices.SortFunc(out, func(a, b VersionState) int { return -cmpInt(a.Version, b.Version) })
+	slices.SortFunc(out, func(a, b VersionState) int { return cmp.Compare(b.Version, a.Version) })
 	return out
 }
 
@@ -175,24 +104,24 @@ func (m *manager) setState(st VersionState) {
 func (m *manager) poll() error {
 	m.pollMu.Lock()
 	defer m.pollMu.Unlock()
-	versions, err := ScanVersions(m.dir)
+	vs, err := versions.Scan(m.dir)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", m.dir, err)
 	}
 	m.mu.RLock()
 	cur := m.current
 	m.mu.RUnlock()
-	for _, v := range versions {
+	for _, v := range vs {
 		if cur != nil && v.Number == cur.version {
 			return nil
 		}
-		if stamp, ok := m.failed[v.Number]; ok && stamp == v.stamp {
+		if stamp, ok := m.failed[v.Number]; ok && stamp == v.Stamp {
 			continue
 		}
 		return m.swapIn(v)
 	}
 	if cur == nil {
-		if len(versions) > 0 {
+		if len(vs) > 0 {
 			return fmt.Errorf("no version of %s loads (see the errors above)", m.dir)
 		}
 		return errors.New(explainEmpty(m.dir))
@@ -201,12 +130,12 @@ func (m *manager) poll() error {
 }
 
 // swapIn loads v, warms it up and makes it the current version.
-func (m *manager) swapIn(v Version) error {
+func (m *manager) swapIn(v versions.Version) error {
 	m.setState(VersionState{Version: v.Number, State: StateLoading})
 	start := time.Now()
 	s, err := m.open(v)
 	if err != nil {
-		m.failed[v.Number] = v.stamp
+		m.failed[v.Number] = v.Stamp
 		e := asError(err)
 		m.setState(VersionState{Version: v.Number, State: StateEnd, Err: e})
 		m.met.reloaded(false)
@@ -253,7 +182,7 @@ func (m *manager) retire(s *servable) {
 	m.setState(VersionState{Version: s.version, State: StateEnd})
 }
 
-func (m *manager) open(v Version) (*servable, error) {
+func (m *manager) open(v versions.Version) (*servable, error) {
 	model, err := m.load(v.Dir)
 	if err != nil {
 		return nil, err
@@ -276,8 +205,8 @@ func checkLabels(m Model) error {
 	if labels == nil || !ok {
 		return nil
 	}
-	if p, ok := sig.Outputs["probabilities"]; ok && len(p.Shape) == 2 && p.Shape[1] >= 0 && int(p.Shape[1]) != len(labels) {
-		return invalidf("%s names %d classes, but %s gives %d probabilities", LabelsAsset, len(labels), DefaultSignature, p.Shape[1])
+	if p, ok := sig.Outputs[contract.OutProbabilities]; ok && len(p.Shape) == 2 && p.Shape[1] >= 0 && int(p.Shape[1]) != len(labels) {
+		return invalidf("%s names %d classes, but %s gives %d probabilities", contract.LabelsAsset, len(labels), DefaultSignature, p.Shape[1])
 	}
 	return nil
 }

@@ -8,10 +8,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/dataset"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/model"
@@ -190,9 +190,9 @@ func (j *Job) newRun(ctx context.Context) (*start, error) {
 	info, err := model.ReadInfo(modelDir)
 	if err != nil {
 		return nil, cli.Modelf("--data %s has no model (prepared with --no-model?): build it with `xcept build-model --labels %s --out %s`",
-			j.Dataset, filepath.Join(ds, dataset.LabelsFile), modelDir)
+			j.Dataset, filepath.Join(ds, contract.LabelsFile), modelDir)
 	}
-	if err := matchModel(info, m); err != nil {
+	if err := contract.CheckFit(info.Fit(), m.Fit(ds), refit); err != nil {
 		return nil, err
 	}
 	r, err := run.Create(j.RunDir, run.Info{Dataset: ds, Model: modelDir, Classes: info.Classes, ImageSize: info.ImageSize})
@@ -236,20 +236,11 @@ func (j *Job) checkDataset(r *run.Run) error {
 	if err != nil {
 		return err
 	}
-	return matchModel(info, m)
+	return contract.CheckFit(info.Fit(), m.Fit(r.Info.Dataset), refit)
 }
 
-// matchModel refuses a model built for other classes or another image size.
-func matchModel(info *model.Info, m *dataset.Manifest) error {
-	if !slices.Equal(info.Classes, m.ClassNames()) {
-		return cli.Dataf("the model has %d classes (%s) but the dataset has %d (%s): prepare the dataset again to rebuild its model",
-			len(info.Classes), strings.Join(info.Classes, ", "), len(m.Classes), strings.Join(m.ClassNames(), ", "))
-	}
-	if info.ImageSize != m.Image.Size {
-		return cli.Dataf("the model takes %d px images but the dataset holds %d px ones: prepare the dataset again", info.ImageSize, m.Image.Size)
-	}
-	return nil
-}
+// refit says what to do when the model does not fit its dataset.
+const refit = "prepare the dataset again to rebuild its model"
 
 // finetuneModel is the model folder fine-tuning trains: the run's own, or,
 // for another unfreeze boundary, a trainer rebuilt from the best weights.
@@ -297,10 +288,10 @@ func (j *Job) source(ctx context.Context, r *run.Run, m *model.Model, ds *datase
 		return nil, cli.Dataf("dataset %s has no training or no validation images", r.Info.Dataset)
 	}
 	if j.Cfg.Phase == PhaseFinetune {
-		return NewImageSource(m, model.FinetuneStep, data, j.Cfg)
+		return NewImageSource(m, contract.SigFinetuneStep, data, j.Cfg)
 	}
 	if !j.Cfg.FeatureCache {
-		return NewImageSource(m, model.TrainStep, data, j.Cfg)
+		return NewImageSource(m, contract.SigTrainStep, data, j.Cfg)
 	}
 	sum, err := fileSHA(filepath.Join(r.Info.Dataset, dataset.ManifestFile))
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/xcept/xcept/internal/augment"
+	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/loader"
 	"github.com/xcept/xcept/internal/model"
 )
@@ -85,7 +86,7 @@ func (s *ImageSource) Step(b *Batch, p model.StepParams) (model.StepResult, erro
 // the head on them (eval_head_step): Keras's recipe runs the whole base
 // over the split every epoch for the same numbers.
 func (s *ImageSource) Validate(ctx context.Context) (float64, float64, error) {
-	if s.Signature != model.TrainStep {
+	if s.Signature != contract.SigTrainStep {
 		return s.validateImages(ctx, nil)
 	}
 	if s.valLabels == nil {

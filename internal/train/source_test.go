@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/dataset"
 	"github.com/xcept/xcept/internal/demodata"
 	"github.com/xcept/xcept/internal/graph"
@@ -44,12 +45,12 @@ func TestFrozenValidationKeepsFeatures(t *testing.T) {
 	defer m.Close()
 	data := Data{TrainShards: man.ShardPaths(ds, "train"), ValShards: man.ShardPaths(ds, "val"), ImageSize: 96, Classes: 3}
 	cfg := Config{BatchSize: 8, Seed: 3}
-	frozen, err := NewImageSource(m, model.TrainStep, data, cfg)
+	frozen, err := NewImageSource(m, contract.SigTrainStep, data, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A finetune_step source validates with eval_step on the images every time.
-	onImages, err := NewImageSource(m, model.FinetuneStep, data, cfg)
+	onImages, err := NewImageSource(m, contract.SigFinetuneStep, data, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
