@@ -192,6 +192,9 @@ func runTrain(ctx context.Context, o *TrainOptions) error {
 	}
 	fmt.Fprintf(o.Stdout, "%s: %d epochs, best %s %.4f at epoch %d; checkpoint %s\n",
 		res.Phase, res.Epochs, res.Monitor, res.Best, res.BestEpoch, res.Checkpoint)
+	if res.Hint != "" {
+		fmt.Fprintln(o.Stdout, res.Hint)
+	}
 	return nil
 }
 

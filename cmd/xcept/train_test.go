@@ -19,6 +19,7 @@ import (
 	"github.com/xcept/xcept/internal/demodata"
 	"github.com/xcept/xcept/internal/testenv"
 	"github.com/xcept/xcept/internal/testmodel"
+	"github.com/xcept/xcept/internal/train"
 )
 
 var trainData struct {
@@ -110,6 +111,7 @@ func TestTrainAndFinetuneEndToEnd(t *testing.T) {
 		t.Errorf("best val_accuracy %.3f: not clearly above chance", best)
 	}
 	checkTensorBoard(t, runDir, rows)
+	checkResultHint(t, lines[3], runDir, rows)
 
 	code, _, stderr = runXcept(t, nil, "--config", cfg, "finetune", "--run", runDir, "--epochs", "1")
 	if code != 0 {
@@ -121,6 +123,34 @@ func TestTrainAndFinetuneEndToEnd(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(runDir, "config-finetune.yaml")); err != nil {
 		t.Error(err)
+	}
+}
+
+// checkResultHint: --json's result carries the hint rule's verdict on the
+// best epoch of history.csv, as a field that is there even when empty.
+func checkResultHint(t *testing.T, line, runDir string, rows [][]string) {
+	t.Helper()
+	var res struct {
+		Result map[string]any `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(line), &res); err != nil {
+		t.Fatalf("result line %q: %v", line, err)
+	}
+	hint, ok := res.Result["hint"].(string)
+	if !ok {
+		t.Fatalf("--json result has no hint field: %s", line)
+	}
+	best := int(res.Result["best_epoch"].(float64))
+	spec := testmodel.TinySpec() // trainDataset's model
+	o := train.Outcome{Phase: train.PhaseTrain, Run: runDir, Classes: len(spec.Classes), Weights: spec.Weights, Dropout: spec.Dropout}
+	for _, r := range rows[1:] {
+		if r[0] == strconv.Itoa(best) {
+			o.TrainAccuracy, _ = strconv.ParseFloat(r[3], 64)
+			o.ValAccuracy, _ = strconv.ParseFloat(r[5], 64)
+		}
+	}
+	if want := train.Hint(o); hint != want {
+		t.Errorf("result hint %q, want %q (best epoch %d: %+v)", hint, want, best, o)
 	}
 }
 

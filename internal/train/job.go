@@ -62,6 +62,9 @@ type Result struct {
 	Best       float64 `json:"best"`
 	BestEpoch  int     `json:"best_epoch"`
 	Checkpoint string  `json:"checkpoint"`
+	// Hint is one line on what to try next when the frozen phase clearly
+	// underperforms (see Hint); "" when it does not.
+	Hint string `json:"hint"`
 }
 
 // Run validates everything, then trains. Nothing is written to the run
@@ -104,8 +107,13 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 	if err := t.Run(ctx); err != nil {
 		return nil, err
 	}
+	outcome, err := bestOutcome(j.Cfg.Phase, r.Dir, r.Path(run.HistoryFile), state, m.Info.NumClasses, m.Info.Weights, m.Info.Dropout)
+	if err != nil {
+		return nil, err
+	}
 	return &Result{Run: r.Dir, Phase: j.Cfg.Phase, Epochs: state.Epoch, Stopped: state.Stopped, Monitor: j.Cfg.CheckpointMonitor,
-		Best: state.Best.Best, BestEpoch: state.BestEpoch, Checkpoint: filepath.Dir(r.CheckpointPrefix(run.Best))}, nil
+		Best: state.Best.Best, BestEpoch: state.BestEpoch, Checkpoint: filepath.Dir(r.CheckpointPrefix(run.Best)),
+		Hint: Hint(outcome)}, nil
 }
 
 func configName(phase string) string {
