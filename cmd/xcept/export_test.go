@@ -22,6 +22,7 @@ import (
 	"github.com/xcept/xcept/internal/export"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/testenv"
+	"github.com/xcept/xcept/internal/trust"
 )
 
 var exportRun struct {
@@ -119,10 +120,13 @@ func TestExportSavedModel(t *testing.T) {
 	if res.Version != 1 || res.Path != filepath.Join(base, "1") || res.Artefact != res.Path {
 		t.Fatalf("first export: version %d at %s (artefact %s)", res.Version, res.Path, res.Artefact)
 	}
-	for _, f := range []string{"saved_model.pb", "fingerprint.pb", "variables/variables.index", "assets/labels.txt", "assets.extra/xcept_export.json"} {
+	for _, f := range []string{"saved_model.pb", "fingerprint.pb", "variables/variables.index", "assets/labels.txt", "assets.extra/xcept_export.json", trust.MarkFile} {
 		if _, err := os.Stat(filepath.Join(res.Path, f)); err != nil {
 			t.Errorf("the export lacks %s: %v", f, err)
 		}
+	}
+	if err := trust.Check(res.Path); err != nil {
+		t.Errorf("serve and predict would refuse xcept's own export: %v", err)
 	}
 	if labels, _ := os.ReadFile(res.Labels); string(labels) != "circle\nsquare\ntriangle\n" {
 		t.Errorf("labels.txt = %q", labels)

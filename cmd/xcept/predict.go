@@ -28,6 +28,9 @@ type PredictOptions struct {
 	Session graph.SessionOptions
 	Limits  infer.Limits
 	Stdout  io.Writer
+	// AllowUntrusted runs a --model that xcept did not export, or whose
+	// graph holds ops outside the allowlist (internal/trust).
+	AllowUntrusted bool
 }
 
 // NewPredictCmd builds `xcept predict`.
@@ -42,7 +45,10 @@ that are no image at all (a README) are left out.
 
 --run uses the run's best checkpoint. --model is an exported serving SavedModel
 (saved_model.pb and assets/labels.txt; in a TF Serving layout DIR/1/, DIR/2/...
-the newest version), or a model folder's serving/.
+the newest version), or a model folder's serving/. Models are programs: a
+--model that xcept did not export, or whose graph holds an op xcept's models
+do not need (a file, process or Python op), is refused unless
+--allow-untrusted-model.
 
 The model decodes each file's own bytes, as TF Serving and Python do, so the
 probabilities are theirs. Files TensorFlow would read differently from prepare
@@ -73,6 +79,7 @@ or a path does not exist, 5 the model failed, 130 interrupted.`,
 	f.StringVar(&o.Model, "model", "", "exported serving SavedModel folder (or a TF Serving folder of versions)")
 	f.IntVar(&o.TopK, "top-k", 5, "classes to print per image, most probable first")
 	f.IntVar(&o.Batch, "batch", 32, "images per model call")
+	f.BoolVar(&o.AllowUntrusted, "allow-untrusted-model", false, "run a --model that xcept did not export or whose graph holds ops inference does not need (models are programs: only one you trust)")
 	return cmd
 }
 
@@ -103,9 +110,9 @@ func (o *PredictOptions) validate() error {
 }
 
 // openServing opens what --run or --model names for encoded images.
-func openServing(run, modelDir string, opts graph.SessionOptions) (*infer.Serving, func(), error) {
+func openServing(run, modelDir string, opts graph.SessionOptions, allowUntrusted bool) (*infer.Serving, func(), error) {
 	if modelDir != "" {
-		s, err := infer.OpenSavedModel(modelDir, opts)
+		s, err := infer.OpenSavedModel(modelDir, opts, allowUntrusted)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -136,7 +143,7 @@ type predictLine struct {
 }
 
 func runPredict(ctx context.Context, o *PredictOptions) error {
-	s, done, err := openServing(o.Run, o.Model, o.Session)
+	s, done, err := openServing(o.Run, o.Model, o.Session, o.AllowUntrusted)
 	if err != nil {
 		return err
 	}

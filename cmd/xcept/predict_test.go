@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"hash/crc32"
 	"image"
 	"io/fs"
@@ -21,6 +22,7 @@ import (
 	"github.com/xcept/xcept/internal/model"
 	runs "github.com/xcept/xcept/internal/run"
 	"github.com/xcept/xcept/internal/testenv"
+	"github.com/xcept/xcept/internal/testmodel"
 )
 
 // restoredServing writes the run's serving SavedModel with its best
@@ -354,4 +356,27 @@ func mustRunModel(t *testing.T, runDir string) string {
 func lastLine(out []byte) []byte {
 	lines := bytes.Split(bytes.TrimSpace(out), []byte("\n"))
 	return lines[len(lines)-1]
+}
+
+// predict --model refuses a SavedModel whose serving_default writes a file
+// (before loading it: the file is not written), and runs it with
+// --allow-untrusted-model.
+func TestPredictRefusesFileWritingModel(t *testing.T) {
+	dir, target := testmodel.FileWritingExport(t, "predict")
+	photo := quadrantJPEG(t)
+	code, _, stderr := predictJSON(t, "--model", dir, photo)
+	if code != cli.ExitModel || !strings.Contains(stderr, "op WriteFile") || !strings.Contains(stderr, filepath.Join(dir, "1", "saved_model.pb")) ||
+		!strings.Contains(stderr, "--allow-untrusted-model") {
+		t.Fatalf("exit %d, stderr %q: want 5 and a line naming op WriteFile, the file and --allow-untrusted-model", code, stderr)
+	}
+	if _, err := os.Stat(target); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("%s exists (%v): the refused model ran", target, err)
+	}
+	code, lines, stderr := predictJSON(t, "--model", dir, "--allow-untrusted-model", photo)
+	if code != 0 || len(lines) != 1 {
+		t.Fatalf("with --allow-untrusted-model: exit %d %+v %s", code, lines, stderr)
+	}
+	if _, err := os.Stat(target); err != nil {
+		t.Errorf("the model ran, but %s is not there: %v", target, err)
+	}
 }

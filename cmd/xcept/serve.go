@@ -25,34 +25,37 @@ func init() { verbs = append(verbs, NewServeCmd) }
 
 // ServeOptions is everything `xcept serve` needs, already validated.
 type ServeOptions struct {
-	Server   serve.Config
-	Host     string
-	Port     int
-	Grace    time.Duration // how long requests in flight may take after SIGTERM
-	Session  graph.SessionOptions
-	JSON     bool
-	Quiet    bool
-	Verbose  bool
-	Stdout   io.Writer
-	Stderr   io.Writer
-	Listener net.Listener     // tests: listen here instead of Host:Port
-	Ready    func(url string) // tests: called once the server answers
-	Loader   serve.Loader     // tests: nil loads SavedModels with the C API
-	Context  context.Context  // cancelled by SIGTERM or Ctrl-C
+	Server  serve.Config
+	Host    string
+	Port    int
+	Grace   time.Duration // how long requests in flight may take after SIGTERM
+	Session graph.SessionOptions
+	// AllowUntrusted loads versions trust.Check refuses.
+	AllowUntrusted bool
+	JSON           bool
+	Quiet          bool
+	Verbose        bool
+	Stdout         io.Writer
+	Stderr         io.Writer
+	Listener       net.Listener     // tests: listen here instead of Host:Port
+	Ready          func(url string) // tests: called once the server answers
+	Loader         serve.Loader     // tests: nil loads SavedModels with the C API
+	Context        context.Context  // cancelled by SIGTERM or Ctrl-C
 }
 
 // serveKeys binds configuration keys to flags.
 var serveKeys = map[string]string{
-	"serve.name":          "name",
-	"serve.host":          "host",
-	"serve.port":          "port",
-	"serve.max_batch":     "max-batch",
-	"serve.batch_timeout": "batch-timeout",
-	"serve.workers":       "workers",
-	"serve.timeout":       "timeout",
-	"serve.max_body_mb":   "max-body-mb",
-	"serve.max_pixels":    "max-pixels",
-	"serve.poll":          "poll",
+	"serve.name":                  "name",
+	"serve.host":                  "host",
+	"serve.port":                  "port",
+	"serve.max_batch":             "max-batch",
+	"serve.batch_timeout":         "batch-timeout",
+	"serve.workers":               "workers",
+	"serve.timeout":               "timeout",
+	"serve.max_body_mb":           "max-body-mb",
+	"serve.max_pixels":            "max-pixels",
+	"serve.poll":                  "poll",
+	"serve.allow_untrusted_model": "allow-untrusted-model",
 }
 
 // NewServeCmd builds `xcept serve`.
@@ -77,7 +80,10 @@ takes pixel values 0..255. Images are fed as xcept predict feeds them: an
 EXIF-rotated photo is seen upright. The newest complete version folder is served;
 a new one is loaded and warmed up while the old one serves, then swapped in
 without dropping a request. Concurrent requests are joined into batches of
-up to --max-batch images. SIGTERM or Ctrl-C stops accepting, lets requests
+up to --max-batch images. Models are programs: a version that xcept did not
+export, or whose graph holds an op xcept's models do not need (a file,
+process or Python op), is refused (and on hot reload not served) unless
+--allow-untrusted-model. SIGTERM or Ctrl-C stops accepting, lets requests
 in flight finish and exits 0.
 
 The server listens on 127.0.0.1 unless --host says otherwise.`,
@@ -110,6 +116,7 @@ The server listens on 127.0.0.1 unless --host says otherwise.`,
 	f.Float64("max-body-mb", 0, "request body limit in MB; 413 above it (serve.max_body_mb)")
 	f.Int64("max-pixels", 0, "most pixels (width × height) an image may have; 400 above it (serve.max_pixels)")
 	f.Duration("poll", 0, "how often --model is checked for a new version folder; 0 never (serve.poll)")
+	f.Bool("allow-untrusted-model", false, "serve versions xcept did not export or whose graph holds ops inference does not need (models are programs: only ones you trust) (serve.allow_untrusted_model)")
 	return cmd
 }
 
@@ -155,6 +162,7 @@ func (o *ServeOptions) fromConfig(v *viper.Viper) error {
 	c.MaxBodyBytes = int64(v.GetFloat64("serve.max_body_mb") * 1e6)
 	c.Limits.MaxPixels = v.GetInt64("serve.max_pixels")
 	o.Session = sessionOptions(v)
+	o.AllowUntrusted = v.GetBool("serve.allow_untrusted_model")
 	switch {
 	case c.Name == "." || c.Name == string(filepath.Separator) || strings.ContainsAny(c.Name, "/: ") || c.Name == "":
 		return cli.Usagef("serve.name (--name) %q: a model name cannot be empty or hold '/', ':' or spaces (it is part of the URL)", c.Name)
@@ -224,7 +232,7 @@ func runServe(o ServeOptions) error {
 		if err := graph.Load(); err != nil {
 			return cli.Modelf("%v", err)
 		}
-		load = serve.SavedModelLoader(o.Session)
+		load = serve.SavedModelLoader(o.Session, o.AllowUntrusted)
 	}
 	srv, err := serve.New(o.Server, load)
 	if err != nil {

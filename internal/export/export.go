@@ -5,7 +5,7 @@
 // trained model, and only renamed into place when it agrees.
 //
 //	<out>/<name>/<version>/            SavedModel (TF Serving's model_base_path is <out>/<name>)
-//	  saved_model.pb, fingerprint.pb, variables/, assets/labels.txt, assets.extra/xcept_export.json
+//	  saved_model.pb, fingerprint.pb, xcept-model.json (trust.MarkFile), variables/, assets/labels.txt, assets.extra/xcept_export.json
 //	<out>/<name>-tflite/<version>/     <name>_<float32|float16|dynamic|int8>.tflite, labels.txt, export.json
 //	<out>/<name>-onnx/<version>/       <name>.onnx, labels.txt, export.json
 //

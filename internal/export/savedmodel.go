@@ -11,6 +11,7 @@ import (
 	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/model"
+	"github.com/xcept/xcept/internal/trust"
 )
 
 // The SavedModel export needs no Python. A SavedModel's variables/ folder
@@ -57,7 +58,12 @@ func writeSavedModel(ref *model.Model, dst string) error {
 	if err := ensureLabels(filepath.Join(dst, contract.LabelsAsset), ref.Info.Classes); err != nil {
 		return err
 	}
-	return refreshFingerprint(dst)
+	if err := refreshFingerprint(dst); err != nil {
+		return err
+	}
+	// Written last, for the graph as copied (a serving model built before
+	// xcept marked its models gets its mark here).
+	return trust.WriteMark(dst)
 }
 
 // ensureLabels makes path hold the class names, one per line in label

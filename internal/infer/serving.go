@@ -14,6 +14,7 @@ import (
 	"github.com/xcept/xcept/internal/imageio"
 	"github.com/xcept/xcept/internal/metrics"
 	"github.com/xcept/xcept/internal/model"
+	"github.com/xcept/xcept/internal/trust"
 	"github.com/xcept/xcept/internal/versions"
 )
 
@@ -44,11 +45,17 @@ func NewServing(s *graph.Session, classes []string) (*Serving, error) {
 
 // OpenSavedModel opens an exported serving SavedModel: dir itself, or
 // the newest numbered version in a TF Serving layout (dir/1/, dir/2/...).
-// The class names are its assets/labels.txt.
-func OpenSavedModel(dir string, opts graph.SessionOptions) (*Serving, error) {
+// The class names are its assets/labels.txt. Unless allowUntrusted, a
+// model trust.Check refuses is not loaded (loading runs its ops).
+func OpenSavedModel(dir string, opts graph.SessionOptions, allowUntrusted bool) (*Serving, error) {
 	path, err := ResolveSavedModel(dir)
 	if err != nil {
 		return nil, err
+	}
+	if !allowUntrusted {
+		if err := trust.Check(path); err != nil {
+			return nil, cli.Modelf("--model %s: %v", dir, err)
+		}
 	}
 	labels, err := metrics.ReadLabels(filepath.Join(path, contract.LabelsAsset))
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/pyenv"
+	"github.com/xcept/xcept/internal/trust"
 )
 
 // Builder is the embedded script that builds a model folder.
@@ -133,6 +134,11 @@ func Build(ctx context.Context, dir string, spec Spec, overwrite bool, progress 
 	}
 	if _, err := pyenv.Run(ctx, Builder, spec.args(dir, overwrite), progress); err != nil {
 		return nil, builderError(ctx, dir, err)
+	}
+	// The serving model is xcept's: marked so that predict and serve run it
+	// without --allow-untrusted-model (exports copy the mark).
+	if err := trust.WriteMark(filepath.Join(dir, ServingDir)); err != nil {
+		return nil, cli.Modelf("marking %s as built by xcept: %v", filepath.Join(dir, ServingDir), err)
 	}
 	return ReadInfo(dir)
 }

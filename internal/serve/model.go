@@ -8,6 +8,7 @@ import (
 
 	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/graph"
+	"github.com/xcept/xcept/internal/trust"
 )
 
 // Model is one loaded version, as the server uses it. Run is called from
@@ -26,8 +27,15 @@ type Model interface {
 type Loader func(dir string) (Model, error)
 
 // SavedModelLoader loads version folders through the TensorFlow C API.
-func SavedModelLoader(opts graph.SessionOptions) Loader {
+// Unless allowUntrusted, a version trust.Check refuses is not loaded at
+// all: loading a SavedModel runs its restore and init ops.
+func SavedModelLoader(opts graph.SessionOptions, allowUntrusted bool) Loader {
 	return func(dir string) (Model, error) {
+		if !allowUntrusted {
+			if err := trust.Check(dir); err != nil {
+				return nil, err
+			}
+		}
 		s, err := graph.LoadSavedModel(dir, opts)
 		if err != nil {
 			return nil, err

@@ -81,7 +81,7 @@ func TestServeAnswersLikePredict(t *testing.T) {
 	files["rotated jpeg"] = rotated(files["jpeg"])
 	names := []string{"jpeg", "png", "gif", "bmp", "tiff", "rotated jpeg"}
 
-	sv, err := infer.OpenSavedModel(dir, opts)
+	sv, err := infer.OpenSavedModel(dir, opts, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestServeAnswersLikePredict(t *testing.T) {
 		Dir: dir, Name: "tiny",
 		Batch:   serve.BatchConfig{MaxBatch: 8, Timeout: time.Millisecond, Workers: 1, MaxQueue: 16},
 		Timeout: time.Minute, MaxBodyBytes: 1 << 24, Limits: serve.Limits{MaxPixels: 1 << 24},
-	}, serve.SavedModelLoader(opts))
+	}, serve.SavedModelLoader(opts, false))
 	if err != nil {
 		t.Fatal(err)
 	}

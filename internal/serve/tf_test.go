@@ -109,7 +109,7 @@ func tinyServer(t *testing.T) *Server {
 	sharedOnce.Do(func() {
 		os.RemoveAll(dir)
 		addVersion(t, dir, 1)
-		sharedSrv, sharedErr = New(tinyConfig(dir), SavedModelLoader(tfOpts))
+		sharedSrv, sharedErr = New(tinyConfig(dir), SavedModelLoader(tfOpts, false))
 	})
 	if sharedErr != nil {
 		t.Fatal(sharedErr)
@@ -418,7 +418,7 @@ func TestTFHotReloadUnderLoad(t *testing.T) {
 	dir := exportTiny(t, 1)
 	cfg := tinyConfig(dir)
 	cfg.Poll = 100 * time.Millisecond
-	s, err := New(cfg, SavedModelLoader(tfOpts))
+	s, err := New(cfg, SavedModelLoader(tfOpts, false))
 	if err != nil {
 		t.Fatal(err)
 	}

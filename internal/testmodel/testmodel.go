@@ -5,17 +5,22 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/model"
 	"github.com/xcept/xcept/internal/testenv"
+	"github.com/xcept/xcept/internal/trust"
 	"github.com/xcept/xcept/scripts"
 )
 
@@ -120,6 +125,7 @@ func specKey(spec model.Spec) string {
 		// A weights file rewritten in place (make fixtures again) is a new model.
 		fmt.Fprintf(h, "%d %d\n", st.Size(), st.ModTime().UnixNano())
 	}
+	fmt.Fprintf(h, "marked with %s\n", trust.MarkFile) // models cached before model.Build wrote the mark lack it
 	names, _ := fs.Glob(scripts.FS, "*.py")
 	sort.Strings(names)
 	for _, n := range names {
@@ -191,4 +197,69 @@ func TinyServingExport(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// FileWritingUses names the hostile models FileWritingExport builds, one
+// per test that runs one (each writes its own file).
+var FileWritingUses = []string{"serve", "reload", "predict"}
+
+// FileWritingExport returns a TF Serving folder (version 1 in t's temporary
+// folder) of a small hostile SavedModel: its serving_default takes encoded
+// images to 3 probabilities, as xcept's models do, and writes the file
+// target each time it runs (testdata/file_writing_model.py). use is one of
+// FileWritingUses: the models are built once, in one Python process, and
+// cached like the tiny models; target is removed before it returns.
+func FileWritingExport(t testing.TB, use string) (dir, target string) {
+	t.Helper()
+	if !slices.Contains(FileWritingUses, use) {
+		t.Fatalf("FileWritingExport(%q): add it to FileWritingUses", use)
+	}
+	if err := graph.Load(); err != nil {
+		testenv.Unavailable(t, err.Error())
+	}
+	py := testenv.Python(t)
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(root, "internal", "testmodel", "testdata", "file_writing_model.py")
+	src, err := os.ReadFile(script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(append(src, strings.Join(FileWritingUses, ",")...))
+	cache := filepath.Join(root, ".cache", "testmodels", "filewriting-"+hex.EncodeToString(sum[:])[:16])
+	unlock, err := lock(cache + ".lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	if _, err := os.Stat(filepath.Join(cache, "done")); err != nil {
+		t.Logf("building the file-writing test models (once; cached in %s)", cache)
+		tmp := cache + ".tmp"
+		os.RemoveAll(tmp)
+		args := []string{script}
+		for _, u := range FileWritingUses {
+			args = append(args, filepath.Join(tmp, u), filepath.Join(cache, u+".written"))
+		}
+		if out, err := exec.Command(py, args...).CombinedOutput(); err != nil {
+			t.Fatalf("building the file-writing models: %v\n%s", err, out)
+		}
+		if err := os.WriteFile(filepath.Join(tmp, "done"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.RemoveAll(cache)
+		if err := os.Rename(tmp, cache); err != nil {
+			t.Fatal(err)
+		}
+	}
+	target = filepath.Join(cache, use+".written")
+	if err := os.Remove(target); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	dir = filepath.Join(t.TempDir(), "hostile")
+	if err := os.CopyFS(filepath.Join(dir, "1"), os.DirFS(filepath.Join(cache, use))); err != nil {
+		t.Fatal(err)
+	}
+	return dir, target
 }
