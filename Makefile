@@ -37,6 +37,17 @@ vet: setup
 	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt needed: $$bad"; exit 1; fi
 	$(GO) vet ./...
 
+# MLflow for the tracking tests, in a venv of its own (its pins conflict with
+# TensorFlow's); rebuilt only when requirements-mlflow.txt changes.
+MLFLOW_VENV := .venv-mlflow
+.PHONY: mlflow-venv
+mlflow-venv: $(MLFLOW_VENV)/.installed
+$(MLFLOW_VENV)/.installed: requirements-mlflow.txt
+	$(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip==24.3.1
+	$(MLFLOW_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-mlflow.txt
+	touch $@
+
 # Real Keras Xception ImageNet weights as an offline test fixture, cached in
 # $XCEPT_CACHE/fixtures (default ~/.cache/xcept/fixtures; make clean keeps it).
 fixtures: venv
@@ -44,7 +55,7 @@ fixtures: venv
 
 # XCEPT_TEST_STRICT=1: a test whose prerequisite (libtensorflow, the venv)
 # is missing fails instead of skipping, so this target cannot pass by skipping.
-test: build vet fixtures
+test: build vet fixtures mlflow-venv
 	XCEPT_TEST_STRICT=1 $(GO) test $(GOTESTFLAGS) ./...
 	XCEPT_TEST_STRICT=1 TF_USE_LEGACY_KERAS=1 $(VPY) -m pytest -q scripts
 
@@ -61,4 +72,4 @@ loadtest: build
 	scripts/loadtest.sh
 
 clean:
-	rm -rf bin demo .tf $(VENV)
+	rm -rf bin demo .tf $(VENV) $(MLFLOW_VENV)

@@ -107,7 +107,9 @@ model's, 5 the model failed, 130 interrupted.`,
 				if opts.Session, opts.Limits, err = inferConfig(g, cmd.Flags()); err != nil {
 					return err
 				}
-				return runEvaluateModel(cmd.Context(), opts)
+				err = runEvaluateModel(cmd.Context(), opts)
+				g.trackAfter(cmd.Context(), opts.Run, opts.Out)
+				return err
 			}
 			return runEvaluate(opts)
 		},

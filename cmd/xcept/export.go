@@ -72,7 +72,11 @@ or output folder unusable, 5 no checkpoint, model or converter failure,
 			if err := o.fromConfig(g, cmd, minAgreement); err != nil {
 				return err
 			}
-			return runExport(cmd.Context(), o)
+			err := runExport(cmd.Context(), o)
+			if err == nil {
+				g.trackAfter(cmd.Context(), o.Export.RunDir, o.Export.Out)
+			}
+			return err
 		},
 	}
 	f := cmd.Flags()

@@ -124,6 +124,9 @@ func (o *TrainOptions) fromConfig(cmd *cobra.Command, phase string) error {
 	if err := o.Job.Cfg.Validate(); err != nil {
 		return err
 	}
+	if o.Job.Track, err = o.trackingSettings(v); err != nil {
+		return err
+	}
 	o.Job.Session = sessionOptions(v)
 	o.Job.Session.LogDevicePlacement = o.Verbose // where each op runs: the first thing to check on a GPU
 	if o.Job.ConfigYAML, err = yaml.Marshal(v.AllSettings()); err != nil {

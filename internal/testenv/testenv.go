@@ -72,3 +72,23 @@ func KitchenPhotos(t testing.TB) string {
 	}
 	return p
 }
+
+// MLflowPython returns the python of the MLflow venv that `make mlflow-venv`
+// makes (.venv-mlflow at the repository root: MLflow's pins conflict with
+// TensorFlow's), or skips/fails like Python.
+func MLflowPython(t testing.TB) string {
+	t.Helper()
+	if wd, err := os.Getwd(); err == nil {
+		for dir := wd; ; dir = filepath.Dir(dir) {
+			p := filepath.Join(dir, ".venv-mlflow", "bin", "python")
+			if _, err := os.Stat(p); err == nil {
+				return p
+			}
+			if filepath.Dir(dir) == dir {
+				break
+			}
+		}
+	}
+	Unavailable(t, "no .venv-mlflow with MLflow: run `make mlflow-venv`")
+	return ""
+}

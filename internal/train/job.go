@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
@@ -16,6 +17,7 @@ import (
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/model"
 	"github.com/xcept/xcept/internal/run"
+	"github.com/xcept/xcept/internal/track"
 )
 
 // Output is where a job reports.
@@ -30,6 +32,11 @@ func (o Output) notify(format string, args ...any) {
 	if !o.Quiet {
 		fmt.Fprintf(o.Stderr, format+"\n", args...)
 	}
+}
+
+// warn is notify for warnings, which --quiet does not hide.
+func (o Output) warn(format string, args ...any) {
+	fmt.Fprintf(o.Stderr, "warning: "+format+"\n", args...)
 }
 
 // Job is one phase of training a run folder: `xcept train` (PhaseTrain,
@@ -50,7 +57,14 @@ type Job struct {
 	Session    graph.SessionOptions
 	ConfigYAML []byte // the resolved configuration, saved in the run folder
 	Out        Output
+	// Track mirrors the run folder into an MLflow server after every epoch
+	// (no URI: not at all). It never stops or slows training: see track.Live.
+	Track track.Settings
 }
+
+// trackFinish bounds how long the end of a phase waits for the tracking
+// server; what it has not taken by then, `xcept track` sends later.
+const trackFinish = 15 * time.Second
 
 // Result summarises a finished phase.
 type Result struct {
@@ -103,8 +117,11 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 	if err := run.WriteFile(r.Path(configName(j.Cfg.Phase)), j.ConfigYAML); err != nil {
 		return nil, err
 	}
-	t := &Trainer{Cfg: j.Cfg, Source: src, State: state, Callbacks: j.callbacks(r, m)}
-	if err := t.Run(ctx); err != nil {
+	live := track.NewLive(r.Dir, j.Track, j.Out.warn)
+	t := &Trainer{Cfg: j.Cfg, Source: src, State: state, Callbacks: append(j.callbacks(r, m), &Tracking{Live: live})}
+	err = t.Run(ctx)
+	live.Finish(trackFinish)
+	if err != nil {
 		return nil, err
 	}
 	outcome, err := bestOutcome(j.Cfg.Phase, r.Dir, r.Path(run.HistoryFile), state, m.Info.NumClasses, m.Info.Weights, m.Info.Dropout)

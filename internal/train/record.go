@@ -16,6 +16,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/xcept/xcept/internal/tbevents"
+	"github.com/xcept/xcept/internal/track"
 )
 
 // HistoryColumns are the columns of history.csv, after epoch and phase.
@@ -100,6 +101,18 @@ func writeHistory(path string, rows [][]string) error {
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
+
+// Tracking mirrors the run folder into MLflow when training starts and
+// after every epoch, in the background (History has written the epoch's row
+// by then: it comes first in the list).
+type Tracking struct {
+	NoOp
+	Live *track.Live
+}
+
+func (t *Tracking) TrainBegin(*State) error     { t.Live.Kick(); return nil }
+func (t *Tracking) EpochEnd(*State, Logs) error { t.Live.Kick(); return nil }
+func (t *Tracking) Interrupted(*State) error    { t.Live.Kick(); return nil }
 
 // TensorBoard writes each epoch's logs as scalars (step = epoch) to an
 // event file in Dir, flushed so that a running TensorBoard shows them.
