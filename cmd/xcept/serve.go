@@ -54,6 +54,8 @@ var serveKeys = map[string]string{
 	"serve.timeout":               "timeout",
 	"serve.max_body_mb":           "max-body-mb",
 	"serve.max_pixels":            "max-pixels",
+	"serve.max_request_pixels":    "max-request-pixels",
+	"serve.max_batch_pixels":      "max-batch-pixels",
 	"serve.poll":                  "poll",
 	"serve.allow_untrusted_model": "allow-untrusted-model",
 }
@@ -115,6 +117,8 @@ The server listens on 127.0.0.1 unless --host says otherwise.`,
 	f.Duration("timeout", 0, "per-request time limit; 504 after it (serve.timeout)")
 	f.Float64("max-body-mb", 0, "request body limit in MB; 413 above it (serve.max_body_mb)")
 	f.Int64("max-pixels", 0, "most pixels (width × height) an image may have; 400 above it (serve.max_pixels)")
+	f.Int64("max-request-pixels", 0, "most pixels of all a request's images together, from their headers; 413 above it (serve.max_request_pixels)")
+	f.Int64("max-batch-pixels", 0, "most pixels of the images of one model run, and of the images being decoded at once (serve.max_batch_pixels)")
 	f.Duration("poll", 0, "how often --model is checked for a new version folder; 0 never (serve.poll)")
 	f.Bool("allow-untrusted-model", false, "serve versions xcept did not export or whose graph holds ops inference does not need (models are programs: only ones you trust) (serve.allow_untrusted_model)")
 	return cmd
@@ -161,6 +165,8 @@ func (o *ServeOptions) fromConfig(v *viper.Viper) error {
 	}
 	c.MaxBodyBytes = int64(v.GetFloat64("serve.max_body_mb") * 1e6)
 	c.Limits.MaxPixels = v.GetInt64("serve.max_pixels")
+	c.Limits.MaxRequestPixels = v.GetInt64("serve.max_request_pixels")
+	c.Batch.MaxBatchPixels = v.GetInt64("serve.max_batch_pixels")
 	o.Session = sessionOptions(v)
 	o.AllowUntrusted = v.GetBool("serve.allow_untrusted_model")
 	switch {
@@ -182,6 +188,10 @@ func (o *ServeOptions) fromConfig(v *viper.Viper) error {
 		return cli.Usagef("serve.max_body_mb (--max-body-mb) %g: want at least 0.001", v.GetFloat64("serve.max_body_mb"))
 	case c.Limits.MaxPixels < 1:
 		return cli.Usagef("serve.max_pixels (--max-pixels) %d: want 1 or more", c.Limits.MaxPixels)
+	case c.Limits.MaxRequestPixels < c.Limits.MaxPixels:
+		return cli.Usagef("serve.max_request_pixels (--max-request-pixels) %d: want at least serve.max_pixels (%d), or no image could be sent", c.Limits.MaxRequestPixels, c.Limits.MaxPixels)
+	case c.Batch.MaxBatchPixels < c.Limits.MaxPixels:
+		return cli.Usagef("serve.max_batch_pixels (--max-batch-pixels) %d: want at least serve.max_pixels (%d), so that every image fits a run", c.Batch.MaxBatchPixels, c.Limits.MaxPixels)
 	case c.Poll < 0:
 		return cli.Usagef("serve.poll (--poll) %v: want 0 (never) or more", c.Poll)
 	case o.Grace <= 0:

@@ -49,6 +49,10 @@ func TestServeRefusesBadInput(t *testing.T) {
 		{"bad duration in the environment", []string{"serve", "--model", empty}, map[string]string{"XCEPT_SERVE_TIMEOUT": "forever"}, cli.ExitUsage,
 			`serve.timeout (--timeout) "forever"`},
 		{"zero timeout", []string{"serve", "--model", empty, "--timeout", "0s"}, nil, cli.ExitUsage, "serve.timeout (--timeout) 0s: want more than 0"},
+		{"request pixels under image pixels", []string{"serve", "--model", empty, "--max-request-pixels", "1000"}, nil, cli.ExitUsage,
+			"serve.max_request_pixels (--max-request-pixels) 1000: want at least serve.max_pixels"},
+		{"batch pixels under image pixels", []string{"serve", "--model", empty, "--max-batch-pixels", "1000"}, nil, cli.ExitUsage,
+			"serve.max_batch_pixels (--max-batch-pixels) 1000: want at least serve.max_pixels"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,6 +3,8 @@ package serve
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -23,11 +25,17 @@ type BatchConfig struct {
 	// MaxQueue is how many requests (or parts of split requests) may wait
 	// for a run; beyond it requests fail fast with 503.
 	MaxQueue int
+	// MaxBatchPixels bounds the decoded pixels of the images of one run
+	// (from their headers): requests are joined only within it, and larger
+	// ones split. 0: no limit.
+	MaxBatchPixels int64
 }
 
-// batchObserver receives each run's size and duration (the metrics).
+// batchObserver receives each run's size and duration, and each part of
+// a request dropped unrun because its caller had gone (the metrics).
 type batchObserver interface {
 	observeBatch(rows int, run time.Duration)
+	dropped(rows int)
 }
 
 // runner runs one loaded version: a queue per signature that joins
@@ -49,6 +57,7 @@ type task struct {
 	ctx    context.Context
 	inputs map[string]*Column
 	rows   int
+	pixels int64
 	result chan taskResult // buffered: a worker never waits for an abandoned request
 }
 
@@ -73,21 +82,29 @@ func (r *runner) close() {
 
 // Predict runs a checked request's inputs through signature, batched with
 // other requests when the signature allows it, and returns every output
-// with the request's rows. A context error means the caller gave up.
-func (r *runner) Predict(ctx context.Context, signature string, inputs map[string]*Column) (map[string]*Column, error) {
+// with the request's rows. rowPixels are each row's image pixels (nil when
+// it has none). A context error means the caller gave up.
+func (r *runner) Predict(ctx context.Context, signature string, inputs map[string]*Column, rowPixels []int64) (map[string]*Column, error) {
 	sig := r.model.Signatures()[signature]
 	rows, ok := batchRows(sig, inputs)
 	if !ok {
 		return r.direct(ctx, signature, inputs, rows)
 	}
+	if len(rowPixels) != rows {
+		rowPixels = make([]int64, rows)
+	}
+	bounds := r.split(rowPixels)
+	if len(bounds) > r.cfg.MaxQueue {
+		return nil, r.neverFits(rows, len(bounds))
+	}
 	parts := []map[string]*Column{inputs}
-	if r.cfg.MaxBatch > 0 && rows > r.cfg.MaxBatch {
-		parts = splitRows(inputs, rows, r.cfg.MaxBatch)
+	if len(bounds) > 1 {
+		parts = splitRows(inputs, bounds)
 	}
 	q := r.queue(signature)
 	tasks := make([]*task, len(parts))
 	for i, p := range parts {
-		tasks[i] = &task{ctx: ctx, inputs: p, rows: len0(p), result: make(chan taskResult, 1)}
+		tasks[i] = &task{ctx: ctx, inputs: p, rows: bounds[i].hi - bounds[i].lo, pixels: bounds[i].pixels, result: make(chan taskResult, 1)}
 		select {
 		case q <- tasks[i]:
 		default:
@@ -109,12 +126,48 @@ func (r *runner) Predict(ctx context.Context, signature string, inputs map[strin
 	return joinRows(outs), nil
 }
 
-// len0 is the rows of a part (every input has the same).
-func len0(inputs map[string]*Column) int {
-	for _, c := range inputs {
-		return c.Rows()
+// part is rows lo..hi of a request, and their pixels.
+type part struct {
+	lo, hi int
+	pixels int64
+}
+
+// split cuts a request's rows into the parts that each fit one run: at
+// most MaxBatch rows (when batching) and MaxBatchPixels pixels (when set;
+// a row over it alone is a part of its own, which the limits prevent).
+func (r *runner) split(rowPixels []int64) []part {
+	var parts []part
+	cur := part{}
+	for i, px := range rowPixels {
+		full := r.cfg.MaxBatch > 0 && cur.hi-cur.lo >= r.cfg.MaxBatch
+		over := r.cfg.MaxBatchPixels > 0 && cur.pixels+px > r.cfg.MaxBatchPixels
+		if cur.hi > cur.lo && (full || over) {
+			parts = append(parts, cur)
+			cur = part{lo: i, hi: i}
+		}
+		cur.hi++
+		cur.pixels += px
 	}
-	return 0
+	return append(parts, cur)
+}
+
+// neverFits is a request that needs more runs than the queue can ever
+// hold: it could never be served, so it is refused as too large (413),
+// not as a saturated server (503).
+func (r *runner) neverFits(rows, runs int) *Error {
+	limits := fmt.Sprintf("%d images (serve.max_batch)", r.cfg.MaxBatch)
+	if r.cfg.MaxBatch == 0 {
+		limits = ""
+	}
+	if r.cfg.MaxBatchPixels > 0 {
+		if limits != "" {
+			limits += " and "
+		}
+		limits += fmt.Sprintf("%d pixels (serve.max_batch_pixels)", r.cfg.MaxBatchPixels)
+	}
+	return &Error{Code: graph.CodeResourceExhausted, Status: http.StatusRequestEntityTooLarge,
+		Message: fmt.Sprintf("the request's %d instances need %d model runs of at most %s, more than the %d that can wait at once (serve.max_queue): send fewer instances per request",
+			rows, runs, limits, r.cfg.MaxQueue)}
 }
 
 // batchRows returns the request's rows and whether it can join a batch:
@@ -146,15 +199,14 @@ func batchRows(sig *graph.Signature, inputs map[string]*Column) (int, bool) {
 	return rows, rows > 0
 }
 
-func splitRows(inputs map[string]*Column, rows, size int) []map[string]*Column {
-	var parts []map[string]*Column
-	for lo := 0; lo < rows; lo += size {
-		hi := min(rows, lo+size)
+func splitRows(inputs map[string]*Column, bounds []part) []map[string]*Column {
+	parts := make([]map[string]*Column, len(bounds))
+	for i, b := range bounds {
 		p := make(map[string]*Column, len(inputs))
 		for k, c := range inputs {
-			p[k] = c.SliceRows(lo, hi)
+			p[k] = c.SliceRows(b.lo, b.hi)
 		}
-		parts = append(parts, p)
+		parts[i] = p
 	}
 	return parts
 }
@@ -186,6 +238,13 @@ func (r *runner) direct(ctx context.Context, signature string, inputs map[string
 	go func() {
 		defer r.wg.Done()
 		defer func() { <-r.slots }()
+		if ctx.Err() != nil { // gave up while waiting for the slot
+			if r.obs != nil {
+				r.obs.dropped(max(1, rows))
+			}
+			done <- taskResult{err: ctx.Err()}
+			return
+		}
 		out, err := r.run(signature, inputs, rows)
 		done <- taskResult{out, err}
 	}()
@@ -229,7 +288,7 @@ func (r *runner) work(signature string, q chan *task) {
 				return
 			}
 		}
-		if abandoned(first) {
+		if r.abandoned(first) {
 			continue
 		}
 		batch := []*task{first}
@@ -242,9 +301,12 @@ func (r *runner) work(signature string, q chan *task) {
 
 // abandoned answers a request whose caller has gone (timed out, hung up)
 // instead of running it.
-func abandoned(t *task) bool {
+func (r *runner) abandoned(t *task) bool {
 	if err := t.ctx.Err(); err != nil {
 		t.result <- taskResult{err: err}
+		if r.obs != nil {
+			r.obs.dropped(t.rows)
+		}
 		return true
 	}
 	return false
@@ -254,7 +316,7 @@ func abandoned(t *task) bool {
 // Timeout has passed. A request that would overflow the batch is returned
 // to start the next one.
 func (r *runner) collect(q chan *task, batch []*task, timer *time.Timer) ([]*task, *task) {
-	rows := batch[0].rows
+	rows, pixels := batch[0].rows, batch[0].pixels
 	var deadline <-chan time.Time
 	if r.cfg.Timeout > 0 {
 		timer.Reset(r.cfg.Timeout)
@@ -278,22 +340,29 @@ func (r *runner) collect(q chan *task, batch []*task, timer *time.Timer) ([]*tas
 				return batch, nil
 			}
 		}
-		if abandoned(t) {
+		if r.abandoned(t) {
 			continue
 		}
-		if rows+t.rows > r.cfg.MaxBatch {
+		if rows+t.rows > r.cfg.MaxBatch || r.cfg.MaxBatchPixels > 0 && pixels+t.pixels > r.cfg.MaxBatchPixels {
 			return batch, t
 		}
 		batch = append(batch, t)
 		rows += t.rows
+		pixels += t.pixels
 	}
 	return batch, nil
 }
 
 // execute runs a batch in a run slot and hands each request its rows.
+// Requests whose callers gave up while the batch waited for its slot are
+// dropped, not run.
 func (r *runner) execute(signature string, batch []*task) {
 	r.slots <- struct{}{}
 	defer func() { <-r.slots }()
+	batch = slices.DeleteFunc(batch, r.abandoned)
+	if len(batch) == 0 {
+		return
+	}
 	rows := 0
 	parts := make([]map[string]*Column, len(batch))
 	for i, t := range batch {
@@ -306,6 +375,9 @@ func (r *runner) execute(signature string, batch []*task) {
 		// header) fails the whole batch: rerun each alone so that only
 		// its sender gets the error.
 		for _, t := range batch {
+			if r.abandoned(t) {
+				continue
+			}
 			out, err := r.run(signature, t.inputs, t.rows)
 			t.result <- taskResult{out, err}
 		}

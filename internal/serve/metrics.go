@@ -24,6 +24,7 @@ type metrics struct {
 	batch    *histogram
 	run      *histogram
 	reloads  map[bool]uint64
+	dropRows uint64 // rows dropped unrun: their callers had gone
 
 	version  atomic.Int64
 	inFlight atomic.Int64
@@ -99,6 +100,12 @@ func (m *metrics) observeBatch(rows int, run time.Duration) {
 	m.run.observe(run.Seconds())
 }
 
+func (m *metrics) dropped(rows int) {
+	m.mu.Lock()
+	m.dropRows += uint64(rows)
+	m.mu.Unlock()
+}
+
 func (m *metrics) reloaded(ok bool) {
 	m.mu.Lock()
 	m.reloads[ok]++
@@ -148,6 +155,9 @@ func (m *metrics) write(w io.Writer) error {
 	m.batch.write(&b, "xcept_serve_batch_size", "")
 	header(&b, "xcept_serve_run_duration_seconds", "histogram", "Time of one model run.")
 	m.run.write(&b, "xcept_serve_run_duration_seconds", "")
+
+	header(&b, "xcept_serve_cancelled_rows_total", "counter", "Rows (images) not run because their request had timed out or its client had gone.")
+	fmt.Fprintf(&b, "xcept_serve_cancelled_rows_total %d\n", m.dropRows)
 
 	header(&b, "xcept_serve_model_version", "gauge", "Version being served (-1: none).")
 	fmt.Fprintf(&b, "xcept_serve_model_version{%s} %d\n", model, m.version.Load())

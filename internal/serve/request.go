@@ -1,10 +1,12 @@
 package serve
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,6 +34,9 @@ type PredictRequest struct {
 	Signature string
 	Format    Format
 	Inputs    map[string]*Column
+	// RowPixels are the decoded pixels of each row's images (from their
+	// headers; zero for rows without images): what batches are budgeted by.
+	RowPixels []int64
 }
 
 // Limits protect the process from what a request carries.
@@ -39,6 +44,19 @@ type Limits struct {
 	// MaxPixels is the most pixels (width × height, read from the header)
 	// an encoded image may have; 0: no limit.
 	MaxPixels int64
+	// MaxRequestPixels bounds the pixels of all a request's images
+	// together, read from their headers before any is decoded; 0: no limit.
+	MaxRequestPixels int64
+	// Decode, when set, bounds the pixels decoded in Go at once across all
+	// requests: each image holds its pixels from it while it is decoded.
+	Decode *Budget
+}
+
+// tooManyPixels is a request over MaxRequestPixels: 413, as for a body over
+// its limit (the request can never be served as it is).
+func tooManyPixels(n, limit int64) *Error {
+	return &Error{Code: graph.CodeResourceExhausted, Status: http.StatusRequestEntityTooLarge,
+		Message: fmt.Sprintf("the request's images have %d pixels together (width × height, from their headers), over the limit of %d per request (serve.max_request_pixels): send fewer or smaller images per request", n, limit)}
 }
 
 // ParsePredict reads a predict body against the model's signatures, with
@@ -46,7 +64,12 @@ type Limits struct {
 // columnar layout, named or unnamed inputs, {"b64": ...} strings. Every
 // string input is an encoded image, replaced here by what the model is fed
 // (see FeedImage): nothing unchecked or oversized reaches TensorFlow.
-func ParsePredict(body []byte, sigs map[string]*graph.Signature, lim Limits) (*PredictRequest, error) {
+//
+// Images are checked in two passes: every header first (each against
+// MaxPixels, all together against MaxRequestPixels), so that a request over
+// a limit is refused before one pixel is decoded; then each is decoded,
+// holding its pixels of lim.Decode, until ctx is done.
+func ParsePredict(ctx context.Context, body []byte, sigs map[string]*graph.Signature, lim Limits) (*PredictRequest, error) {
 	d, err := parseJSON(body)
 	if err != nil {
 		return nil, invalidf("%v", err)
@@ -87,12 +110,64 @@ func ParsePredict(body []byte, sigs map[string]*graph.Signature, lim Limits) (*P
 	if err != nil {
 		return nil, err
 	}
+	var images []imageRef
 	for _, key := range sig.InputKeys() {
-		if err := checkInput(key, req.Inputs[key], sig.Inputs[key], req.Format, lim); err != nil {
+		refs, err := checkInput(key, req.Inputs[key], sig.Inputs[key], req.Format, lim)
+		if err != nil {
+			return nil, err
+		}
+		images = append(images, refs...)
+	}
+	if len(images) == 0 {
+		return req, nil
+	}
+	var total int64
+	rows, _ := batchRows(sig, req.Inputs)
+	if rows > 0 {
+		req.RowPixels = make([]int64, rows)
+	}
+	for _, im := range images {
+		total += im.pixels
+		if req.RowPixels != nil && im.row < rows {
+			req.RowPixels[im.row] += im.pixels
+		}
+	}
+	if lim.MaxRequestPixels > 0 && total > lim.MaxRequestPixels {
+		return nil, tooManyPixels(total, lim.MaxRequestPixels)
+	}
+	for _, im := range images {
+		if err := im.feed(ctx, lim.Decode); err != nil {
 			return nil, err
 		}
 	}
 	return req, nil
+}
+
+// imageRef is one encoded image of a request whose header was checked.
+type imageRef struct {
+	imgs   [][]byte // the column's data: feed replaces imgs[n]
+	n      int
+	row    int // the row it belongs to, when the input is batched by rows
+	pixels int64
+	where  string
+}
+
+// feed replaces the image by what the model is fed (imageio.ServingFeed),
+// decoding it while it holds its pixels of budget (nil: no budget).
+func (im imageRef) feed(ctx context.Context, budget *Budget) error {
+	if err := budget.acquire(ctx, im.pixels); err != nil {
+		return err
+	}
+	defer budget.release(im.pixels)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	feed, _, err := imageio.ServingFeed(im.imgs[im.n], imageio.Limits{})
+	if err != nil {
+		return invalidf("%s: %v", im.where, err)
+	}
+	im.imgs[im.n] = feed
+	return nil
 }
 
 // servingSignatures lists the signatures a client can call (not the
@@ -212,36 +287,42 @@ func wholeTensor(d *jdoc, v int, key string, dt graph.DType) (*Column, error) {
 }
 
 // checkInput compares a request's tensor with the signature's declared
-// dtype and shape, and probes images, before anything is batched: a
-// misfit would otherwise fail every request batched with it.
-func checkInput(key string, c *Column, ti graph.TensorInfo, f Format, lim Limits) error {
+// dtype and shape, and probes images' headers, before anything is batched: a
+// misfit would otherwise fail every request batched with it. It returns
+// the images, to be decoded once every header of the request passed.
+func checkInput(key string, c *Column, ti graph.TensorInfo, f Format, lim Limits) ([]imageRef, error) {
 	if ti.Shape != nil {
 		if len(c.Shape) != len(ti.Shape) {
-			return invalidf("input %q has shape %s, but the signature takes %s (rank %d)%s",
+			return nil, invalidf("input %q has shape %s, but the signature takes %s (rank %d)%s",
 				key, shapeString(c.Shape), shapeString(ti.Shape), len(ti.Shape), rankHint(f, len(c.Shape), len(ti.Shape)))
 		}
 		for i, want := range ti.Shape {
 			if want >= 0 && c.Shape[i] != want {
-				return invalidf("input %q has shape %s, but the signature takes %s", key, shapeString(c.Shape), shapeString(ti.Shape))
+				return nil, invalidf("input %q has shape %s, but the signature takes %s", key, shapeString(c.Shape), shapeString(ti.Shape))
 			}
 		}
 	}
 	if c.DType != graph.String {
-		return nil
+		return nil, nil
 	}
 	imgs := c.Data.([][]byte)
-	for n, img := range imgs {
-		feed, err := FeedImage(img, lim)
-		imgs[n] = feed
-		if err != nil {
-			where := fmt.Sprintf("input %q element %d", key, n)
-			if f == Row && len(c.Shape) == 1 {
-				where = fmt.Sprintf("instances[%d] %q", n, key)
-			}
-			return invalidf("%s: %v", where, err)
-		}
+	perRow := 1
+	if len(c.Shape) > 0 && c.Shape[0] > 0 {
+		perRow = len(imgs) / int(c.Shape[0])
 	}
-	return nil
+	refs := make([]imageRef, len(imgs))
+	for n, img := range imgs {
+		where := fmt.Sprintf("input %q element %d", key, n)
+		if f == Row && len(c.Shape) == 1 {
+			where = fmt.Sprintf("instances[%d] %q", n, key)
+		}
+		h, err := probeImage(img, lim)
+		if err != nil {
+			return nil, invalidf("%s: %v", where, err)
+		}
+		refs[n] = imageRef{imgs: imgs, n: n, row: n / max(1, perRow), pixels: h.Pixels(), where: where}
+	}
+	return refs, nil
 }
 
 func rankHint(f Format, got, want int) string {
@@ -254,22 +335,31 @@ func rankHint(f Format, got, want int) string {
 	return ""
 }
 
+// probeImage reads an encoded image's header and checks it against the
+// per-image pixel limit, before any pixel is decoded.
+func probeImage(data []byte, lim Limits) (imageio.Header, error) {
+	h, err := imageio.Probe(data, imageio.Limits{})
+	var ie *imageio.Error
+	if errors.As(err, &ie) && ie.Reason == imageio.ReasonNotImage {
+		return h, fmt.Errorf("%s: the bytes are not a JPEG, PNG, GIF, BMP, WebP or TIFF image", ie.Reason)
+	}
+	if err != nil {
+		return h, err
+	}
+	if lim.MaxPixels > 0 && h.Pixels() > lim.MaxPixels {
+		return h, fmt.Errorf("%s: %d×%d is %d pixels, over the server's limit of %d (serve.max_pixels)",
+			imageio.ReasonTooLarge, h.Width, h.Height, h.Pixels(), lim.MaxPixels)
+	}
+	return h, nil
+}
+
 // FeedImage returns the bytes serving_default is fed for an encoded image:
 // the pixel limit checked on the header before any pixel is decoded, then
 // imageio.ServingFeed, the rule xcept predict follows too, so that both
 // answer alike and the model sees the pixels prepare trained it on.
 func FeedImage(data []byte, lim Limits) ([]byte, error) {
-	h, err := imageio.Probe(data, imageio.Limits{})
-	var ie *imageio.Error
-	if errors.As(err, &ie) && ie.Reason == imageio.ReasonNotImage {
-		return nil, fmt.Errorf("%s: the bytes are not a JPEG, PNG, GIF, BMP, WebP or TIFF image", ie.Reason)
-	}
-	if err != nil {
+	if _, err := probeImage(data, lim); err != nil {
 		return nil, err
-	}
-	if lim.MaxPixels > 0 && h.Pixels() > lim.MaxPixels {
-		return nil, fmt.Errorf("%s: %d×%d is %d pixels, over the server's limit of %d (serve.max_pixels)",
-			imageio.ReasonTooLarge, h.Width, h.Height, h.Pixels(), lim.MaxPixels)
 	}
 	feed, _, err := imageio.ServingFeed(data, imageio.Limits{})
 	return feed, err

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"math"
 	"reflect"
@@ -61,7 +62,7 @@ func TestParsePredictDocumentedBodies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req, err := ParsePredict([]byte(tt.body), fakeSignatures, Limits{MaxPixels: 100})
+			req, err := ParsePredict(context.Background(), []byte(tt.body), fakeSignatures, Limits{MaxPixels: 100})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -227,7 +228,7 @@ func TestParsePredictErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParsePredict([]byte(tt.body), fakeSignatures, Limits{MaxPixels: 10_000})
+			_, err := ParsePredict(context.Background(), []byte(tt.body), fakeSignatures, Limits{MaxPixels: 10_000})
 			if err == nil {
 				t.Fatalf("accepted %s", tt.body)
 			}

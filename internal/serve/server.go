@@ -53,6 +53,9 @@ type Server struct {
 // New loads the newest version of cfg.Dir; a model that does not load is
 // an error here, before anything listens.
 func New(cfg Config, load Loader) (*Server, error) {
+	if cfg.Limits.Decode == nil && cfg.Batch.MaxBatchPixels > 0 {
+		cfg.Limits.Decode = NewBudget(cfg.Batch.MaxBatchPixels)
+	}
 	s := &Server{cfg: cfg, met: newMetrics(cfg.Name)}
 	s.mgr = &manager{dir: cfg.Dir, load: load, batch: cfg.Batch, met: s.met, logf: s.logf,
 		states: map[int64]VersionState{}, failed: map[int64]string{}}
@@ -364,11 +367,11 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request, name, version, 
 	if err != nil {
 		return err
 	}
-	req, err := ParsePredict(body, cur.model.Signatures(), s.cfg.Limits)
+	req, err := ParsePredict(ctx, body, cur.model.Signatures(), s.cfg.Limits)
 	if err != nil {
-		return err
+		return s.contextError(ctx, err)
 	}
-	out, err := cur.runner.Predict(ctx, req.Signature, req.Inputs)
+	out, err := cur.runner.Predict(ctx, req.Signature, req.Inputs, req.RowPixels)
 	if err != nil {
 		return s.contextError(ctx, err)
 	}

@@ -118,6 +118,9 @@ func tinyServer(t *testing.T) *Server {
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) != "" {
+		runMemoryHelper()
+	}
 	code := m.Run()
 	if sharedSrv != nil {
 		sharedSrv.Close()
