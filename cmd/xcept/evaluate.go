@@ -77,7 +77,8 @@ Gates make CI fail on a bad model: every report is still written, then the
 command exits with code 3 and one line naming each failed gate and by how much.
 Exit codes: 0 done and every gate passed, 2 bad flags, 3 a gate failed, 4 a
 missing or unusable path, file or dataset, or classes that do not match the
-model's, 5 the model failed, 130 interrupted.`,
+model's, 5 the model failed, 6 another process is writing the run (reports into
+the run folder need its lock), 130 interrupted.`,
 		Example: `  xcept evaluate --run runs/flowers --min-accuracy 0.9 --min-recall 0.8
   xcept evaluate --run runs/flowers --split new-photos/ --out eval-new
   xcept evaluate --predictions preds.csv --labels ds/labels.txt --out eval
@@ -264,6 +265,13 @@ func runEvaluateModel(ctx context.Context, o EvaluateOptions) error {
 	r, err := infer.OpenRun(o.Run)
 	if err != nil {
 		return err
+	}
+	if o.Out == "" || runs.Inside(r.Dir, o.Out) {
+		lock, err := runs.Acquire(r.Dir, "evaluate")
+		if err != nil {
+			return err
+		}
+		defer lock.Release()
 	}
 	info, err := model.ReadInfo(r.Info.Model)
 	if err != nil {

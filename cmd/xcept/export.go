@@ -63,7 +63,8 @@ float32 and float16 (export.min_agreement); dynamic and int8 are reported and
 gated only with --min-agreement or export.min_agreement_quantized.
 Exit codes: 0 exported, 2 bad flags, 3 agreement below the threshold, 4 dataset
 or output folder unusable, 5 no checkpoint, model or converter failure,
-130 interrupted; on any failure nothing is left behind.`,
+6 another process is writing the run (an export into the run folder needs its
+lock), 130 interrupted; on any failure nothing is left behind.`,
 		Example: `  xcept export --run runs/flowers
   xcept export --run runs/flowers --format tflite --quantize int8 --min-agreement 0.95
   xcept export --run runs/flowers --format onnx --json`,

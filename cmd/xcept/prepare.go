@@ -47,15 +47,16 @@ type PrepareOptions struct {
 
 // prepareKeys binds configuration keys to prepare's flags.
 var prepareKeys = map[string]string{
-	"seed":                 "seed",
-	"model.image_size":     "image-size",
-	"model.weights":        "weights",
-	"model.precision":      "precision",
-	"prepare.split":        "split",
-	"prepare.resize":       "resize",
-	"prepare.format":       "image-format",
-	"prepare.jpeg_quality": "quality",
-	"prepare.workers":      "workers",
+	"seed":                         "seed",
+	"model.image_size":             "image-size",
+	"model.weights":                "weights",
+	"model.precision":              "precision",
+	"prepare.split":                "split",
+	"prepare.resize":               "resize",
+	"prepare.format":               "image-format",
+	"prepare.jpeg_quality":         "quality",
+	"prepare.workers":              "workers",
+	"prepare.follow_outside_links": "follow-outside-links",
 }
 
 // NewPrepareCmd builds `xcept prepare`.
@@ -98,6 +99,7 @@ func addPrepareFlags(f *pflag.FlagSet, o *PrepareOptions) {
 	f.String("image-format", "", "jpeg | png: how images are stored in the records (prepare.format)")
 	f.Int("quality", 0, "JPEG quality 1-100 (prepare.jpeg_quality)")
 	f.Int("workers", 0, "decoding goroutines, 0 for every core (prepare.workers)")
+	f.Bool("follow-outside-links", false, "follow symbolic links that lead outside --data (prepare.follow_outside_links); by default they are reported and skipped")
 	f.String("weights", "", "imagenet | none | FILE.h5: Xception base weights (model.weights)")
 	f.String("precision", "", "float32 | mixed_bfloat16 | mixed_float16 (model.precision)")
 	f.BoolVar(&o.NoModel, "no-model", false, "write the dataset only; do not build the model")
@@ -136,6 +138,7 @@ func (o *PrepareOptions) fromConfig(g *Globals, flags *pflag.FlagSet) error {
 	d.MaxPixels = v.GetInt64("prepare.max_pixels")
 	d.MaxFileBytes = v.GetInt64("prepare.max_file_mb") << 20
 	d.MinSide = v.GetInt("prepare.min_side")
+	d.FollowOutsideLinks = v.GetBool("prepare.follow_outside_links")
 	if d.Workers = v.GetInt("prepare.workers"); d.Workers == 0 {
 		d.Workers = runtime.NumCPU()
 	} else if d.Workers < 0 {
@@ -165,6 +168,23 @@ func runPrepare(ctx context.Context, o PrepareOptions) error {
 	if o.Progress {
 		o.Dataset.Progress = &barProgress{w: o.Stderr}
 	}
+	if !o.NoModel {
+		// The model is built inside the dataset's work folder, so the
+		// dataset is published with model/ complete or not at all.
+		o.Dataset.Finish = func(ctx context.Context, dir string, classes []string) error {
+			spec := o.Model
+			spec.Classes = classes
+			var progress io.Writer
+			if !o.Quiet && !o.JSON {
+				progress = o.Stderr
+			}
+			err := buildModel(ctx, filepath.Join(dir, dataset.ModelDir), spec, progress)
+			if err != nil && cli.KindOf(err) == cli.KindInternal && ctx.Err() == nil {
+				err = cli.Modelf("building the model for %s: %v", o.Dataset.Out, err)
+			}
+			return err
+		}
+	}
 	rep, err := dataset.Prepare(ctx, o.Dataset)
 	if rep != nil && !o.Quiet && !o.JSON {
 		rep.WriteText(o.Stderr)
@@ -177,20 +197,7 @@ func runPrepare(ctx context.Context, o PrepareOptions) error {
 	}
 	summary := prepareSummary{Summary: rep.Summary()}
 	if !o.NoModel {
-		dir := filepath.Join(rep.Out, dataset.ModelDir)
-		spec := o.Model
-		spec.Classes = rep.Classes
-		var progress io.Writer
-		if !o.Quiet && !o.JSON {
-			progress = o.Stderr
-		}
-		if err := buildModel(ctx, dir, spec, progress); err != nil {
-			if cli.KindOf(err) == cli.KindInternal && ctx.Err() == nil {
-				err = cli.Modelf("building the model in %s: %v", dir, err)
-			}
-			return err
-		}
-		summary.Model = dir
+		summary.Model = filepath.Join(rep.Out, dataset.ModelDir)
 	}
 	if o.JSON {
 		printJSON(o.Stdout, summary)

@@ -37,6 +37,8 @@ func prepareData(t *testing.T) string {
 type modelCall struct {
 	dir  string
 	spec model.Spec
+	// complete: the dataset's manifest.json was beside dir at the call.
+	complete bool
 }
 
 // withBuildModel replaces the model builder for one test.
@@ -46,7 +48,8 @@ func withBuildModel(t *testing.T, err error) *[]modelCall {
 	t.Cleanup(func() { buildModel = saved })
 	var calls []modelCall
 	buildModel = func(_ context.Context, dir string, spec model.Spec, _ io.Writer) error {
-		calls = append(calls, modelCall{dir, spec})
+		_, merr := os.Stat(filepath.Join(filepath.Dir(dir), dataset.ManifestFile))
+		calls = append(calls, modelCall{dir, spec, merr == nil})
 		return err
 	}
 	return &calls
@@ -154,17 +157,27 @@ func TestPrepareBuildsTheModel(t *testing.T) {
 	if code != cli.ExitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	want := modelCall{filepath.Join(out, "model"), model.Spec{Classes: []string{"circle", "square"}, ImageSize: 96, Weights: "none",
-		Precision: "mixed_bfloat16", DenseUnits: 1024, UnfreezeFrom: "block11", Seed: 42}}
-	if len(*calls) != 1 || !reflect.DeepEqual((*calls)[0], want) {
-		t.Fatalf("buildModel calls %+v, want %+v", *calls, want)
+	want := modelCall{"", model.Spec{Classes: []string{"circle", "square"}, ImageSize: 96, Weights: "none",
+		Precision: "mixed_bfloat16", DenseUnits: 1024, UnfreezeFrom: "block11", Seed: 42}, true}
+	if len(*calls) != 1 {
+		t.Fatalf("buildModel calls %+v", *calls)
+	}
+	got := (*calls)[0]
+	// Built in the unpublished work folder beside --out, once the dataset is complete.
+	work := filepath.Dir(got.dir)
+	if filepath.Base(got.dir) != "model" || filepath.Dir(work) != filepath.Dir(out) || !strings.HasPrefix(filepath.Base(work), ".ds.xcept-tmp-") {
+		t.Errorf("model built in %s, want the work folder beside %s", got.dir, out)
+	}
+	got.dir = ""
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("buildModel call %+v, want %+v", got, want)
 	}
 	var s prepareSummary
-	if err := json.Unmarshal([]byte(stdout), &s); err != nil || s.Model != want.dir {
+	if err := json.Unmarshal([]byte(stdout), &s); err != nil || s.Model != filepath.Join(out, "model") {
 		t.Errorf("summary model %q (%v)", s.Model, err)
 	}
 	if _, err := dataset.ReadManifest(out); err != nil {
-		t.Errorf("the model was built before the dataset was complete: %v", err)
+		t.Errorf("the dataset was not published: %v", err)
 	}
 }
 
@@ -172,9 +185,13 @@ func TestPrepareModelFailures(t *testing.T) {
 	data := prepareData(t)
 	t.Run("builder fails", func(t *testing.T) {
 		withBuildModel(t, errors.New("keras exploded"))
-		code, _, stderr := runXcept(t, nil, "prepare", "--data", data, "--out", filepath.Join(t.TempDir(), "ds"))
+		parent := t.TempDir()
+		code, _, stderr := runXcept(t, nil, "prepare", "--data", data, "--out", filepath.Join(parent, "ds"))
 		if code != cli.ExitModel || !strings.Contains(stderr, "keras exploded") {
 			t.Errorf("exit %d, %q", code, stderr)
+		}
+		if entries, _ := os.ReadDir(parent); len(entries) != 0 {
+			t.Errorf("a failed model build left %v: the dataset is published with its model or not at all", entries)
 		}
 	})
 	t.Run("no builder", func(t *testing.T) {

@@ -63,7 +63,8 @@ image), which makes each epoch take seconds on a CPU.
 Ctrl-C finishes the step underway, saves the last checkpoint and exits with 130;
 --resume continues exactly where the run stopped, after Ctrl-C, a crash or kill -9.
 Exit codes: 0 done, 2 bad flags or configuration, 4 unusable data, 5 model or
-TensorFlow failure, 130 interrupted.`,
+TensorFlow failure, 6 another process is writing the run (the message names
+it), 130 interrupted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.fromConfig(cmd, train.PhaseTrain); err != nil {

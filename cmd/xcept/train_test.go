@@ -380,3 +380,54 @@ func TestTrainMixedBFloat16(t *testing.T) {
 		t.Errorf("mixed_bfloat16 loss did not decrease: %.4f -> %.4f", first, last)
 	}
 }
+
+// TestOneWriterPerRun runs a second train (and finetune, export and
+// evaluate into the run) while a first train is writing the run: each is
+// refused with exit 6 naming the holder, the first finishes untouched, and a
+// reader that writes elsewhere (evaluate --out) works alongside.
+func TestOneWriterPerRun(t *testing.T) {
+	ds := trainDataset(t)
+	runDir := filepath.Join(t.TempDir(), "runs", "shared")
+	cfg := writeTrainConfig(t, "")
+	cmd := exec.Command(os.Args[0], "--config", cfg, "train", "--data", ds, "--run", runDir, "--epochs", "4", "--feature-cache=false")
+	cmd.Env = append(os.Environ(), "XCEPT_TEST_AS_MAIN=1")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "epoch 1/4") {
+			break
+		}
+	}
+	holder := "in use by xcept train (pid " + strconv.Itoa(cmd.Process.Pid) + ", started "
+	for _, args := range [][]string{
+		{"train", "--data", ds, "--run", runDir, "--epochs", "2", "--lr", "0.01", "--resume"},
+		{"finetune", "--run", runDir, "--epochs", "1"},
+		{"export", "--run", runDir},
+		{"evaluate", "--run", runDir},
+	} {
+		code, _, errOut := runXcept(t, nil, append([]string{"--config", cfg}, args...)...)
+		if code != cli.ExitBusy || !strings.Contains(errOut, holder) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("%s while train writes the run: exit %d, %q (want %d naming %q)", args[0], code, errOut, cli.ExitBusy, holder)
+		}
+	}
+	reports := t.TempDir()
+	if code, _, errOut := runXcept(t, nil, "--config", cfg, "-q", "evaluate", "--run", runDir, "--split", "val", "--out", reports); code != 0 {
+		t.Errorf("evaluate --out elsewhere alongside the train: exit %d: %s", code, errOut)
+	}
+	for sc.Scan() {
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("the first train: %v", err)
+	}
+	rows := readCSV(t, filepath.Join(runDir, "history.csv"))
+	if len(rows) != 1+4 {
+		t.Errorf("history.csv has %d rows, want a header and 4 epochs: %v", len(rows), rows)
+	}
+	if _, err := os.Stat(filepath.Join(runDir, "report.json")); err == nil {
+		t.Errorf("a refused evaluate wrote into the run")
+	}
+}

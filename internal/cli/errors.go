@@ -18,6 +18,7 @@ const (
 	KindData                    // the dataset or an input file is missing or unusable
 	KindModel                   // the model, checkpoint, builder or TensorFlow failed
 	KindInterrupted             // the user interrupted the command (Ctrl-C, SIGTERM)
+	KindBusy                    // another process is writing the same run folder
 )
 
 // Exit codes, documented in README.md. Keep them stable: CI scripts match on them.
@@ -28,6 +29,7 @@ const (
 	ExitGate        = 3
 	ExitData        = 4
 	ExitModel       = 5
+	ExitBusy        = 6
 	ExitInterrupted = 130
 )
 
@@ -84,6 +86,8 @@ func ExitCode(err error) int {
 		return ExitModel
 	case KindInterrupted:
 		return ExitInterrupted
+	case KindBusy:
+		return ExitBusy
 	}
 	return ExitInternal
 }

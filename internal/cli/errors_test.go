@@ -18,6 +18,7 @@ func TestExitCode(t *testing.T) {
 		{Dataf("no such folder"), 4},
 		{Modelf("no checkpoint"), 5},
 		{Interrupted, 130},
+		{&Error{Kind: KindBusy, Err: errors.New("in use")}, 6},
 		{fmt.Errorf("wrapped: %w", Dataf("x")), 4},
 	}
 	for _, c := range cases {

@@ -40,6 +40,9 @@ func buildCorpus(t *testing.T, data string) (problems []want, kept []string) {
 	put("README.txt", []byte("my dataset\n"))
 	bad("README.txt", ReasonOutsideClass, ActionSkipped)
 	put(".hidden/x.jpg", []byte("ignored"))
+	bad(".hidden", ReasonHiddenFolder, ActionSkipped)
+	put("..dots/x.jpg", goodImage(t, 0, 40))
+	bad("..dots", ReasonHiddenFolder, ActionSkipped)
 	put("cats/.DS_Store", []byte("ignored"))
 	put("empty_class/.keep", nil)
 	bad("empty_class", ReasonEmptyClass, ActionExcluded)
@@ -225,5 +228,55 @@ func TestBadCaseCorpus(t *testing.T) {
 	entries, _ := os.ReadDir(filepath.Dir(out))
 	if len(entries) != 1 {
 		t.Errorf("work folders left beside the output: %v", entries)
+	}
+}
+
+// TestLinksOutsideDataNotFollowed: a link to a folder of images outside
+// --data (which would become a class) and a link to a system folder are
+// reported with symlink-outside-data and nothing under them is read or
+// listed; prepare.follow_outside_links follows them.
+func TestLinksOutsideDataNotFollowed(t *testing.T) {
+	data, elsewhere := t.TempDir(), t.TempDir()
+	for i := range 6 {
+		writeTestFile(t, filepathf("%s/cats/c%d.jpg", data, i), goodImage(t, 0, i))
+		writeTestFile(t, filepathf("%s/dogs/d%d.jpg", data, i), goodImage(t, 1, i))
+		writeTestFile(t, filepathf("%s/birds/b%d.jpg", elsewhere, i), goodImage(t, 2, i))
+	}
+	writeTestFile(t, filepath.Join(elsewhere, "lone.jpg"), goodImage(t, 0, 9))
+	for _, l := range [][2]string{
+		{filepath.Join(elsewhere, "birds"), "birds"},
+		{"/etc", "etc"},
+		{filepath.Join(elsewhere, "lone.jpg"), "cats/lone.jpg"},
+		{filepath.Join(elsewhere, "birds"), "dogs/more"},
+	} {
+		if err := os.Symlink(l[0], filepath.Join(data, l[1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Symlink("../cats", filepath.Join(data, "dogs", "inside")) // inside --data: followed as before (a loop)
+	out := filepath.Join(t.TempDir(), "ds")
+	rep := mustPrepare(t, testOptions(data, out))
+	var got []string
+	for _, p := range readProblems(t, out) {
+		got = append(got, p.Path+" "+p.Reason)
+		if p.Reason == ReasonLinkOutside && !strings.Contains(p.Detail, "outside --data") {
+			t.Errorf("detail %q", p.Detail)
+		}
+	}
+	want := []string{"birds symlink-outside-data", "cats/lone.jpg symlink-outside-data", "dogs/inside symlink-loop", "dogs/more symlink-outside-data", "etc symlink-outside-data"}
+	if !slices.Equal(got, want) {
+		t.Errorf("problems %v, want %v", got, want)
+	}
+	if !slices.Equal(rep.Manifest.ClassNames(), []string{"cats", "dogs"}) || len(rep.Manifest.Files) != 12 {
+		t.Errorf("classes %v, %d images: the outside links were followed", rep.Manifest.ClassNames(), len(rep.Manifest.Files))
+	}
+
+	os.Remove(filepath.Join(data, "etc"))
+	o := testOptions(data, filepath.Join(t.TempDir(), "ds"))
+	o.FollowOutsideLinks = true
+	o.Data = filepath.Join(data, "..", filepath.Base(data)) // with a path that is not the resolved one
+	rep = mustPrepare(t, o)
+	if !slices.Contains(rep.Manifest.ClassNames(), "birds") {
+		t.Errorf("with follow_outside_links: classes %v", rep.Manifest.ClassNames())
 	}
 }

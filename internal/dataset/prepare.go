@@ -35,7 +35,15 @@ type Options struct {
 	MaxFileBytes int64          // files larger than this are not read
 	MinSide      int            // images with a smaller side are skipped
 	Workers      int            // decoding goroutines
-	Progress     Progress       // nil: none
+	// FollowOutsideLinks follows symbolic links whose target is outside
+	// Data; by default they are reported (symlink-outside-data) and skipped.
+	FollowOutsideLinks bool
+	// Finish, when set, completes the dataset in dir (the work folder, with
+	// every dataset file written) before it is published: prepare builds the
+	// model there, so that Out appears with model/ or not at all. An error
+	// leaves Out as it was.
+	Finish   func(ctx context.Context, dir string, classes []string) error
+	Progress Progress // nil: none
 }
 
 // Progress receives the progress of the two long phases.
@@ -131,7 +139,7 @@ func Prepare(ctx context.Context, opts Options) (*Report, error) {
 	if err := checkPaths(data, out); err != nil {
 		return nil, err
 	}
-	sc, err := scan(data)
+	sc, err := scan(data, opts.FollowOutsideLinks)
 	if err != nil {
 		return nil, err
 	}
@@ -175,6 +183,11 @@ func Prepare(ctx context.Context, opts Options) (*Report, error) {
 	spool.Close()
 	if err := os.Remove(spoolPath); err != nil {
 		return rep, err
+	}
+	if opts.Finish != nil {
+		if err := opts.Finish(ctx, work, m.ClassNames()); err != nil {
+			return rep, err
+		}
 	}
 	if err := publish(work, out); err != nil {
 		return rep, fmt.Errorf("--out %s: moving the finished dataset into place: %w", out, err)

@@ -42,6 +42,8 @@ const (
 	ReasonDupAcrossSplits  = "duplicate-across-splits"  // skipped: the copy in the earlier split is kept
 	ReasonSymlinkLoop      = "symlink-loop"             // skipped: the link leads back to a scanned folder
 	ReasonBrokenSymlink    = "broken-symlink"           // skipped
+	ReasonLinkOutside      = "symlink-outside-data"     // skipped: the link leads out of --data (not followed)
+	ReasonHiddenFolder     = "hidden-folder"            // skipped: a folder whose name starts with a dot
 	ReasonUnreadable       = "unreadable"               // skipped: permission or I/O error
 	ReasonNotRegular       = "not-a-regular-file"       // skipped: FIFO, socket or device
 	ReasonOddName          = "odd-file-name"            // kept: reported with escapes

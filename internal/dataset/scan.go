@@ -43,17 +43,26 @@ type scanned struct {
 type dirID struct{ dev, ino uint64 }
 
 type scanner struct {
-	root    string
-	visited map[dirID]bool
-	out     *scanned
+	root          string
+	realRoot      string // root with symlinks resolved
+	followOutside bool   // follow links that lead out of root
+	visited       map[dirID]bool
+	out           *scanned
 }
 
 // scan walks the data folder: one sub-folder per class (files may sit deeper
 // inside it), or train/, val/ (or validation/) and test/ folders each holding
-// the class folders. Hidden files and folders are ignored. Symlinks are
-// followed once; a link back into a folder already scanned is a loop.
-func scan(root string) (*scanned, error) {
-	s := &scanner{root: root, visited: map[dirID]bool{}, out: &scanned{classDirs: map[string][]string{}}}
+// the class folders. Hidden folders are reported and skipped, hidden files
+// (.DS_Store, ._*) ignored. Symlinks are followed once; a link back into a
+// folder already scanned is a loop; a link leading outside root is reported
+// and not followed unless followOutside.
+func scan(root string, followOutside bool) (*scanned, error) {
+	s := &scanner{root: root, followOutside: followOutside, visited: map[dirID]bool{}, out: &scanned{classDirs: map[string][]string{}}}
+	real, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return nil, cli.Dataf("--data %s: %v", root, err)
+	}
+	s.realRoot = real
 	top, err := s.listDir(root, "")
 	if err != nil {
 		return nil, cli.Dataf("--data %s: %v", root, err)
@@ -142,7 +151,7 @@ type entry struct {
 }
 
 // listDir reads one folder, sorted by name, resolving symlinks and reporting
-// what cannot be used. Hidden entries are left out without a report.
+// what cannot be used. Hidden files are left out without a report.
 func (s *scanner) listDir(abs, rel string) ([]entry, error) {
 	des, err := os.ReadDir(abs)
 	if err != nil {
@@ -151,14 +160,30 @@ func (s *scanner) listDir(abs, rel string) ([]entry, error) {
 	var out []entry
 	for _, de := range des {
 		name := de.Name()
-		if strings.HasPrefix(name, ".") {
-			continue
-		}
 		display, odd := displayName(name)
 		e := entry{name: name, display: display, rel: joinRel(rel, display), abs: filepath.Join(abs, name)}
+		if de.Type()&fs.ModeSymlink != 0 && !s.followOutside {
+			target, err := filepath.EvalSymlinks(e.abs)
+			if err == nil && !within(target, s.realRoot) {
+				s.problem(e.rel, ReasonLinkOutside, "symbolic link to "+target+", outside --data: not followed (prepare.follow_outside_links allows it)")
+				continue
+			}
+		}
+		hidden := strings.HasPrefix(name, ".")
+		if hidden && !de.IsDir() && de.Type()&fs.ModeSymlink == 0 {
+			continue
+		}
 		info, err := os.Stat(e.abs) // follows symlinks
 		if err != nil {
-			s.statProblem(e.rel, err)
+			if !hidden {
+				s.statProblem(e.rel, err)
+			}
+			continue
+		}
+		if hidden {
+			if info.IsDir() {
+				s.problem(e.rel, ReasonHiddenFolder, "folder name starts with a dot (hidden): skipped; rename it to use its images")
+			}
 			continue
 		}
 		if odd {

@@ -189,13 +189,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 // source is everything the export reads, checked before anything is written.
 type source struct {
 	run          *run.Run
+	lock         *run.Lock // held when the export goes into the run folder
 	info         *model.Info
 	verifyShards []string
 	trainShards  []string
 	epoch        int
 }
 
-func openSource(o Options) (*source, error) {
+// openSource opens the run; an export written into it (base inside the run
+// folder) takes the run's lock first, released by the job's close.
+func openSource(o Options, base string) (src *source, err error) {
 	abs, err := filepath.Abs(o.RunDir)
 	if err != nil {
 		return nil, cli.Usagef("--run %s: %v", o.RunDir, err)
@@ -203,6 +206,17 @@ func openSource(o Options) (*source, error) {
 	r, err := run.Open(abs)
 	if err != nil {
 		return nil, err
+	}
+	var lock *run.Lock
+	if run.Inside(abs, base) {
+		if lock, err = run.Acquire(abs, "export"); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				lock.Release()
+			}
+		}()
 	}
 	if !r.HasCheckpoint(run.Best) {
 		return nil, cli.Modelf("--run %s has no best checkpoint yet: train it first with `xcept train --run %s`", o.RunDir, o.RunDir)
@@ -224,7 +238,7 @@ func openSource(o Options) (*source, error) {
 	if err := contract.CheckFit(info.Fit(), m.Fit(r.Info.Dataset), "run "+r.Dir+" was trained on other data: prepare its dataset again or train a new run"); err != nil {
 		return nil, err
 	}
-	src := &source{run: r, info: info, epoch: state.Epoch, trainShards: m.ShardPaths(r.Info.Dataset, "train")}
+	src = &source{run: r, lock: lock, info: info, epoch: state.Epoch, trainShards: m.ShardPaths(r.Info.Dataset, "train")}
 	for _, s := range o.Splits {
 		src.verifyShards = append(src.verifyShards, m.ShardPaths(r.Info.Dataset, s)...)
 	}

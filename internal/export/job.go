@@ -15,6 +15,7 @@ import (
 	"github.com/xcept/xcept/internal/model"
 	"github.com/xcept/xcept/internal/pyenv"
 	"github.com/xcept/xcept/internal/run"
+	"github.com/xcept/xcept/internal/tempdir"
 )
 
 // File names inside an export.
@@ -27,62 +28,71 @@ const (
 
 // job is one export underway.
 type job struct {
-	o      Options
-	p      *progress
-	src    *source
-	name   string
-	sample *sample
-	ref    *model.Model // the serving model with the best weights: the reference
-	st     *staging
-	work   string // scratch files (the intermediate SavedModel, .npy batches), always removed
-	res    *Result
+	o       Options
+	p       *progress
+	src     *source
+	name    string
+	sample  *sample
+	ref     *model.Model // the serving model with the best weights: the reference
+	st      *staging
+	work    string // scratch files (the intermediate SavedModel, .npy batches), always removed
+	workDir *tempdir.Dir
+	lock    *run.Lock // held when the export is written into the run folder
+	res     *Result
 }
 
 // newJob checks the run, the dataset and the verification images, loads
 // the reference, and only then creates the export's temporary folder.
 func newJob(ctx context.Context, o Options) (*job, error) {
 	j := &job{o: o, p: &progress{o.Progress}}
+	if err := j.open(ctx); err != nil {
+		j.close()
+		return nil, err
+	}
+	return j, nil
+}
+
+func (j *job) open(ctx context.Context) error {
+	o := j.o
 	var err error
 	if j.name, err = o.exportName(); err != nil {
-		return nil, err
+		return err
 	}
-	if j.src, err = openSource(o); err != nil {
-		return nil, err
+	base, err := o.base(j.name)
+	if err != nil {
+		return err
 	}
+	if j.src, err = openSource(o, base); err != nil {
+		return err
+	}
+	j.lock = j.src.lock
 	if o.Format != SavedModel {
 		if _, err := pyenv.Python(); err != nil {
-			return nil, cli.Modelf("--format %s is converted by a script of xcept's Python environment: %v", o.Format, err)
+			return cli.Modelf("--format %s is converted by a script of xcept's Python environment: %v", o.Format, err)
 		}
 	}
 	info := j.src.info
 	if j.sample, err = loadSample(ctx, j.src.verifyShards, info.ImageSize, info.NumClasses, o.Images, o.Format == SavedModel); err != nil {
-		return nil, err
+		return err
 	}
 	if j.sample.N() == 0 {
-		return nil, cli.Dataf("dataset %s has no %s images to verify the export on: set export.verify_splits to a split that has some",
+		return cli.Dataf("dataset %s has no %s images to verify the export on: set export.verify_splits to a split that has some",
 			j.src.run.Info.Dataset, strings.Join(o.Splits, " or "))
 	}
 	if j.ref, err = model.OpenServing(j.src.run.Info.Model, o.Session); err != nil {
-		return nil, err
+		return err
 	}
 	if err := j.src.run.Restore(j.ref.Session, run.Best); err != nil {
-		j.close()
-		return nil, err
-	}
-	base, err := o.base(j.name)
-	if err != nil {
-		j.close()
-		return nil, err
+		return err
 	}
 	if j.st, err = stage(base); err != nil {
-		j.close()
-		return nil, cli.Dataf("--out %s: %v: choose a folder you can write to", filepath.Dir(base), unwrapPath(err))
+		return cli.Dataf("--out %s: %v: choose a folder you can write to", filepath.Dir(base), unwrapPath(err))
 	}
-	if j.work, err = os.MkdirTemp(base, ".export-work-"); err != nil {
-		j.close()
-		return nil, cli.Dataf("--out %s: %v", filepath.Dir(base), unwrapPath(err))
+	if j.workDir, err = tempdir.Make(base, workPrefix); err != nil {
+		return cli.Dataf("--out %s: %v", filepath.Dir(base), unwrapPath(err))
 	}
-	return j, nil
+	j.work = j.workDir.Path
+	return nil
 }
 
 // close frees the sessions and removes whatever was not published.
@@ -90,12 +100,11 @@ func (j *job) close() {
 	if j.ref != nil {
 		j.ref.Close()
 	}
-	if j.work != "" {
-		os.RemoveAll(j.work)
-	}
+	j.workDir.Remove()
 	if j.st != nil {
 		j.st.abort()
 	}
+	j.lock.Release()
 }
 
 func (j *job) export(ctx context.Context) (*Result, error) {

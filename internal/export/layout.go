@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/xcept/xcept/internal/tempdir"
 	"github.com/xcept/xcept/internal/versions"
 )
 
@@ -21,6 +22,7 @@ import (
 type staging struct {
 	Base    string // <out>/<name>: the versions' parent
 	Tmp     string // the hidden folder being filled
+	tmp     *tempdir.Dir
 	created []string
 }
 
@@ -32,14 +34,24 @@ func stage(base string) (*staging, error) {
 		s.abort()
 		return nil, err
 	}
-	tmp, err := os.MkdirTemp(base, ".export-tmp-")
+	// Folders of exports killed before they finished (kill -9, power
+	// loss) are removed here; those of exports still running stay.
+	tempdir.Sweep(base, tmpPrefix)
+	tempdir.Sweep(base, workPrefix)
+	tmp, err := tempdir.Make(base, tmpPrefix)
 	if err != nil {
 		s.abort()
 		return nil, err
 	}
-	s.Tmp = tmp
+	s.tmp, s.Tmp = tmp, tmp.Path
 	return s, nil
 }
+
+// Prefixes of the hidden folders an export works in, beside its versions.
+const (
+	tmpPrefix  = ".export-tmp-"  // becomes the new version
+	workPrefix = ".export-work-" // scratch files, always removed
+)
 
 // mkdirAll is os.MkdirAll that records the folders it made, outermost first.
 func (s *staging) mkdirAll(dir string) error {
@@ -78,6 +90,7 @@ func (s *staging) commit() (string, int64, error) {
 		final := filepath.Join(s.Base, versions.Name(v))
 		err = os.Rename(s.Tmp, final)
 		if err == nil {
+			s.tmp.Release()
 			s.Tmp, s.created = "", nil
 			return final, v, syncDir(s.Base)
 		}
@@ -92,7 +105,7 @@ func (s *staging) commit() (string, int64, error) {
 // they hold nothing else by now.
 func (s *staging) abort() {
 	if s.Tmp != "" {
-		os.RemoveAll(s.Tmp)
+		s.tmp.Remove()
 		s.Tmp = ""
 	}
 	for i := len(s.created) - 1; i >= 0; i-- {

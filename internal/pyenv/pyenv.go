@@ -15,8 +15,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/xcept/xcept/scripts"
 )
@@ -176,12 +178,27 @@ func Run(ctx context.Context, name string, args []string, stderr io.Writer) ([]b
 	if stderr != nil {
 		cmd.Stderr = io.MultiWriter(quiet(stderr), tail)
 	}
-	err = cmd.Run()
+	err = runChild(cmd)
 	var exitErr *exec.ExitError
 	if errors.As(err, &exitErr) {
 		return out.Bytes(), &ScriptError{Script: name, ExitCode: exitErr.ExitCode(), Message: tail.message()}
 	}
 	return out.Bytes(), err
+}
+
+// runChild runs cmd so that it dies with xcept: the kernel sends it SIGKILL
+// when its parent goes, a kill -9 of xcept included (otherwise a converter
+// would keep running, and writing, for minutes). The parent-death signal
+// follows the OS thread that started the child, so the goroutine keeps that
+// thread until the child has exited.
+func runChild(cmd *exec.Cmd) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	return cmd.Run()
 }
 
 // lastLines keeps the tail of a stream to find the script's error line.

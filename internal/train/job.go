@@ -87,6 +87,14 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 	if err := j.Cfg.Validate(); err != nil {
 		return nil, err
 	}
+	// One writer per run folder, taken before anything in it is read.
+	if j.Cfg.Phase == PhaseTrain || run.Exists(j.RunDir) {
+		lock, err := run.Acquire(j.RunDir, j.Cfg.Phase)
+		if err != nil {
+			return nil, err
+		}
+		defer lock.Release()
+	}
 	st, err := j.start(ctx)
 	if err != nil {
 		return nil, err
