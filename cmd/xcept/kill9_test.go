@@ -141,10 +141,12 @@ func hidden(t *testing.T, dir string) []string {
 func TestExportKill9(t *testing.T) {
 	runDir := trainedRun(t)
 	out := t.TempDir()
-	base := filepath.Join(out, "shapes")
+	// Both formats write into one folder: the TFLite export's (--name a
+	// puts it in a-tflite), the SavedModel's named to match.
+	base := filepath.Join(out, "a-tflite")
 
-	// SavedModel: killed once its temporary folder exists.
-	cmd, _ := startXcept(t, "export", "--run", runDir, "--out", out)
+	// SavedModel: killed once its temporary folders exist.
+	cmd, _ := startXcept(t, "export", "--run", runDir, "--out", out, "--name", "a-tflite")
 	for deadline := time.Now().Add(time.Minute); len(hidden(t, base)) < 2; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no temporary folders in %s", base)
@@ -153,9 +155,8 @@ func TestExportKill9(t *testing.T) {
 	kill9(t, cmd, 0)
 	first := hidden(t, base)
 
-	// TFLite, into the same folder (--name makes its base shapes): killed
-	// while its converter runs.
-	cmd, lines := startXcept(t, "export", "--run", runDir, "--out", out, "--name", "shapes", "--format", "tflite")
+	// TFLite, into the same folder: killed while its converter runs.
+	cmd, lines := startXcept(t, "export", "--run", runDir, "--out", out, "--name", "a", "--format", "tflite")
 	waitFor(t, lines, "converting with", 2*time.Minute)
 	kill9(t, cmd, waitChild(t, cmd.Process.Pid, "export_tflite.py", time.Minute))
 	left := hidden(t, base)
@@ -169,7 +170,7 @@ func TestExportKill9(t *testing.T) {
 		}
 	}
 
-	res := exportJSON(t, "--run", runDir, "--out", out)
+	res := exportJSON(t, "--run", runDir, "--out", out, "--name", "a-tflite")
 	if res.Path != filepath.Join(base, "1") {
 		t.Errorf("export after the kills: %s", res.Path)
 	}

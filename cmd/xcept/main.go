@@ -33,6 +33,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if ctx.Err() != nil && cli.KindOf(err) == cli.KindInternal {
 		err = cli.Interrupted
 	}
+	err = cli.AsWriteFailure(err)
 	fmt.Fprintln(stderr, "xcept: "+oneLine(err.Error()))
 	return cli.ExitCode(err)
 }

@@ -389,7 +389,7 @@ func TestOneWriterPerRun(t *testing.T) {
 	ds := trainDataset(t)
 	runDir := filepath.Join(t.TempDir(), "runs", "shared")
 	cfg := writeTrainConfig(t, "")
-	cmd := exec.Command(os.Args[0], "--config", cfg, "train", "--data", ds, "--run", runDir, "--epochs", "4", "--feature-cache=false")
+	cmd := exec.Command(os.Args[0], "--config", cfg, "train", "--data", ds, "--run", runDir, "--epochs", "3", "--feature-cache=false")
 	cmd.Env = append(os.Environ(), "XCEPT_TEST_AS_MAIN=1")
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
@@ -398,7 +398,7 @@ func TestOneWriterPerRun(t *testing.T) {
 	defer cmd.Process.Kill()
 	sc := bufio.NewScanner(stderr)
 	for sc.Scan() {
-		if strings.HasPrefix(sc.Text(), "epoch 1/4") {
+		if strings.HasPrefix(sc.Text(), "epoch 1/3") {
 			break
 		}
 	}
@@ -424,8 +424,8 @@ func TestOneWriterPerRun(t *testing.T) {
 		t.Fatalf("the first train: %v", err)
 	}
 	rows := readCSV(t, filepath.Join(runDir, "history.csv"))
-	if len(rows) != 1+4 {
-		t.Errorf("history.csv has %d rows, want a header and 4 epochs: %v", len(rows), rows)
+	if len(rows) != 1+3 {
+		t.Errorf("history.csv has %d rows, want a header and 3 epochs: %v", len(rows), rows)
 	}
 	if _, err := os.Stat(filepath.Join(runDir, "report.json")); err == nil {
 		t.Errorf("a refused evaluate wrote into the run")

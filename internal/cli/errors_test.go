@@ -3,6 +3,9 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"os"
+	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -24,6 +27,31 @@ func TestExitCode(t *testing.T) {
 	for _, c := range cases {
 		if got := ExitCode(c.err); got != c.want {
 			t.Errorf("ExitCode(%v) = %d, want %d", c.err, got, c.want)
+		}
+	}
+}
+
+func TestWriteFailures(t *testing.T) {
+	full := &os.PathError{Op: "write", Path: "/d/x", Err: syscall.ENOSPC}
+	tf := errors.New("tensorflow ResourceExhausted: /d/ckpt_temp/part-0; No space left on device")
+	denied := &os.PathError{Op: "open", Path: "/d/x", Err: syscall.EACCES}
+	cases := []struct {
+		name string
+		err  error
+		want int
+		text string
+	}{
+		{"full disk, writing", CannotWrite("/d", full), 4, "cannot write /d: no space left on the device: free some space"},
+		{"read-only, writing", CannotWrite("/d", &os.PathError{Op: "mkdir", Path: "/d", Err: syscall.EROFS}), 4, "read-only file system: choose a folder you can write to"},
+		{"denied, writing", CannotWrite("/d", denied), 4, "cannot write /d: permission denied"},
+		{"other, writing", CannotWrite("/d", errors.New("boom")), 1, "boom"},
+		{"full disk in TensorFlow, net", AsWriteFailure(Modelf("saving: %v", tf)), 4, "No space left on device"},
+		{"denied, net: may be a read", AsWriteFailure(Modelf("%v", denied)), 5, "permission denied"},
+		{"usage stays usage", AsWriteFailure(Usagef("--out: %v", full)), 2, "--out"},
+	}
+	for _, c := range cases {
+		if got := ExitCode(c.err); got != c.want || !strings.Contains(c.err.Error(), c.text) {
+			t.Errorf("%s: exit %d, %q; want %d containing %q", c.name, got, c.err, c.want, c.text)
 		}
 	}
 }

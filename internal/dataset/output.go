@@ -80,11 +80,17 @@ func workPrefix(out string) string { return "." + filepath.Base(out) + ".xcept-"
 func newWorkDir(out string) (string, error) {
 	parent := filepath.Dir(out)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
+		if werr := cli.CannotWrite("--out "+out, err); werr != err {
+			return "", werr
+		}
 		return "", cli.Usagef("--out %s: %v", out, err)
 	}
 	removeStale(out)
 	dir, err := os.MkdirTemp(parent, fmt.Sprintf("%stmp-%d-", workPrefix(out), os.Getpid()))
 	if err != nil {
+		if werr := cli.CannotWrite("--out "+out, err); werr != err {
+			return "", werr
+		}
 		return "", cli.Usagef("--out %s: cannot create a work folder beside it: %v", out, err)
 	}
 	// MkdirTemp makes the folder private; a dataset is as readable as any folder mkdir makes.

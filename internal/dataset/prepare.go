@@ -159,13 +159,13 @@ func Prepare(ctx context.Context, opts Options) (*Report, error) {
 	spoolPath := filepath.Join(work, "spool")
 	spool, err := os.Create(spoolPath)
 	if err != nil {
-		return nil, err
+		return nil, cli.CannotWrite("--out "+out, err)
 	}
 	defer spool.Close()
 
 	audited, err := auditAll(ctx, sc.files, spool, &opts)
 	if err != nil {
-		return nil, err
+		return nil, cli.CannotWrite("--out "+out, err)
 	}
 	items := make([]*item, len(audited))
 	for i := range audited {
@@ -178,7 +178,7 @@ func Prepare(ctx context.Context, opts Options) (*Report, error) {
 	}
 	m, err := writeDataset(ctx, work, spool, plan, &opts)
 	if err != nil {
-		return rep, err
+		return rep, cli.CannotWrite("--out "+out, err)
 	}
 	spool.Close()
 	if err := os.Remove(spoolPath); err != nil {
@@ -190,7 +190,7 @@ func Prepare(ctx context.Context, opts Options) (*Report, error) {
 		}
 	}
 	if err := publish(work, out); err != nil {
-		return rep, fmt.Errorf("--out %s: moving the finished dataset into place: %w", out, err)
+		return rep, cli.CannotWrite("--out "+out, fmt.Errorf("--out %s: moving the finished dataset into place: %w", out, err))
 	}
 	published = true
 	rep.Manifest = m

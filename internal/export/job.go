@@ -155,7 +155,10 @@ func (j *job) writeError(ctx context.Context, err error) error {
 		return cli.Interrupted
 	}
 	if cli.KindOf(err) != cli.KindInternal {
-		return err
+		return cli.AsWriteFailure(err)
+	}
+	if werr := cli.CannotWrite(j.st.Base, err); werr != err {
+		return werr
 	}
 	var pe *os.PathError
 	if errors.As(err, &pe) {

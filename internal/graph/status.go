@@ -5,6 +5,7 @@ import "C"
 
 import (
 	"fmt"
+	"strings"
 )
 
 // Code is a TensorFlow status code (TF_Code).
@@ -56,6 +57,15 @@ func errorf(code Code, format string, args ...any) error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
+// stripHints removes the advice TensorFlow appends for its Python and C++
+// users, which no xcept user can act on (RunOptions are not theirs to set).
+func stripHints(msg string) string {
+	if i := strings.Index(msg, "Hint: If you want to see a list of allocated tensors"); i >= 0 {
+		msg = strings.TrimSpace(msg[:i])
+	}
+	return msg
+}
+
 // ErrClosed is returned by every use of a closed Session.
 var ErrClosed = &Error{Code: CodeFailedPrecondition, Message: "session is closed"}
 
@@ -69,7 +79,7 @@ func newStatus() status { return status{C.x_TF_NewStatus()} }
 func (s status) done() error {
 	defer C.x_TF_DeleteStatus(s.c)
 	if code := Code(C.x_TF_GetCode(s.c)); code != CodeOK {
-		return &Error{Code: code, Message: C.GoString(C.x_TF_Message(s.c))}
+		return &Error{Code: code, Message: stripHints(C.GoString(C.x_TF_Message(s.c)))}
 	}
 	return nil
 }

@@ -94,7 +94,9 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func (s Spec) args(dir string, overwrite bool) []string {
+// args are the builder's arguments; the class names are in the file
+// labels (one per line): a long list would not fit on a command line.
+func (s Spec) args(dir, labels string, overwrite bool) []string {
 	weights := s.Weights
 	if weights != "imagenet" && weights != "none" {
 		if abs, err := filepath.Abs(weights); err == nil {
@@ -103,7 +105,7 @@ func (s Spec) args(dir string, overwrite bool) []string {
 	}
 	args := []string{
 		"--out", dir,
-		"--classes", strings.Join(s.Classes, ","),
+		"--labels", labels,
 		"--image-size", strconv.Itoa(s.ImageSize),
 		"--weights", weights,
 		"--precision", s.Precision,
@@ -132,7 +134,19 @@ func Build(ctx context.Context, dir string, spec Spec, overwrite bool, progress 
 			return nil, cli.Dataf("class name %q: commas and newlines are not allowed in class names", c)
 		}
 	}
-	if _, err := pyenv.Run(ctx, Builder, spec.args(dir, overwrite), progress); err != nil {
+	labels, err := os.CreateTemp("", "xcept-labels-*.txt")
+	if err != nil {
+		return nil, cli.CannotWrite(os.TempDir(), err)
+	}
+	defer os.Remove(labels.Name())
+	_, err = labels.Write(contract.LabelsText(spec.Classes))
+	if cerr := labels.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, cli.CannotWrite(labels.Name(), err)
+	}
+	if _, err := pyenv.Run(ctx, Builder, spec.args(dir, labels.Name(), overwrite), progress); err != nil {
 		return nil, builderError(ctx, dir, err)
 	}
 	// The serving model is xcept's: marked so that predict and serve run it

@@ -135,6 +135,13 @@ var _ Saver = (*graph.Session)(nil)
 // state.json is written last, so a checkpoint folder without state.json is
 // never used and a kill at any moment leaves the previous checkpoint whole.
 func (r *Run) SaveCheckpoint(s Saver, name string, state any) error {
+	if err := r.saveCheckpoint(s, name, state); err != nil {
+		return cli.CannotWrite(filepath.Join(r.Dir, ckptDir), err)
+	}
+	return nil
+}
+
+func (r *Run) saveCheckpoint(s Saver, name string, state any) error {
 	base := filepath.Join(r.Dir, ckptDir)
 	if err := os.MkdirAll(base, 0o755); err != nil {
 		return err
@@ -210,8 +217,16 @@ func WriteJSON(path string, v any) error {
 }
 
 // WriteFile writes data to path atomically: a temporary file in the same
-// folder, synced, then renamed.
+// folder, synced, then renamed. A full disk, read-only folder or denied
+// permission is a cli.KindData error naming path.
 func WriteFile(path string, data []byte) error {
+	if err := writeFile(path, data); err != nil {
+		return cli.CannotWrite(path, err)
+	}
+	return nil
+}
+
+func writeFile(path string, data []byte) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
 	if err != nil {
 		return err
