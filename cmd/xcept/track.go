@@ -73,6 +73,12 @@ func runTrack(ctx context.Context, o *TrackOptions) error {
 	if _, err := runs.Open(o.Run); err != nil {
 		return cli.Dataf("%v", err)
 	}
+	// track records its MLflow state in the run folder: one writer at a time.
+	lock, err := runs.Acquire(o.Run, "track")
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	sum, err := track.Sync(ctx, o.Run, o.Settings)
 	if err != nil {
 		return cli.Dataf("--run %s: tracking at %s failed: %v", o.Run, o.Settings.URI, err)
