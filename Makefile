@@ -48,6 +48,11 @@ $(MLFLOW_VENV)/.installed: requirements-mlflow.txt
 	$(MLFLOW_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-mlflow.txt
 	touch $@
 
+# Regenerates the gRPC code of xcept serve from internal/serve/grpcapi/proto.
+.PHONY: proto
+proto:
+	scripts/gen_proto.sh
+
 # Real Keras Xception ImageNet weights as an offline test fixture, cached in
 # $XCEPT_CACHE/fixtures (default ~/.cache/xcept/fixtures; make clean keeps it).
 fixtures: venv

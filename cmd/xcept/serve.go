@@ -28,6 +28,8 @@ type ServeOptions struct {
 	Server  serve.Config
 	Host    string
 	Port    int
+	// GRPCPort answers TF Serving's gRPC API there too; 0: no gRPC.
+	GRPCPort int
 	Grace   time.Duration // how long requests in flight may take after SIGTERM
 	Session graph.SessionOptions
 	// AllowUntrusted loads versions trust.Check refuses.
@@ -38,6 +40,7 @@ type ServeOptions struct {
 	Stdout         io.Writer
 	Stderr         io.Writer
 	Listener       net.Listener     // tests: listen here instead of Host:Port
+	GRPCListener   net.Listener     // tests: answer gRPC here instead of Host:GRPCPort
 	Ready          func(url string) // tests: called once the server answers
 	Loader         serve.Loader     // tests: nil loads SavedModels with the C API
 	Context        context.Context  // cancelled by SIGTERM or Ctrl-C
@@ -48,6 +51,7 @@ var serveKeys = map[string]string{
 	"serve.name":                  "name",
 	"serve.host":                  "host",
 	"serve.port":                  "port",
+	"serve.grpc_port":             "grpc-port",
 	"serve.max_batch":             "max-batch",
 	"serve.batch_timeout":         "batch-timeout",
 	"serve.workers":               "workers",
@@ -111,6 +115,7 @@ The server listens on 127.0.0.1 unless --host says otherwise.`,
 	f.String("name", "", "model name in URLs, /v1/models/NAME (serve.name; default: the --model folder's name)")
 	f.String("host", "", "address to listen on; 0.0.0.0 for every interface (serve.host)")
 	f.Int("port", 0, "port to listen on; 0 picks a free one (serve.port)")
+	f.Int("grpc-port", 0, "also answer TF Serving's gRPC API (PredictionService, ModelService, grpc.health.v1) on this port, e.g. 8500; 0: no gRPC (serve.grpc_port)")
 	f.Int("max-batch", 0, "most images per model run when batching concurrent requests; 0 turns batching off (serve.max_batch)")
 	f.Duration("batch-timeout", 0, "how long the first request of a batch waits for more (serve.batch_timeout)")
 	f.Int("workers", 0, "model runs in flight at once (serve.workers)")
@@ -149,7 +154,7 @@ func (o *ServeOptions) fromConfig(v *viper.Viper) error {
 	if c.Name == "" {
 		c.Name = filepath.Base(filepath.Clean(o.Server.Dir))
 	}
-	o.Host, o.Port = v.GetString("serve.host"), v.GetInt("serve.port")
+	o.Host, o.Port, o.GRPCPort = v.GetString("serve.host"), v.GetInt("serve.port"), v.GetInt("serve.grpc_port")
 	c.Batch = serve.BatchConfig{MaxBatch: v.GetInt("serve.max_batch"), Workers: v.GetInt("serve.workers"), MaxQueue: v.GetInt("serve.max_queue")}
 	if c.Batch.Timeout, err = dur("serve.batch_timeout", "batch-timeout"); err != nil {
 		return err
@@ -174,6 +179,8 @@ func (o *ServeOptions) fromConfig(v *viper.Viper) error {
 		return cli.Usagef("serve.name (--name) %q: a model name cannot be empty or hold '/', ':' or spaces (it is part of the URL)", c.Name)
 	case o.Port < 0 || o.Port > 65535:
 		return cli.Usagef("serve.port (--port) %d: want 0 to 65535", o.Port)
+	case o.GRPCPort < 0 || o.GRPCPort > 65535:
+		return cli.Usagef("serve.grpc_port (--grpc-port) %d: want 1 to 65535, or 0 for no gRPC", o.GRPCPort)
 	case c.Batch.MaxBatch < 0:
 		return cli.Usagef("serve.max_batch (--max-batch) %d: want 0 (no batching) or more", c.Batch.MaxBatch)
 	case c.Batch.Timeout < 0:
@@ -256,9 +263,25 @@ func runServe(o ServeOptions) error {
 			return cli.Usagef("--host %s --port %d: %v (choose another port)", o.Host, o.Port, unwrapListenError(err))
 		}
 	}
+	gln := o.GRPCListener
+	if gln == nil && o.GRPCPort > 0 {
+		addr := net.JoinHostPort(o.Host, strconv.Itoa(o.GRPCPort))
+		if gln, err = net.Listen("tcp", addr); err != nil {
+			ln.Close()
+			srv.Close()
+			return cli.Usagef("--host %s --grpc-port %d: %v (choose another port)", o.Host, o.GRPCPort, unwrapListenError(err))
+		}
+	}
 	url := "http://" + ln.Addr().String()
-	if err := announce(o, url, srv.Version()); err != nil {
+	grpcAddr := ""
+	if gln != nil {
+		grpcAddr = gln.Addr().String()
+	}
+	if err := announce(o, url, grpcAddr, srv.Version()); err != nil {
 		ln.Close()
+		if gln != nil {
+			gln.Close()
+		}
 		srv.Close()
 		return err
 	}
@@ -269,7 +292,16 @@ func runServe(o ServeOptions) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	grpcDone := make(chan error, 1)
+	if gln != nil {
+		go func() { grpcDone <- srv.ServeGRPC(ctx, gln, o.Grace) }()
+	} else {
+		grpcDone <- nil
+	}
 	err = srv.Serve(ctx, ln, o.Grace)
+	if gerr := <-grpcDone; err == nil {
+		err = gerr
+	}
 	fmt.Fprintf(log, "%s serve: stopped\n", time.Now().Format("2006-01-02 15:04:05"))
 	if err != nil {
 		return cli.Modelf("serve: %v", err)
@@ -287,19 +319,27 @@ func unwrapListenError(err error) error {
 
 // announce says where the server listens: a line for people on stderr,
 // and with --json a JSON line on stdout for scripts (the port, when --port 0).
-func announce(o ServeOptions, url string, version int64) error {
+func announce(o ServeOptions, url, grpcAddr string, version int64) error {
 	c := o.Server
 	if !o.Quiet {
-		fmt.Fprintf(o.Stderr, "serving model %q version %d on %s/v1/models/%s (%s; request timeout %v)\n",
-			c.Name, version, url, c.Name, c.Batch, c.Timeout)
+		also := ""
+		if grpcAddr != "" {
+			also = ", gRPC on " + grpcAddr
+		}
+		fmt.Fprintf(o.Stderr, "serving model %q version %d on %s/v1/models/%s%s (%s; request timeout %v)\n",
+			c.Name, version, url, c.Name, also, c.Batch, c.Timeout)
 	}
 	if !o.JSON {
 		return nil
 	}
-	line, err := json.Marshal(map[string]any{
+	event := map[string]any{
 		"event": "listening", "url": url, "model": c.Name, "version": version,
 		"predict": url + "/v1/models/" + c.Name + ":predict",
-	})
+	}
+	if grpcAddr != "" {
+		event["grpc"] = grpcAddr
+	}
+	line, err := json.Marshal(event)
 	if err != nil {
 		return err
 	}

@@ -110,16 +110,26 @@ func ParsePredict(ctx context.Context, body []byte, sigs map[string]*graph.Signa
 	if err != nil {
 		return nil, err
 	}
+	if err := req.checkImages(ctx, sig, lim); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// checkImages checks every input against the signature and replaces each
+// encoded image by what the model is fed, within the limits: the rule that
+// REST and gRPC requests share once their inputs are read.
+func (req *PredictRequest) checkImages(ctx context.Context, sig *graph.Signature, lim Limits) error {
 	var images []imageRef
 	for _, key := range sig.InputKeys() {
 		refs, err := checkInput(key, req.Inputs[key], sig.Inputs[key], req.Format, lim)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		images = append(images, refs...)
 	}
 	if len(images) == 0 {
-		return req, nil
+		return nil
 	}
 	var total int64
 	rows, _ := batchRows(sig, req.Inputs)
@@ -133,14 +143,14 @@ func ParsePredict(ctx context.Context, body []byte, sigs map[string]*graph.Signa
 		}
 	}
 	if lim.MaxRequestPixels > 0 && total > lim.MaxRequestPixels {
-		return nil, tooManyPixels(total, lim.MaxRequestPixels)
+		return tooManyPixels(total, lim.MaxRequestPixels)
 	}
 	for _, im := range images {
 		if err := im.feed(ctx, lim.Decode); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return req, nil
+	return nil
 }
 
 // imageRef is one encoded image of a request whose header was checked.
