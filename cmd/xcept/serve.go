@@ -25,13 +25,13 @@ func init() { verbs = append(verbs, NewServeCmd) }
 
 // ServeOptions is everything `xcept serve` needs, already validated.
 type ServeOptions struct {
-	Server  serve.Config
-	Host    string
-	Port    int
+	Server serve.Config
+	Host   string
+	Port   int
 	// GRPCPort answers TF Serving's gRPC API there too; 0: no gRPC.
 	GRPCPort int
-	Grace   time.Duration // how long requests in flight may take after SIGTERM
-	Session graph.SessionOptions
+	Grace    time.Duration // how long requests in flight may take after SIGTERM
+	Session  graph.SessionOptions
 	// AllowUntrusted loads versions trust.Check refuses.
 	AllowUntrusted bool
 	JSON           bool
