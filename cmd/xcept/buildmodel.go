@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
@@ -98,17 +98,12 @@ rebuild a model with other options.`,
 }
 
 func runBuildModel(ctx context.Context, o *BuildModelOptions) error {
-	var progress = o.Stderr
-	if o.Quiet || o.JSON {
-		progress = nil
-	}
-	info, err := model.Build(ctx, o.Out, o.Spec, o.Overwrite, progress)
+	info, err := model.Build(ctx, o.Out, o.Spec, o.Overwrite, o.Progress())
 	if err != nil {
 		return err
 	}
-	if o.JSON {
-		return json.NewEncoder(o.Stdout).Encode(info)
-	}
-	fmt.Fprintf(o.Stdout, "built %s in %s\n", info, o.Out)
-	return nil
+	return o.Result(info, func(w io.Writer) error {
+		_, err := fmt.Fprintf(w, "built %s in %s\n", info, o.Out)
+		return err
+	})
 }

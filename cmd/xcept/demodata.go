@@ -11,6 +11,7 @@ import (
 
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/demodata"
+	"github.com/xcept/xcept/internal/fault"
 )
 
 func init() { verbs = append(verbs, NewDemoDataCmd) }
@@ -90,19 +91,15 @@ func runDemoData(g *Globals, o DemoDataOptions) error {
 		return err
 	}
 	if err := demodata.Generate(o.Out, o.Gen); err != nil {
-		return fmt.Errorf("--out %s: %w", o.Out, err)
+		return fault.New(fault.CannotWrite, "--out %s: %v: choose a folder you can write to", o.Out, fault.Bare(err))
 	}
 	if err := os.WriteFile(filepath.Join(o.Out, demoMarker), []byte("made by xcept demo-data\n"), 0o644); err != nil {
-		return err
+		return fault.New(fault.CannotWrite, "--out %s: %v", o.Out, fault.Bare(err))
 	}
 	classes := demodata.ClassNames(o.Gen.Classes)
-	if g.JSON {
-		printJSON(g.Stdout, map[string]any{"out": o.Out, "classes": classes, "images": o.Gen.Classes * o.Gen.PerClass})
-	} else if !g.Quiet {
-		fmt.Fprintf(g.Stderr, "wrote %d images (%s × %d, %dx%d) to %s\n", o.Gen.Classes*o.Gen.PerClass,
-			strings.Join(classes, ", "), o.Gen.PerClass, o.Gen.Width, o.Gen.Height, o.Out)
-	}
-	return nil
+	g.Progressf("wrote %d images (%s × %d, %dx%d) to %s", o.Gen.Classes*o.Gen.PerClass,
+		strings.Join(classes, ", "), o.Gen.PerClass, o.Gen.Width, o.Gen.Height, o.Out)
+	return g.Result(map[string]any{"out": o.Out, "classes": classes, "images": o.Gen.Classes * o.Gen.PerClass}, nil)
 }
 
 // clearDemoDir makes out ready: absent or empty is fine, a previous demo
@@ -118,5 +115,8 @@ func clearDemoDir(out string) error {
 	if _, err := os.Stat(filepath.Join(out, demoMarker)); err != nil {
 		return cli.Usagef("--out %s is not empty and was not made by demo-data: choose a new folder", out)
 	}
-	return os.RemoveAll(out)
+	if err := os.RemoveAll(out); err != nil {
+		return fault.New(fault.CannotWrite, "--out %s: %v: choose a folder you can write to", out, fault.Bare(err))
+	}
+	return nil
 }

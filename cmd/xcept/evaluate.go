@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -29,6 +28,7 @@ func init() { verbs = append(verbs, NewEvaluateCmd) }
 
 // EvaluateOptions is everything `xcept evaluate` needs, already validated.
 type EvaluateOptions struct {
+	cli.Output                 // where and how it prints: text, JSON Lines or quiet
 	Predictions string         // predictions file: true,pred[,file][,probabilities]
 	Labels      string         // labels.txt: class names in index order
 	Run         string         // or a run folder, evaluated with its best checkpoint
@@ -38,12 +38,8 @@ type EvaluateOptions struct {
 	Out         string         // report folder
 	TopK        int            // k of top-k accuracy
 	Gates       []metrics.Gate // CI gates
-	JSON        bool           // print the summary as JSON
-	Quiet       bool
 	Session     graph.SessionOptions
 	Limits      infer.Limits
-	Stdout      io.Writer
-	Stderr      io.Writer
 }
 
 // NewEvaluateCmd builds `xcept evaluate`.
@@ -85,7 +81,7 @@ the run folder need its lock), 130 interrupted.`,
   xcept evaluate --predictions preds.csv --labels labels.txt --min-accuracy 0.9 --min-recall 0.8 --min-recall cat=0.95 --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts.JSON, opts.Quiet, opts.Stdout, opts.Stderr = g.JSON, g.Quiet, g.Stdout, g.Stderr
+			opts.Output = g.Output
 			if cmd.Flags().Changed("min-accuracy") {
 				gate, err := metrics.MinAccuracy(minAccuracy)
 				if err != nil {
@@ -196,9 +192,7 @@ func runEvaluate(o EvaluateOptions) error {
 // report, the top-k figures, the gates and where report.html is.
 func printSummary(o EvaluateOptions, s *report.Summary) error {
 	if o.JSON {
-		enc := json.NewEncoder(o.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(s)
+		return o.Result(s, nil)
 	}
 	var b strings.Builder
 	b.WriteString(s.Report.Text(2))
@@ -262,7 +256,7 @@ func validateEvaluateRun(o *EvaluateOptions) error {
 // runEvaluateModel predicts a split (or a labelled folder) with the run's
 // best checkpoint and writes the reports.
 func runEvaluateModel(ctx context.Context, o EvaluateOptions) error {
-	r, err := infer.OpenRun(o.Run)
+	r, err := runs.Open(o.Run)
 	if err != nil {
 		return err
 	}
@@ -388,12 +382,10 @@ func (s *evalSource) predict(ctx context.Context, m *model.Model) (*infer.Evalua
 	skipped := 0
 	ev, err := infer.PredictLabelled(ctx, m, s.files, s.fit, s.o.Batch, s.o.Limits, func(e *infer.FileError) {
 		skipped++
-		if !s.o.Quiet {
-			fmt.Fprintf(s.o.Stderr, "skipped %s: %s (%s)\n", e.Path, e.Reason, e.Detail)
-		}
+		s.o.Notef("skipped %s: %s (%s)", e.Path, e.Reason, e.Detail)
 	})
-	if err == nil && skipped > 0 && !s.o.Quiet {
-		fmt.Fprintf(s.o.Stderr, "%d unreadable files left out of the evaluation\n", skipped)
+	if err == nil && skipped > 0 {
+		s.o.Notef("%d unreadable files left out of the evaluation", skipped)
 	}
 	return ev, err
 }

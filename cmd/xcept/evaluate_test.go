@@ -15,7 +15,6 @@ import (
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/dataset"
 	"github.com/xcept/xcept/internal/demodata"
-	"github.com/xcept/xcept/internal/infer"
 	"github.com/xcept/xcept/internal/report"
 	runs "github.com/xcept/xcept/internal/run"
 )
@@ -230,7 +229,7 @@ func testEvaluateRun(t *testing.T, runDir string) {
 	if !strings.Contains(stdout, "report: "+filepath.Join(out, "test", "report.html")) || !strings.Contains(stdout, "weighted avg") {
 		t.Errorf("text summary:\n%s", stdout)
 	}
-	r, err := infer.OpenRun(runDir)
+	r, err := runs.Open(runDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +311,7 @@ func testEvaluateRunExitCodes(t *testing.T, runDir string) {
 		"--image-size", "128", "--no-model"); code != 0 {
 		t.Fatal(stderr)
 	}
-	r, _ := infer.OpenRun(runDir)
+	r, _ := runs.Open(runDir)
 	mismatched := filepath.Join(dir, "mismatched")
 	info := r.Info
 	info.Dataset = filepath.Join(dir, "two-ds")

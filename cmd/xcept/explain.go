@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"image"
 	"image/png"
@@ -29,17 +28,14 @@ func init() { verbs = append(verbs, NewExplainCmd) }
 
 // ExplainOptions is everything `xcept explain` needs, already validated.
 type ExplainOptions struct {
-	Run     string
-	Paths   []string
-	Class   string // class to explain, by name or index; "" for the predicted one
-	Out     string // folder of the overlays; "" for RUN/explain
-	Batch   int
-	JSON    bool
-	Session graph.SessionOptions
-	Limits  infer.Limits
-	Stdout  io.Writer
-	Stderr  io.Writer
-	Quiet   bool
+	cli.Output // where and how it prints: text, JSON Lines or quiet
+	Run        string
+	Paths      []string
+	Class      string // class to explain, by name or index; "" for the predicted one
+	Out        string // folder of the overlays; "" for RUN/explain
+	Batch      int
+	Session    graph.SessionOptions
+	Limits     infer.Limits
 }
 
 // overlayMaxSide bounds the overlay PNG: a 12-megapixel photo's overlay
@@ -69,7 +65,7 @@ or a path does not exist, 5 the model failed, 130 interrupted.`,
   xcept explain --run runs/flowers --class tulip --out cams photos/`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o.Paths, o.JSON, o.Stdout, o.Stderr, o.Quiet = args, g.JSON, g.Stdout, g.Stderr, g.Quiet
+			o.Paths, o.Output = args, g.Output
 			var err error
 			if o.Session, o.Limits, err = inferConfig(g, cmd.Flags()); err != nil {
 				return err
@@ -106,7 +102,7 @@ type explainLine struct {
 }
 
 func runExplain(ctx context.Context, o *ExplainOptions) error {
-	r, err := infer.OpenRun(o.Run)
+	r, err := runs.Open(o.Run)
 	if err != nil {
 		return err
 	}
@@ -175,9 +171,7 @@ func resizePolicy(r *runs.Run, o *ExplainOptions) imageio.Fit {
 			return fit
 		}
 	}
-	if !o.Quiet {
-		fmt.Fprintf(o.Stderr, "the run's dataset %s cannot be read: resizing images with squash, the default\n", r.Info.Dataset)
-	}
+	o.Notef("the run's dataset %s cannot be read: resizing images with squash, the default", r.Info.Dataset)
 	return imageio.Squash
 }
 
@@ -266,9 +260,9 @@ func encodePNG(img image.Image) []byte {
 func (x *explainer) print(l explainLine) error {
 	if x.o.JSON {
 		if l.Error != nil { // no probabilities of 0 that were never computed
-			return json.NewEncoder(x.o.Stdout).Encode(predictLine{File: l.File, Error: l.Error})
+			return x.o.Line(predictLine{File: l.File, Error: l.Error})
 		}
-		return json.NewEncoder(x.o.Stdout).Encode(l)
+		return x.o.Line(l)
 	}
 	var s string
 	switch {

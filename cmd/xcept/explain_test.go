@@ -161,7 +161,7 @@ func (f gradcamFigures) String() string {
 // checkpoint may be from before fine-tuning.
 func openLast(t *testing.T, runDir string) *model.Model {
 	t.Helper()
-	r, err := infer.OpenRun(runDir)
+	r, err := runs.Open(runDir)
 	if err != nil {
 		t.Fatal(err)
 	}

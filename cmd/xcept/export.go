@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/export"
 )
 
@@ -17,9 +17,8 @@ func init() { verbs = append(verbs, NewExportCmd) }
 
 // ExportOptions is everything `xcept export` needs.
 type ExportOptions struct {
-	Export export.Options
-	JSON   bool
-	Stdout io.Writer
+	cli.Output // where and how it prints: text, JSON Lines or quiet
+	Export     export.Options
 }
 
 // exportKeys binds configuration keys to flags.
@@ -61,8 +60,8 @@ Versions count up from 1; an export never replaces one. OUT defaults to
 RUN/export and NAME to the run folder's name. Agreement is gated at 0.99 for
 float32 and float16 (export.min_agreement); dynamic and int8 are reported and
 gated only with --min-agreement or export.min_agreement_quantized.
-Exit codes: 0 exported, 2 bad flags, 3 agreement below the threshold, 4 dataset
-or output folder unusable, 5 no checkpoint, model or converter failure,
+Exit codes: 0 exported, 2 bad flags, 3 agreement below the threshold, 4 dataset,
+--run or output folder unusable, 5 no checkpoint, model or converter failure,
 6 another process is writing the run (an export into the run folder needs its
 lock), 130 interrupted; on any failure nothing is left behind.`,
 		Example: `  xcept export --run runs/flowers
@@ -116,10 +115,8 @@ func (o *ExportOptions) fromConfig(g *Globals, cmd *cobra.Command, minAgreement 
 	default:
 		e.MinAgreement = v.GetFloat64("export.min_agreement_quantized")
 	}
-	if !g.Quiet && !g.JSON {
-		e.Progress = g.Stderr
-	}
-	o.JSON, o.Stdout = g.JSON, g.Stdout
+	o.Output = g.Output
+	e.Progress = o.Progress()
 	return e.Validate()
 }
 
@@ -139,12 +136,7 @@ func runExport(ctx context.Context, o ExportOptions) error {
 	if err != nil {
 		return err
 	}
-	if o.JSON {
-		enc := json.NewEncoder(o.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
-	}
-	return printExport(o.Stdout, res)
+	return o.Result(res, func(w io.Writer) error { return printExport(w, res) })
 }
 
 // printExport writes the result for people: where the export is, the

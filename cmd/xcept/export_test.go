@@ -458,7 +458,7 @@ func TestExportFailsCleanly(t *testing.T) {
 		{name: "quantized savedmodel", args: []string{"--quantize", "int8"}, code: cli.ExitUsage, want: "applies to --format tflite only"},
 		{name: "threshold as a percentage", args: []string{"--min-agreement", "99"}, code: cli.ExitUsage, want: "--min-agreement 99"},
 		{name: "no checkpoint", args: []string{"--run", noCheckpoint}, code: cli.ExitModel, want: "has no best checkpoint yet"},
-		{name: "not a run", args: []string{"--run", t.TempDir()}, code: cli.ExitModel, want: "not an xcept run"},
+		{name: "not a run", args: []string{"--run", t.TempDir()}, code: cli.ExitData, want: "not an xcept run"},
 		{name: "output under a file", out: filepath.Join(aFile, "exports"),
 			code: cli.ExitData, want: "choose a folder you can write to"},
 	}
@@ -516,7 +516,7 @@ func TestExportThresholdSelection(t *testing.T) {
 			for k, v := range tt.env {
 				t.Setenv(k, v)
 			}
-			g := &Globals{Stdout: io.Discard, Stderr: io.Discard}
+			g := &Globals{Output: cli.Output{Stdout: io.Discard, Stderr: io.Discard}}
 			cmd := NewExportCmd(g)
 			if err := cmd.ParseFlags(append([]string{"--run", "runs/x"}, tt.args...)); err != nil {
 				t.Fatal(err)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -13,21 +12,21 @@ import (
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/infer"
+	runs "github.com/xcept/xcept/internal/run"
 )
 
 func init() { verbs = append(verbs, NewPredictCmd) }
 
 // PredictOptions is everything `xcept predict` needs, already validated.
 type PredictOptions struct {
-	Run     string   // run folder: its serving model with the best checkpoint
-	Model   string   // or an exported serving SavedModel (TF Serving layout allowed)
-	Paths   []string // images and folders of images
-	TopK    int
-	Batch   int
-	JSON    bool
-	Session graph.SessionOptions
-	Limits  infer.Limits
-	Stdout  io.Writer
+	cli.Output          // where and how it prints: text, JSON Lines or quiet
+	Run        string   // run folder: its serving model with the best checkpoint
+	Model      string   // or an exported serving SavedModel (TF Serving layout allowed)
+	Paths      []string // images and folders of images
+	TopK       int
+	Batch      int
+	Session    graph.SessionOptions
+	Limits     infer.Limits
 	// AllowUntrusted runs a --model that xcept did not export, or whose
 	// graph holds ops outside the allowlist (internal/trust).
 	AllowUntrusted bool
@@ -63,7 +62,7 @@ or a path does not exist, 5 the model failed, 130 interrupted.`,
   xcept predict --model export/serving --top-k 3 --json photo.jpg`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o.Paths, o.JSON, o.Stdout = args, g.JSON, g.Stdout
+			o.Paths, o.Output = args, g.Output
 			var err error
 			if o.Session, o.Limits, err = inferConfig(g, cmd.Flags()); err != nil {
 				return err
@@ -118,7 +117,7 @@ func openServing(run, modelDir string, opts graph.SessionOptions, allowUntrusted
 		}
 		return s, func() { s.Close() }, nil
 	}
-	r, err := infer.OpenRun(run)
+	r, err := runs.Open(run)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -149,7 +148,6 @@ func runPredict(ctx context.Context, o *PredictOptions) error {
 	}
 	defer done()
 	inputs := infer.ExpandPaths(o.Paths)
-	enc := json.NewEncoder(o.Stdout)
 	var total, failed int
 	err = s.PredictFiles(ctx, inputs, o.Batch, o.Limits, func(p infer.Prediction) error {
 		total++
@@ -160,7 +158,7 @@ func runPredict(ctx context.Context, o *PredictOptions) error {
 			line.Top = infer.Top(p.Probs, s.Classes, o.TopK)
 		}
 		if o.JSON {
-			return enc.Encode(line)
+			return o.Line(line)
 		}
 		_, err := io.WriteString(o.Stdout, predictText(line))
 		return err

@@ -18,7 +18,6 @@ import (
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/imageio"
-	"github.com/xcept/xcept/internal/infer"
 	"github.com/xcept/xcept/internal/model"
 	runs "github.com/xcept/xcept/internal/run"
 	"github.com/xcept/xcept/internal/testenv"
@@ -344,7 +343,7 @@ func testPredictBadFiles(t *testing.T, runDir string) {
 }
 
 func mustRunModel(t *testing.T, runDir string) string {
-	r, err := infer.OpenRun(runDir)
+	r, err := runs.Open(runDir)
 	if err != nil {
 		t.Fatal(err)
 	}

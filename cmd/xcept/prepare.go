@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -14,7 +12,6 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"golang.org/x/term"
 
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/dataset"
@@ -34,15 +31,12 @@ var buildModel = func(ctx context.Context, dir string, spec model.Spec, stderr i
 
 // PrepareOptions is everything `xcept prepare` needs; runPrepare sees only this.
 type PrepareOptions struct {
-	Dataset  dataset.Options
-	Model    model.Spec // Classes is filled in once the dataset is known
-	NoModel  bool
-	Strict   bool
-	JSON     bool
-	Quiet    bool
-	Progress bool // draw a progress bar on Stderr
-	Stdout   io.Writer
-	Stderr   io.Writer
+	cli.Output // where and how it prints: text, JSON Lines or quiet
+	Dataset    dataset.Options
+	Model      model.Spec // Classes is filled in once the dataset is known
+	NoModel    bool
+	Strict     bool
+	Progress   bool // draw a progress bar on Stderr
 }
 
 // prepareKeys binds configuration keys to prepare's flags.
@@ -150,8 +144,8 @@ func (o *PrepareOptions) fromConfig(g *Globals, flags *pflag.FlagSet) error {
 			return err
 		}
 	}
-	o.JSON, o.Quiet, o.Stdout, o.Stderr = g.JSON, g.Quiet, g.Stdout, g.Stderr
-	o.Progress = !g.JSON && !g.Quiet && isTerminal(g.Stderr)
+	o.Output = g.Output
+	o.Progress = o.Bar()
 	return nil
 }
 
@@ -174,11 +168,7 @@ func runPrepare(ctx context.Context, o PrepareOptions) error {
 		o.Dataset.Finish = func(ctx context.Context, dir string, classes []string) error {
 			spec := o.Model
 			spec.Classes = classes
-			var progress io.Writer
-			if !o.Quiet && !o.JSON {
-				progress = o.Stderr
-			}
-			err := buildModel(ctx, filepath.Join(dir, dataset.ModelDir), spec, progress)
+			err := buildModel(ctx, filepath.Join(dir, dataset.ModelDir), spec, o.Output.Progress())
 			if err != nil && cli.KindOf(err) == cli.KindInternal && ctx.Err() == nil {
 				err = cli.Modelf("building the model for %s: %v", o.Dataset.Out, err)
 			}
@@ -186,12 +176,14 @@ func runPrepare(ctx context.Context, o PrepareOptions) error {
 		}
 	}
 	rep, err := dataset.Prepare(ctx, o.Dataset)
-	if rep != nil && !o.Quiet && !o.JSON {
+	if rep != nil && o.Chatty() {
 		rep.WriteText(o.Stderr)
 	}
 	if err != nil {
 		if rep != nil && o.JSON {
-			printJSON(o.Stdout, prepareSummary{Summary: rep.Summary()})
+			if jerr := o.Result(prepareSummary{Summary: rep.Summary()}, nil); jerr != nil {
+				return jerr
+			}
 		}
 		return err
 	}
@@ -199,25 +191,13 @@ func runPrepare(ctx context.Context, o PrepareOptions) error {
 	if !o.NoModel {
 		summary.Model = filepath.Join(rep.Out, dataset.ModelDir)
 	}
-	if o.JSON {
-		printJSON(o.Stdout, summary)
+	if err := o.Result(summary, nil); err != nil {
+		return err
 	}
 	if o.Strict && len(rep.Problems) > 0 {
 		return cli.Gatef("--strict: %s found (see %s)", dataset.Plural(len(rep.Problems), "problem"), filepath.Join(rep.Out, dataset.ProblemsFile))
 	}
 	return nil
-}
-
-func printJSON(w io.Writer, v any) {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
-}
-
-// isTerminal reports whether w is a terminal, where a progress bar belongs.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // barProgress draws dataset.Progress as a progress bar.

@@ -211,7 +211,7 @@ func TestPrepareModelFailures(t *testing.T) {
 
 func TestProgressOnlyOnATerminal(t *testing.T) {
 	var b bytes.Buffer
-	if isTerminal(&b) {
+	if (cli.Output{Stderr: &b}).Bar() {
 		t.Error("a buffer is not a terminal")
 	}
 	p := &barProgress{w: &b}

@@ -22,18 +22,15 @@ import (
 // Globals are the flags every command shares, and the writers it prints to.
 type Globals struct {
 	ConfigFile string
-	JSON       bool
-	Quiet      bool
 	Verbose    bool
-	Stdout     io.Writer // data: results, JSON
-	Stderr     io.Writer // people: progress, warnings
+	cli.Output // --json, --quiet; Stdout for data (results, JSON), Stderr for people (progress, warnings)
 }
 
 // NewRootCmd builds the command tree. Each verb lives in its own file as an
 // Options struct, a NewXxxCmd that alone touches cobra and viper, and a run
 // function that sees only the Options.
 func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
-	g := &Globals{Stdout: stdout, Stderr: stderr}
+	g := &Globals{Output: cli.Output{Stdout: stdout, Stderr: stderr}}
 	root := &cobra.Command{
 		Use:   "xcept",
 		Short: "Turn a folder of labelled images into a verified, deployable Xception classifier",
@@ -42,9 +39,13 @@ through the TensorFlow C API, evaluates it, and exports models that are checked
 against the trained one. Run "xcept COMMAND --help" for each step.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		PersistentPreRun: func(*cobra.Command, []string) {
+		PersistentPreRunE: func(*cobra.Command, []string) error {
 			graph.SetVerbose(g.Verbose)
 			pyenv.Verbose = g.Verbose
+			// An unreadable --config is the same usage error for every
+			// command, those that read no key of it included.
+			_, err := g.Config(nil, nil)
+			return err
 		},
 	}
 	root.SetOut(stdout)
@@ -61,7 +62,41 @@ against the trained one. Run "xcept COMMAND --help" for each step.`,
 	for _, add := range verbs {
 		root.AddCommand(add(g))
 	}
+	root.InitDefaultCompletionCmd()
+	root.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	usageArgs(root)
 	return root
+}
+
+// usageArgs makes every command's check of its positional arguments a usage
+// error (exit 2) that says which arguments the command takes; cobra's own
+// ("unknown command ...") would exit 1, the code for a bug.
+func usageArgs(cmd *cobra.Command) {
+	check := cmd.Args
+	if check == nil {
+		check = cobra.NoArgs
+	}
+	cmd.Args = func(c *cobra.Command, args []string) error {
+		err := check(c, args)
+		switch {
+		case err == nil:
+			return nil
+		case !c.HasParent():
+			var names []string
+			for _, sub := range c.Commands() {
+				if sub.IsAvailableCommand() {
+					names = append(names, sub.Name())
+				}
+			}
+			return cli.Usagef("unknown command %q: the commands are %s (see xcept --help)", args[0], strings.Join(names, ", "))
+		case strings.HasPrefix(err.Error(), "unknown command"): // cobra.NoArgs
+			return cli.Usagef("%s takes no arguments, only flags, but got %q (usage: %s; see --help)", c.CommandPath(), args[0], c.UseLine())
+		}
+		return cli.Usagef("%s: %v (usage: %s; see --help)", c.CommandPath(), err, c.UseLine())
+	}
+	for _, sub := range cmd.Commands() {
+		usageArgs(sub)
+	}
 }
 
 // verbs lists the command constructors; each verb file appends itself in init.

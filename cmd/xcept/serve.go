@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +16,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/serve"
 )
@@ -25,20 +25,17 @@ func init() { verbs = append(verbs, NewServeCmd) }
 
 // ServeOptions is everything `xcept serve` needs, already validated.
 type ServeOptions struct {
-	Server serve.Config
-	Host   string
-	Port   int
+	cli.Output // where and how it prints: text, JSON Lines or quiet
+	Server     serve.Config
+	Host       string
+	Port       int
 	// GRPCPort answers TF Serving's gRPC API there too; 0: no gRPC.
 	GRPCPort int
 	Grace    time.Duration // how long requests in flight may take after SIGTERM
 	Session  graph.SessionOptions
 	// AllowUntrusted loads versions trust.Check refuses.
 	AllowUntrusted bool
-	JSON           bool
-	Quiet          bool
 	Verbose        bool
-	Stdout         io.Writer
-	Stderr         io.Writer
 	Listener       net.Listener     // tests: listen here instead of Host:Port
 	GRPCListener   net.Listener     // tests: answer gRPC here instead of Host:GRPCPort
 	Ready          func(url string) // tests: called once the server answers
@@ -98,7 +95,7 @@ The server listens on 127.0.0.1 unless --host says otherwise.`,
   curl -d '{"instances": [{"b64": "'"$(base64 -w0 rose.jpg)"'"}]}' localhost:8501/v1/models/flowers:predict`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o.JSON, o.Quiet, o.Verbose, o.Stdout, o.Stderr = g.JSON, g.Quiet, g.Verbose, g.Stdout, g.Stderr
+			o.Output, o.Verbose = g.Output, g.Verbose
 			o.Context = cmd.Context()
 			v, err := g.Config(cmd.Flags(), serveKeys)
 			if err != nil {
@@ -137,10 +134,10 @@ func (o *ServeOptions) fromConfig(v *viper.Viper) error {
 	}
 	st, err := os.Stat(o.Server.Dir)
 	if err != nil {
-		return cli.Modelf("--model %s: %v", o.Server.Dir, unwrapPathError(err))
+		return fault.New(fault.BadData, "--model %s: %v", o.Server.Dir, fault.Bare(err))
 	}
 	if !st.IsDir() {
-		return cli.Modelf("--model %s is a file: give the export folder holding version folders (DIR/1/saved_model.pb)", o.Server.Dir)
+		return fault.New(fault.BadData, "--model %s is a file: give the export folder holding version folders (DIR/1/saved_model.pb)", o.Server.Dir)
 	}
 	dur := func(key, flag string) (time.Duration, error) {
 		d, err := castDuration(v.Get(key))
@@ -224,14 +221,6 @@ func castDuration(x any) (time.Duration, error) {
 		return time.ParseDuration(d)
 	}
 	return 0, fmt.Errorf("not a duration")
-}
-
-func unwrapPathError(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 // runServe loads the newest version and answers until the context ends.
@@ -321,14 +310,12 @@ func unwrapListenError(err error) error {
 // and with --json a JSON line on stdout for scripts (the port, when --port 0).
 func announce(o ServeOptions, url, grpcAddr string, version int64) error {
 	c := o.Server
-	if !o.Quiet {
-		also := ""
-		if grpcAddr != "" {
-			also = ", gRPC on " + grpcAddr
-		}
-		fmt.Fprintf(o.Stderr, "serving model %q version %d on %s/v1/models/%s%s (%s; request timeout %v)\n",
-			c.Name, version, url, c.Name, also, c.Batch, c.Timeout)
+	also := ""
+	if grpcAddr != "" {
+		also = ", gRPC on " + grpcAddr
 	}
+	o.Notef("serving model %q version %d on %s/v1/models/%s%s (%s; request timeout %v)",
+		c.Name, version, url, c.Name, also, c.Batch, c.Timeout)
 	if !o.JSON {
 		return nil
 	}
@@ -339,10 +326,5 @@ func announce(o ServeOptions, url, grpcAddr string, version int64) error {
 	if grpcAddr != "" {
 		event["grpc"] = grpcAddr
 	}
-	line, err := json.Marshal(event)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(o.Stdout, "%s\n", line)
-	return err
+	return o.Line(event)
 }

@@ -37,8 +37,8 @@ func TestServeRefusesBadInput(t *testing.T) {
 		want string
 	}{
 		{"no model", []string{"serve"}, nil, cli.ExitUsage, "--model DIR is required"},
-		{"missing folder", []string{"serve", "--model", filepath.Join(empty, "nope")}, nil, cli.ExitModel, "no such file or directory"},
-		{"a file", []string{"serve", "--model", file}, nil, cli.ExitModel, "is a file"},
+		{"missing folder", []string{"serve", "--model", filepath.Join(empty, "nope")}, nil, cli.ExitData, "no such file or directory"},
+		{"a file", []string{"serve", "--model", file}, nil, cli.ExitData, "is a file"},
 		{"no version", []string{"serve", "--model", empty}, nil, cli.ExitModel, "has no complete version folder"},
 		{"no version folder", []string{"serve", "--model", bare}, nil, cli.ExitModel, "is a SavedModel itself, but serve (like TF Serving) expects version folders: move it to " + filepath.Join(bare, "1")},
 		{"negative batch", []string{"serve", "--model", empty, "--max-batch", "-1"}, nil, cli.ExitUsage, "serve.max_batch (--max-batch) -1"},
@@ -71,7 +71,7 @@ func TestServeConfigLayers(t *testing.T) {
 	os.WriteFile(cfg, []byte("serve:\n  max_batch: 8\n  batch_timeout: 1ms\n  poll: 0\n  max_body_mb: 2.5\n  workers: 3\n"), 0o644)
 	t.Setenv("XCEPT_SERVE_BATCH_TIMEOUT", "7ms")
 	t.Setenv("XCEPT_SERVE_WORKERS", "2")
-	g := &Globals{ConfigFile: cfg, Stdout: io.Discard, Stderr: io.Discard}
+	g := &Globals{ConfigFile: cfg, Output: cli.Output{Stdout: io.Discard, Stderr: io.Discard}}
 	cmd := NewServeCmd(g)
 	if err := cmd.ParseFlags([]string{"--model", dir, "--workers", "4", "--timeout", "3s"}); err != nil {
 		t.Fatal(err)

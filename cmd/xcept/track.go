@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,7 +71,7 @@ Exit codes: 0 sent, 2 bad flags, 4 not a run folder or the server unreachable.`,
 
 func runTrack(ctx context.Context, o *TrackOptions) error {
 	if _, err := runs.Open(o.Run); err != nil {
-		return cli.Dataf("%v", err)
+		return err
 	}
 	// track records its MLflow state in the run folder: one writer at a time.
 	lock, err := runs.Acquire(o.Run, "track")
@@ -83,12 +83,11 @@ func runTrack(ctx context.Context, o *TrackOptions) error {
 	if err != nil {
 		return cli.Dataf("--run %s: tracking at %s failed: %v", o.Run, o.Settings.URI, err)
 	}
-	if o.JSON {
-		return json.NewEncoder(o.Stdout).Encode(sum)
-	}
-	_, err = fmt.Fprintf(o.Stdout, "tracked %s as MLflow run %s at %s: sent %d parameters, %d metric values, %d artifacts\n",
-		o.Run, sum.RunID, o.Settings.URI, sum.Params, sum.Metrics, sum.Artifacts)
-	return err
+	return o.Result(sum, func(w io.Writer) error {
+		_, err := fmt.Fprintf(w, "tracked %s as MLflow run %s at %s: sent %d parameters, %d metric values, %d artifacts\n",
+			o.Run, sum.RunID, o.Settings.URI, sum.Params, sum.Metrics, sum.Artifacts)
+		return err
+	})
 }
 
 // trackingSettings reads tracking.* and MLflow's own environment; a value

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
@@ -14,6 +16,7 @@ import (
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/dataset"
 	"github.com/xcept/xcept/internal/graph"
+	"github.com/xcept/xcept/internal/model"
 	"github.com/xcept/xcept/internal/train"
 )
 
@@ -62,9 +65,9 @@ image), which makes each epoch take seconds on a CPU.
 
 Ctrl-C finishes the step underway, saves the last checkpoint and exits with 130;
 --resume continues exactly where the run stopped, after Ctrl-C, a crash or kill -9.
-Exit codes: 0 done, 2 bad flags or configuration, 4 unusable data, 5 model or
-TensorFlow failure, 6 another process is writing the run (the message names
-it), 130 interrupted.`,
+Exit codes: 0 done, 2 bad flags or configuration, 4 unusable data or --run, 5
+model or TensorFlow failure, 6 another process is writing the run (the message
+names it), 130 interrupted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.fromConfig(cmd, train.PhaseTrain); err != nil {
@@ -116,8 +119,8 @@ func (o *TrainOptions) fromConfig(cmd *cobra.Command, phase string) error {
 	if phase == train.PhaseTrain && o.Job.Dataset == "" && !o.Job.Resume {
 		return cli.Usagef("--data DIR is required (a prepared dataset or an image folder)")
 	}
-	if p := o.Job.Precision; p != "" && p != "float32" && p != "mixed_bfloat16" && p != "mixed_float16" {
-		return cli.Usagef("--precision %q: choose float32, mixed_bfloat16 or mixed_float16", p)
+	if p := o.Job.Precision; p != "" && !slices.Contains(model.Precisions, p) {
+		return cli.Usagef("--precision %q: choose %s", p, strings.Join(model.Precisions, ", "))
 	}
 	if o.Job.Cfg, err = trainConfig(v, phase); err != nil {
 		return err
@@ -133,7 +136,7 @@ func (o *TrainOptions) fromConfig(cmd *cobra.Command, phase string) error {
 	if o.Job.ConfigYAML, err = yaml.Marshal(v.AllSettings()); err != nil {
 		return err
 	}
-	o.Job.Out = train.Output{Stdout: o.Stdout, Stderr: o.Stderr, TTY: !o.JSON && !o.Quiet && isTerminal(o.Stderr), JSON: o.JSON, Quiet: o.Quiet}
+	o.Job.Out = train.Output{Stdout: o.Stdout, Stderr: o.Stderr, TTY: o.Bar(), JSON: o.JSON, Quiet: o.Quiet}
 	return nil
 }
 
@@ -191,15 +194,14 @@ func runTrain(ctx context.Context, o *TrainOptions) error {
 	if err != nil {
 		return err
 	}
-	if o.JSON {
-		return json.NewEncoder(o.Stdout).Encode(map[string]any{"result": res})
-	}
-	fmt.Fprintf(o.Stdout, "%s: %d epochs, best %s %.4f at epoch %d; checkpoint %s\n",
-		res.Phase, res.Epochs, res.Monitor, res.Best, res.BestEpoch, res.Checkpoint)
-	if res.Hint != "" {
-		fmt.Fprintln(o.Stdout, res.Hint)
-	}
-	return nil
+	return o.Result(res, func(w io.Writer) error {
+		fmt.Fprintf(w, "%s: %d epochs, best %s %.4f at epoch %d; checkpoint %s\n",
+			res.Phase, res.Epochs, res.Monitor, res.Best, res.BestEpoch, res.Checkpoint)
+		if res.Hint != "" {
+			fmt.Fprintln(w, res.Hint)
+		}
+		return nil
+	})
 }
 
 // preparedDataset returns --data when it is a prepared dataset; a raw image
@@ -217,9 +219,7 @@ func preparedDataset(ctx context.Context, o *TrainOptions) (string, error) {
 	if _, err := os.Stat(filepath.Join(out, dataset.ManifestFile)); err == nil {
 		return out, nil
 	}
-	if !o.Quiet {
-		fmt.Fprintf(o.Stderr, "%s is an image folder: preparing it into %s first\n", data, out)
-	}
+	o.Notef("%s is an image folder: preparing it into %s first", data, out)
 	p, err := prepareOptionsFor(o.Globals, data, out)
 	if err != nil {
 		return "", err

@@ -97,6 +97,10 @@ func TestTrainAndFinetuneEndToEnd(t *testing.T) {
 	if len(lines) != 4 {
 		t.Fatalf("--json printed %d lines, want 3 epochs + result:\n%s", len(lines), stdout)
 	}
+	var result map[string]any // the bare result object, last, as every verb prints it
+	if err := json.Unmarshal([]byte(lines[3]), &result); err != nil || result["phase"] != "train" || result["checkpoint"] == nil || result["result"] != nil {
+		t.Errorf("last --json line %s (%v): want the bare result object", lines[3], err)
+	}
 	rows := readCSV(t, filepath.Join(runDir, "history.csv"))
 	if len(rows) != 4 {
 		t.Fatalf("history.csv has %d rows, want header + 3", len(rows))
@@ -291,8 +295,8 @@ func TestTrainRefusesBadInputBeforeWriting(t *testing.T) {
 		{"bad env", []string{"train", "--data", ds}, cli.ExitUsage, "callbacks.reduce_lr.factor"},
 		{"class mismatch", []string{"train", "--data", filepath.Join(twoClass, "ds")}, cli.ExitData, "the model has 3 classes"},
 		{"no dataset", []string{"train", "--data", filepath.Join(twoClass, "nope")}, cli.ExitData, "nope"},
-		{"resume nothing", []string{"train", "--resume"}, cli.ExitUsage, "holds no run"},
-		{"finetune nothing", []string{"finetune"}, cli.ExitModel, "train one first"},
+		{"resume nothing", []string{"train", "--resume"}, cli.ExitData, "holds no run"},
+		{"finetune nothing", []string{"finetune"}, cli.ExitData, "train one first"},
 	}
 	for _, c := range cases {
 		runDir := filepath.Join(t.TempDir(), "runs", "x")

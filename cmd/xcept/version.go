@@ -1,8 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
+	"io"
 	"runtime"
 
 	"github.com/spf13/cobra"
@@ -51,20 +51,18 @@ func runVersion(g *Globals) error {
 	if loadErr != nil {
 		info.Error = loadErr.Error()
 	}
-	if g.JSON {
-		enc := json.NewEncoder(g.Stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(info); err != nil {
-			return err
-		}
-	} else {
-		fmt.Fprintf(g.Stdout, "xcept %s (%s)\n", info.Xcept, info.Go)
+	err := g.Result(info, func(w io.Writer) error {
+		fmt.Fprintf(w, "xcept %s (%s)\n", info.Xcept, info.Go)
 		if loadErr == nil {
-			fmt.Fprintf(g.Stdout, "tensorflow %s (%s)\n", info.TensorFlow, info.Library)
+			fmt.Fprintf(w, "tensorflow %s (%s)\n", info.TensorFlow, info.Library)
 		}
 		if info.Python != "" {
-			fmt.Fprintf(g.Stdout, "python %s\n", info.Python)
+			fmt.Fprintf(w, "python %s\n", info.Python)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if loadErr != nil {
 		return cli.Modelf("%v", loadErr)

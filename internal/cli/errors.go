@@ -1,10 +1,13 @@
-// Package cli holds what every xcept command shares: the error kinds that
-// decide the process exit code, and the text/JSON output of results.
+// Package cli is the command layer's shared part: the error kinds and the one
+// mapping from errors (a Kind, or a domain package's fault.Reason) to the
+// process exit code, documented in README.md's "Exit codes".
 package cli
 
 import (
 	"errors"
 	"fmt"
+
+	"github.com/xcept/xcept/internal/fault"
 )
 
 // Kind classifies an error so that main can map it to one exit code.
@@ -61,11 +64,33 @@ func Gatef(format string, args ...any) error { return newf(KindGate, format, arg
 // Interrupted is returned by a command that stopped early because of a signal.
 var Interrupted = &Error{Kind: KindInterrupted, Err: errors.New("interrupted")}
 
-// KindOf returns the Kind of err, KindInternal when it carries none.
+// reasonKinds maps what a domain package says went wrong (a fault.Reason)
+// to the kind of exit it means: the one place that decides it.
+var reasonKinds = map[fault.Reason]Kind{
+	fault.BadValue:     KindUsage,
+	fault.GateFailed:   KindGate,
+	fault.NotARun:      KindData, // README: a missing or unusable input folder is 4
+	fault.BadData:      KindData,
+	fault.CannotWrite:  KindData, // README: an output folder that cannot be written is 4
+	fault.NoCheckpoint: KindModel,
+	fault.NotAModel:    KindModel,
+	fault.ToolFailed:   KindModel,
+	fault.Interrupted:  KindInterrupted,
+}
+
+// KindOf returns the Kind of err: its own, or its fault.Reason's,
+// KindInternal when it carries neither. The outermost one decides.
 func KindOf(err error) Kind {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Kind
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		switch t := e.(type) {
+		case *Error:
+			return t.Kind
+		case *fault.Error:
+			if k, ok := reasonKinds[t.Reason]; ok {
+				return k
+			}
+			return KindInternal
+		}
 	}
 	return KindInternal
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/xcept/xcept/internal/fault"
 )
 
 func TestExitCode(t *testing.T) {
@@ -53,5 +55,28 @@ func TestWriteFailures(t *testing.T) {
 		if got := ExitCode(c.err); got != c.want || !strings.Contains(c.err.Error(), c.text) {
 			t.Errorf("%s: exit %d, %q; want %d containing %q", c.name, got, c.err, c.want, c.text)
 		}
+	}
+}
+
+// A domain package's fault.Reason is mapped here, once.
+func TestExitCodeOfReasons(t *testing.T) {
+	cases := []struct {
+		r    fault.Reason
+		want int
+	}{
+		{fault.Unknown, 1}, {fault.BadValue, 2}, {fault.GateFailed, 3},
+		{fault.NotARun, 4}, {fault.BadData, 4}, {fault.CannotWrite, 4},
+		{fault.NoCheckpoint, 5}, {fault.NotAModel, 5}, {fault.ToolFailed, 5},
+		{fault.Interrupted, 130},
+	}
+	for _, c := range cases {
+		err := fmt.Errorf("context: %w", fault.New(c.r, "reason %d", c.r))
+		if got := ExitCode(err); got != c.want {
+			t.Errorf("ExitCode(reason %d) = %d, want %d", c.r, got, c.want)
+		}
+	}
+	// The outermost kind decides.
+	if got := ExitCode(Usagef("flag: %w", fault.New(fault.BadData, "x"))); got != ExitUsage {
+		t.Errorf("a usage error wrapping a data fault: %d", got)
 	}
 }

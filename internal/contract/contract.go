@@ -11,12 +11,11 @@ package contract
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"os"
 	"slices"
 	"strings"
 
-	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/fault"
 )
 
 // Signatures of the trainer SavedModel (model/trainer/).
@@ -85,11 +84,11 @@ func ParseLabels(data []byte, name string) ([]string, error) {
 		label := strings.TrimSpace(line)
 		switch {
 		case label == "" && len(lines) == 1:
-			return nil, cli.Dataf("labels file %s: no class names (want one per line)", name)
+			return nil, fault.New(fault.BadData, "labels file %s: no class names (want one per line)", name)
 		case label == "":
-			return nil, cli.Dataf("labels file %s line %d: blank line (want one class name per line)", name, i+1)
+			return nil, fault.New(fault.BadData, "labels file %s line %d: blank line (want one class name per line)", name, i+1)
 		case seen[label] > 0:
-			return nil, cli.Dataf("labels file %s line %d: class %q already on line %d", name, i+1, label, seen[label])
+			return nil, fault.New(fault.BadData, "labels file %s line %d: class %q already on line %d", name, i+1, label, seen[label])
 		}
 		seen[label] = i + 1
 		names = append(names, label)
@@ -105,9 +104,9 @@ func ReadLabels(path string) ([]string, error) {
 	if err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {
-			return nil, &cli.Error{Kind: cli.KindData, Err: fmt.Errorf("labels file %s: %w", path, pe.Err)}
+			return nil, fault.New(fault.BadData, "labels file %s: %w", path, pe.Err)
 		}
-		return nil, cli.Dataf("labels file %s: %v", path, err)
+		return nil, fault.New(fault.BadData, "labels file %s: %v", path, err)
 	}
 	return ParseLabels(data, path)
 }
@@ -137,11 +136,11 @@ type Fit struct {
 // what does not fit the model. hint says what to do.
 func CheckFit(model, data Fit, hint string) error {
 	if !slices.Equal(model.Classes, data.Classes) {
-		return cli.Dataf("%s has %d classes (%s) but %s has %d (%s): %s",
+		return fault.New(fault.BadData, "%s has %d classes (%s) but %s has %d (%s): %s",
 			model.Name, len(model.Classes), ShortList(model.Classes), data.Name, len(data.Classes), ShortList(data.Classes), hint)
 	}
 	if model.ImageSize > 0 && data.ImageSize > 0 && model.ImageSize != data.ImageSize {
-		return cli.Dataf("%s takes %d px images but %s holds %d px ones: %s", model.Name, model.ImageSize, data.Name, data.ImageSize, hint)
+		return fault.New(fault.BadData, "%s takes %d px images but %s holds %d px ones: %s", model.Name, model.ImageSize, data.Name, data.ImageSize, hint)
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/xcept/xcept/internal/atomicfile"
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/imageio"
@@ -341,7 +342,7 @@ func writeDataset(ctx context.Context, work string, spool *os.File, p *plan, opt
 	}
 	opts.progress().Finish()
 	m.Classes = classTable(p)
-	if err := writeFile(filepath.Join(work, contract.LabelsFile), contract.LabelsText(p.classes)); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(work, contract.LabelsFile), contract.LabelsText(p.classes)); err != nil {
 		return nil, err
 	}
 	if err := writeJSON(filepath.Join(work, ProblemsFile), p.problems); err != nil {

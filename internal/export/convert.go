@@ -43,7 +43,7 @@ func (j *job) exportConverted(ctx context.Context) error {
 	started := time.Now()
 	stdout, err := pyenv.Run(ctx, converters[j.o.Format], args, j.p.writer())
 	if err != nil {
-		return scriptError(ctx, converters[j.o.Format], err)
+		return pyenv.Failure(ctx, "", err)
 	}
 	var spec SignatureSpec
 	if err := json.Unmarshal(lastLine(stdout), &spec); err != nil {

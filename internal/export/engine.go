@@ -163,7 +163,7 @@ func (p pythonRuntime) predict(ctx context.Context, n, classes, batch int, progr
 		"--batch-size", strconv.Itoa(batch), "--threads", strconv.Itoa(p.Threads)}
 	stdout, err := pyenv.Run(ctx, p.Script, args, progress.writer())
 	if err != nil {
-		return nil, scriptError(ctx, p.Script, err)
+		return nil, pyenv.Failure(ctx, "", err)
 	}
 	var timing scriptTiming
 	if err := json.Unmarshal(lastLine(stdout), &timing); err != nil || timing.Images != n {
@@ -178,25 +178,6 @@ func (p pythonRuntime) predict(ctx context.Context, n, classes, batch int, progr
 	}
 	perItem := time.Duration(timing.Seconds * float64(time.Second) / float64(n))
 	return &prediction{Probs: probs, PerItem: perItem}, nil
-}
-
-// scriptError turns a failed script into xcept's error kinds: its exit code 2
-// is a usage error, an interrupt stays one, anything else is the model's.
-func scriptError(ctx context.Context, script string, err error) error {
-	if ctx.Err() != nil {
-		return cli.Interrupted
-	}
-	se, ok := err.(*pyenv.ScriptError)
-	if !ok {
-		return cli.Modelf("%s: %v", script, err)
-	}
-	switch se.ExitCode {
-	case 2:
-		return cli.Usagef("%s", se.Message)
-	case 130:
-		return cli.Interrupted
-	}
-	return cli.Modelf("%s", se.Message)
 }
 
 // lastLine is the last line of a script's stdout: the scripts print their

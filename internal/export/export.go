@@ -218,8 +218,8 @@ func openSource(o Options, base string) (src *source, err error) {
 			}
 		}()
 	}
-	if !r.HasCheckpoint(run.Best) {
-		return nil, cli.Modelf("--run %s has no best checkpoint yet: train it first with `xcept train --run %s`", o.RunDir, o.RunDir)
+	if err = r.NeedCheckpoint(run.Best, "to export"); err != nil {
+		return nil, err
 	}
 	var state struct {
 		Epoch int `json:"epoch"`

@@ -12,6 +12,7 @@ import (
 
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/model"
 	"github.com/xcept/xcept/internal/pyenv"
 	"github.com/xcept/xcept/internal/run"
@@ -86,10 +87,10 @@ func (j *job) open(ctx context.Context) error {
 		return err
 	}
 	if j.st, err = stage(base); err != nil {
-		return cli.Dataf("--out %s: %v: choose a folder you can write to", filepath.Dir(base), unwrapPath(err))
+		return fault.New(fault.CannotWrite, "--out %s: %v: choose a folder you can write to", filepath.Dir(base), unwrapPath(err))
 	}
 	if j.workDir, err = tempdir.Make(base, workPrefix); err != nil {
-		return cli.Dataf("--out %s: %v", filepath.Dir(base), unwrapPath(err))
+		return fault.New(fault.CannotWrite, "--out %s: %v", filepath.Dir(base), unwrapPath(err))
 	}
 	j.work = j.workDir.Path
 	return nil

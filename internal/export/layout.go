@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/xcept/xcept/internal/atomicfile"
 	"github.com/xcept/xcept/internal/tempdir"
 	"github.com/xcept/xcept/internal/versions"
 )
@@ -92,7 +93,7 @@ func (s *staging) commit() (string, int64, error) {
 		if err == nil {
 			s.tmp.Release()
 			s.Tmp, s.created = "", nil
-			return final, v, syncDir(s.Base)
+			return final, v, atomicfile.SyncDir(s.Base)
 		}
 		if attempt < 10 && (errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ENOTEMPTY)) {
 			continue
@@ -192,14 +193,4 @@ func syncTree(dir string) error {
 		}
 		return err
 	})
-}
-
-// syncDir flushes a folder's entries (a rename) to disk.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -5,10 +5,8 @@ package infer
 
 import (
 	"cmp"
-	"os"
 	"slices"
 
-	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/model"
@@ -68,19 +66,6 @@ func Argmax(row []float64) int {
 	return best
 }
 
-// OpenRun opens the run folder dir. A path that does not exist, or holds
-// no run, is a data error (exit 4) naming the flag: it is a bad path, not
-// a broken model.
-func OpenRun(dir string) (*run.Run, error) {
-	if _, err := os.Stat(dir); err != nil {
-		return nil, cli.Dataf("--run %s: no such run folder (train one with `xcept train --run %s`)", dir, dir)
-	}
-	if !run.Exists(dir) {
-		return nil, cli.Dataf("--run %s: not an xcept run (no %s); train one with `xcept train --run %s`", dir, run.InfoFile, dir)
-	}
-	return run.Open(dir)
-}
-
 // OpenServing loads the run's inference-only SavedModel with the best
 // checkpoint restored into it.
 func OpenServing(r *run.Run, opts graph.SessionOptions) (*model.Model, error) {
@@ -94,8 +79,8 @@ func OpenTrainer(r *run.Run, opts graph.SessionOptions) (*model.Model, error) {
 }
 
 func openRestored(r *run.Run, open func(string, graph.SessionOptions) (*model.Model, error), opts graph.SessionOptions) (*model.Model, error) {
-	if !r.HasCheckpoint(run.Best) {
-		return nil, cli.Modelf("--run %s has no best checkpoint yet: train it first with `xcept train --run %s`", r.Dir, r.Dir)
+	if err := r.NeedCheckpoint(run.Best, "to predict with"); err != nil {
+		return nil, err
 	}
 	m, err := open(r.Info.Model, opts)
 	if err != nil {

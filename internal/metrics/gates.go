@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -72,7 +73,7 @@ func parseThreshold(s string) (float64, error) {
 // CheckClasses reports a recall gate naming a class that is not in classes.
 func CheckClasses(gates []Gate, classes []string) error {
 	for _, g := range gates {
-		if g.Metric == GateRecall && g.Class != "" && !contains(classes, g.Class) {
+		if g.Metric == GateRecall && g.Class != "" && !slices.Contains(classes, g.Class) {
 			return fmt.Errorf("%s: no class %q among the %d classes", g, g.Class, len(classes))
 		}
 	}

@@ -8,11 +8,13 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
+	"github.com/xcept/xcept/internal/fault"
 )
 
 // Labels are the class names of a dataset in index order, and the file they
@@ -29,15 +31,6 @@ func ReadLabels(path string) (*Labels, error) {
 		return nil, err
 	}
 	return &Labels{Path: path, Names: names}, nil
-}
-
-// unwrapPath drops the *PathError prefix so messages name the path once.
-func unwrapPath(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 // Column names of a predictions file. Probability columns are "prob:CLASS"
@@ -57,7 +50,7 @@ const probPrefix = "prob:"
 func ReadPredictions(path string, labels *Labels) ([]Row, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, cli.Dataf("predictions file %s: %v", path, unwrapPath(err))
+		return nil, cli.Dataf("predictions file %s: %v", path, fault.Bare(err))
 	}
 	defer f.Close()
 	return ParsePredictions(f, path, labels)
@@ -139,13 +132,13 @@ func parseHeader(header []string, name string, labels *Labels) (columns, error) 
 		lower := strings.ToLower(col)
 		var err error
 		switch {
-		case contains(fileColumns, lower):
+		case slices.Contains(fileColumns, lower):
 			err = set(&cols.file, i, col)
-		case contains(trueColumns, lower):
+		case slices.Contains(trueColumns, lower):
 			err = set(&cols.true, i, col)
-		case contains(predColumns, lower):
+		case slices.Contains(predColumns, lower):
 			err = set(&cols.pred, i, col)
-		case contains(infoColumns, lower):
+		case slices.Contains(infoColumns, lower):
 			// Derived from the probabilities; recomputed, never trusted.
 		case strings.HasPrefix(lower, probPrefix):
 			c, ok := classIndex(col[len(probPrefix):], labels.Names, index)
@@ -183,15 +176,6 @@ func parseHeader(header []string, name string, labels *Labels) (columns, error) 
 		cols.probs = nil
 	}
 	return cols, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // classIndex resolves a class given by name or, failing that, by index.

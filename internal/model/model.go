@@ -11,11 +11,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/pyenv"
 	"github.com/xcept/xcept/internal/trust"
 )
@@ -68,7 +70,7 @@ func (s Spec) ValidateOptions() error {
 	switch {
 	case s.ImageSize < MinImageSize:
 		return cli.Usagef("model.image_size (--image-size) %d: Xception needs at least %d", s.ImageSize, MinImageSize)
-	case !contains(Precisions, s.Precision):
+	case !slices.Contains(Precisions, s.Precision):
 		return cli.Usagef("model.precision (--precision) %q: use one of %s", s.Precision, strings.Join(Precisions, ", "))
 	case s.DenseUnits < 1:
 		return cli.Usagef("model.dense_units %d: must be at least 1", s.DenseUnits)
@@ -83,15 +85,6 @@ func (s Spec) ValidateOptions() error {
 		}
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // args are the builder's arguments; the class names are in the file
@@ -147,7 +140,7 @@ func Build(ctx context.Context, dir string, spec Spec, overwrite bool, progress 
 		return nil, cli.CannotWrite(labels.Name(), err)
 	}
 	if _, err := pyenv.Run(ctx, Builder, spec.args(dir, labels.Name(), overwrite), progress); err != nil {
-		return nil, builderError(ctx, dir, err)
+		return nil, pyenv.Failure(ctx, dir, err)
 	}
 	// The serving model is xcept's: marked so that predict and serve run it
 	// without --allow-untrusted-model (exports copy the mark).
@@ -155,24 +148,6 @@ func Build(ctx context.Context, dir string, spec Spec, overwrite bool, progress 
 		return nil, cli.Modelf("marking %s as built by xcept: %v", filepath.Join(dir, ServingDir), err)
 	}
 	return ReadInfo(dir)
-}
-
-// builderError maps the builder's exit codes (2 usage, 3 weights) to xcept's.
-func builderError(ctx context.Context, dir string, err error) error {
-	if ctx.Err() != nil {
-		return cli.Interrupted
-	}
-	var se *pyenv.ScriptError
-	if !errors.As(err, &se) {
-		return cli.Modelf("building the model in %s: %v", dir, err)
-	}
-	switch se.ExitCode {
-	case 2:
-		return cli.Usagef("%s", se.Message)
-	case 130:
-		return cli.Interrupted
-	}
-	return cli.Modelf("%s: %s", dir, se.Message)
 }
 
 // TensorSpec is one signature input or output as model.json records it.
@@ -221,23 +196,23 @@ func ReadInfo(dir string) (*Info, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, cli.Modelf("%s: no model here (build one with `xcept prepare`)", dir)
+			return nil, fault.New(fault.NotAModel, "%s: no model here (build one with `xcept prepare`)", dir)
 		}
-		return nil, cli.Modelf("%s: %v", path, err)
+		return nil, fault.New(fault.NotAModel, "%s: %v", path, err)
 	}
 	var info Info
 	if err := json.Unmarshal(data, &info); err != nil {
-		return nil, cli.Modelf("%s: not a valid model.json: %v", path, err)
+		return nil, fault.New(fault.NotAModel, "%s: not a valid model.json: %v", path, err)
 	}
 	if info.FormatVersion != 1 {
-		return nil, cli.Modelf("%s: format_version %d is not supported by this xcept (want 1); rebuild the model", path, info.FormatVersion)
+		return nil, fault.New(fault.NotAModel, "%s: format_version %d is not supported by this xcept (want 1); rebuild the model", path, info.FormatVersion)
 	}
 	if info.BuilderVersion < MinBuilderVersion {
-		return nil, cli.Modelf("%s: built by an older xcept (builder version %d, want %d): rebuild it with `xcept prepare` or `xcept build-model`",
+		return nil, fault.New(fault.NotAModel, "%s: built by an older xcept (builder version %d, want %d): rebuild it with `xcept prepare` or `xcept build-model`",
 			path, info.BuilderVersion, MinBuilderVersion)
 	}
 	if info.NumClasses != len(info.Classes) || info.NumClasses < 2 || info.ImageSize < MinImageSize {
-		return nil, cli.Modelf("%s: inconsistent model description (classes %d, num_classes %d, image_size %d)",
+		return nil, fault.New(fault.NotAModel, "%s: inconsistent model description (classes %d, num_classes %d, image_size %d)",
 			path, len(info.Classes), info.NumClasses, info.ImageSize)
 	}
 	return &info, nil

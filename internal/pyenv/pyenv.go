@@ -20,6 +20,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/xcept/xcept/internal/atomicfile"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/scripts"
 )
 
@@ -106,21 +108,7 @@ func writeOnce(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(data)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
+	return atomicfile.WriteFile(path, data)
 }
 
 // cacheDir is $XCEPT_CACHE, else the user cache folder, else the temp folder.
@@ -156,6 +144,31 @@ type ScriptError struct {
 
 func (e *ScriptError) Error() string {
 	return fmt.Sprintf("%s failed (exit %d): %s", e.Script, e.ExitCode, e.Message)
+}
+
+// Failure is what a failed Run means: the scripts' exit code 2 is a bad
+// flag value (fault.BadValue), 130 or a cancelled ctx an interrupt, anything
+// else a tool failure (fault.ToolFailed). where, when not empty, prefixes
+// the script's one-line message (the folder it was building, say).
+func Failure(ctx context.Context, where string, err error) error {
+	if ctx.Err() != nil {
+		return fault.New(fault.Interrupted, "interrupted")
+	}
+	prefix := ""
+	if where != "" {
+		prefix = where + ": "
+	}
+	var se *ScriptError
+	if !errors.As(err, &se) {
+		return fault.New(fault.ToolFailed, "%s%v", prefix, err)
+	}
+	switch se.ExitCode {
+	case 2:
+		return fault.New(fault.BadValue, "%s", se.Message)
+	case 130:
+		return fault.New(fault.Interrupted, "interrupted")
+	}
+	return fault.New(fault.ToolFailed, "%s%s", prefix, se.Message)
 }
 
 // Run runs the embedded script name with args. The script's stderr is copied

@@ -10,7 +10,9 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/xcept/xcept/internal/atomicfile"
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/metrics"
 )
 
@@ -195,21 +197,8 @@ func (w *writer) write(name string, fill func(io.Writer) error) {
 		return
 	}
 	path := filepath.Join(w.dir, name)
-	tmp, err := os.CreateTemp(w.dir, "."+name+".tmp*")
-	if err != nil {
-		w.err = cli.Dataf("--out %s: %v", w.dir, err)
-		return
-	}
-	err = fill(tmp)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		w.err = cli.Dataf("writing %s: %v", path, err)
+	if err := atomicfile.Write(path, fill); err != nil {
+		w.err = fault.New(fault.CannotWrite, "writing %s: %v", path, err)
 		return
 	}
 	w.files[name] = path

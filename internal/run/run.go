@@ -16,7 +16,9 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/xcept/xcept/internal/atomicfile"
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/graph"
 )
 
@@ -58,29 +60,43 @@ type Run struct {
 func Create(dir string, info Info) (*Run, error) {
 	info.Format, info.Version = format, 1
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, cli.Dataf("--run %s: %v", dir, err)
+		return nil, fault.New(fault.CannotWrite, "--run %s: %v", dir, err)
 	}
 	r := &Run{Dir: dir, Info: info}
 	return r, r.SaveInfo()
 }
 
 // Open reads an existing run folder.
+// A missing folder, one without run.json or with another program's is
+// fault.NotARun, the same for every command.
 func Open(dir string) (*Run, error) {
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return nil, fault.New(fault.NotARun, "--run %s: no such run folder (train one with `xcept train --run %s`)", dir, dir)
+	}
 	data, err := os.ReadFile(filepath.Join(dir, InfoFile))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, cli.Modelf("--run %s: not an xcept run (no %s); train one with `xcept train --run %s`", dir, InfoFile, dir)
+		return nil, fault.New(fault.NotARun, "--run %s: not an xcept run (no %s); train one with `xcept train --run %s`", dir, InfoFile, dir)
 	}
 	if err != nil {
-		return nil, cli.Modelf("--run %s: %v", dir, err)
+		return nil, fault.New(fault.NotARun, "--run %s: %v", dir, err)
 	}
 	r := &Run{Dir: dir}
 	if err := json.Unmarshal(data, &r.Info); err != nil || r.Info.Format != format {
-		return nil, cli.Modelf("--run %s: %s is not an xcept run description", dir, InfoFile)
+		return nil, fault.New(fault.NotARun, "--run %s: %s is not an xcept run description", dir, InfoFile)
 	}
 	if r.Info.Version != 1 {
-		return nil, cli.Modelf("--run %s: run version %d is not supported by this xcept", dir, r.Info.Version)
+		return nil, fault.New(fault.NotARun, "--run %s: run version %d is not supported by this xcept", dir, r.Info.Version)
 	}
 	return r, nil
+}
+
+// NeedCheckpoint is fault.NoCheckpoint unless the run has checkpoint name;
+// doing says what it is needed for ("to export", "to fine-tune from").
+func (r *Run) NeedCheckpoint(name, doing string) error {
+	if r.HasCheckpoint(name) {
+		return nil
+	}
+	return fault.New(fault.NoCheckpoint, "--run %s has no %s checkpoint yet %s: train it first with `xcept train --run %s`", r.Dir, name, doing, r.Dir)
 }
 
 // RemoveStaleTemps deletes the temporary checkpoint folders of a process
@@ -157,7 +173,7 @@ func (r *Run) saveCheckpoint(s Saver, name string, state any) error {
 	if err := WriteJSON(filepath.Join(tmp, StateFile), state); err != nil {
 		return err
 	}
-	if err := syncDir(tmp); err != nil {
+	if err := atomicfile.SyncDir(tmp); err != nil {
 		return err
 	}
 	final := filepath.Join(base, name)
@@ -171,7 +187,7 @@ func (r *Run) saveCheckpoint(s Saver, name string, state any) error {
 		return err
 	}
 	os.RemoveAll(old)
-	return syncDir(base)
+	return atomicfile.SyncDir(base)
 }
 
 // recover puts back a checkpoint whose swap was interrupted between the two
@@ -198,7 +214,7 @@ func (r *Run) LoadState(name string, state any) error {
 func (r *Run) Restore(s Saver, name string) error {
 	r.recover(name)
 	if !r.HasCheckpoint(name) {
-		return cli.Modelf("--run %s has no %s checkpoint yet: train it first with `xcept train --run %s`", r.Dir, name, r.Dir)
+		return r.NeedCheckpoint(name, "to restore")
 	}
 	if err := s.Restore(r.CheckpointPrefix(name)); err != nil {
 		return cli.Modelf("restoring %s: %v", r.CheckpointPrefix(name), err)
@@ -216,42 +232,11 @@ func WriteJSON(path string, v any) error {
 	return WriteFile(path, append(data, '\n'))
 }
 
-// WriteFile writes data to path atomically: a temporary file in the same
-// folder, synced, then renamed. A full disk, read-only folder or denied
-// permission is a cli.KindData error naming path.
+// WriteFile writes data to path atomically (atomicfile). A full disk,
+// read-only folder or denied permission is a cli.KindData error naming path.
 func WriteFile(path string, data []byte) error {
-	if err := writeFile(path, data); err != nil {
+	if err := atomicfile.WriteFile(path, data); err != nil {
 		return cli.CannotWrite(path, err)
 	}
 	return nil
-}
-
-func writeFile(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/model"
 	"github.com/xcept/xcept/internal/run"
@@ -58,11 +59,15 @@ func TestCheckpointRoundTrip(t *testing.T) {
 
 func TestOpenErrors(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := run.Open(dir); cli.KindOf(err) != cli.KindModel || !strings.Contains(err.Error(), dir) {
+	missing := filepath.Join(dir, "missing")
+	if _, err := run.Open(missing); fault.ReasonOf(err) != fault.NotARun || !strings.Contains(err.Error(), "no such run folder") {
+		t.Errorf("Open of a missing folder: %v", err)
+	}
+	if _, err := run.Open(dir); fault.ReasonOf(err) != fault.NotARun || !strings.Contains(err.Error(), dir) {
 		t.Errorf("Open of an empty folder: %v", err)
 	}
 	os.WriteFile(filepath.Join(dir, run.InfoFile), []byte("{}"), 0o644)
-	if _, err := run.Open(dir); err == nil {
-		t.Error("Open accepted a run.json of another format")
+	if _, err := run.Open(dir); fault.ReasonOf(err) != fault.NotARun {
+		t.Errorf("Open of a run.json of another format: %v", err)
 	}
 }

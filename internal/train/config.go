@@ -5,6 +5,7 @@ package train
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/xcept/xcept/internal/augment"
@@ -91,7 +92,7 @@ func (c Config) Validate() error {
 		"callbacks.early_stopping.monitor": c.EarlyStopping.Monitor,
 		"callbacks.reduce_lr.monitor":      c.ReduceLR.Monitor,
 	} {
-		if !contains(Monitors, m) {
+		if !slices.Contains(Monitors, m) {
 			return cli.Usagef("%s %q: use one of %s", key, m, strings.Join(Monitors, ", "))
 		}
 	}
@@ -105,13 +106,4 @@ func (c Config) Validate() error {
 		return cli.Usagef("callbacks.reduce_lr.min_lr %g: must not be negative", c.ReduceLR.MinLR)
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

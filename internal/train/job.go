@@ -14,6 +14,7 @@ import (
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/dataset"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/model"
 	"github.com/xcept/xcept/internal/run"
@@ -162,11 +163,11 @@ func (j *Job) start(ctx context.Context) (*start, error) {
 	exists := run.Exists(j.RunDir)
 	switch {
 	case j.Cfg.Phase == PhaseTrain && !exists && j.Resume:
-		return nil, cli.Usagef("--resume: %s holds no run to resume; drop --resume to start it", j.RunDir)
+		return nil, fault.New(fault.NotARun, "--resume: %s holds no run to resume; drop --resume to start it", j.RunDir)
 	case j.Cfg.Phase == PhaseTrain && !exists:
 		return j.newRun(ctx)
 	case j.Cfg.Phase == PhaseFinetune && !exists:
-		return nil, cli.Modelf("--run %s: no such run; train one first with `xcept train --run %s`", j.RunDir, j.RunDir)
+		return nil, fault.New(fault.NotARun, "--run %s: no such run; train one first with `xcept train --run %s`", j.RunDir, j.RunDir)
 	}
 	r, err := run.Open(j.RunDir)
 	if err != nil {
@@ -176,7 +177,7 @@ func (j *Job) start(ctx context.Context) (*start, error) {
 	var last State
 	if err := r.LoadState(run.Last, &last); err != nil {
 		if j.Cfg.Phase == PhaseFinetune {
-			return nil, cli.Modelf("--run %s has no checkpoint yet: train it with `xcept train --run %s`", r.Dir, r.Dir)
+			return nil, fault.New(fault.NoCheckpoint, "--run %s has no checkpoint yet: train it with `xcept train --run %s`", r.Dir, r.Dir)
 		}
 		// Created, but killed before its first checkpoint: start over.
 		return &start{run: r, state: j.freshState(State{}), model: r.Info.Model}, j.checkDataset(r)
@@ -282,8 +283,8 @@ func (j *Job) finetuneModel(ctx context.Context, r *run.Run) (string, bool, erro
 	if err != nil {
 		return "", false, err
 	}
-	if !r.HasCheckpoint(run.Best) {
-		return "", false, cli.Modelf("--run %s has no best checkpoint to fine-tune from", r.Dir)
+	if err := r.NeedCheckpoint(run.Best, "to fine-tune from"); err != nil {
+		return "", false, err
 	}
 	if j.UnfreezeFrom == "" || j.UnfreezeFrom == info.UnfreezeFrom {
 		return r.Info.Model, false, nil

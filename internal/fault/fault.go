@@ -1,0 +1,62 @@
+// Package fault is how domain packages say what went wrong, in their own
+// words (not a run, not a model, bad data, cannot write, ...), without
+// deciding what the process does about it: the command layer maps each
+// Reason to an exit code, once, in cli.ExitCode. The message of an Error is
+// shown to the user as is, on one line: name the file or flag and what to do.
+package fault
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+)
+
+// Reason is what went wrong.
+type Reason int
+
+// Reasons. Unknown is an error that carries none: a bug, or the environment.
+const (
+	Unknown      Reason = iota
+	BadValue            // a flag, argument or configuration value is wrong
+	NotARun             // a --run folder is missing or is not an xcept run
+	BadData             // an input file or folder is missing or unusable; data that does not fit the model
+	CannotWrite         // an output file or folder cannot be written
+	NoCheckpoint        // a run lacks the checkpoint the command needs
+	NotAModel           // a model folder is missing, from another xcept, or inconsistent
+	ToolFailed          // TensorFlow, the model builder or a converter failed
+	GateFailed          // a quality gate was not met
+	Interrupted         // a signal stopped the command
+)
+
+// Error is an error with a Reason.
+type Error struct {
+	Reason Reason
+	Err    error
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// New is an Error of reason r; %w in format wraps as fmt.Errorf does.
+func New(r Reason, format string, args ...any) error {
+	return &Error{Reason: r, Err: fmt.Errorf(format, args...)}
+}
+
+// ReasonOf is the Reason err carries, Unknown when none.
+func ReasonOf(err error) Reason {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Reason
+	}
+	return Unknown
+}
+
+// Bare is err without an *fs.PathError's operation and path, for a message
+// that names the path itself ("--out DIR: permission denied").
+func Bare(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
