@@ -1,4 +1,4 @@
-# xcept: make setup | build | test | demo | bench | fixtures | clean
+# xcept: make setup | build | test | demo | bench | bench-real | fixtures | clean
 # Both `make test` and `make demo` run `setup` first, so a fresh clone needs
 # nothing else. TF_ROOT=DIR builds against another libtensorflow (an official
 # tarball, or a GPU wheel's tensorflow/ folder): see README.md.
@@ -13,7 +13,7 @@ VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 
 LDFLAGS     := -X github.com/xcept/xcept/internal/pyenv.DefaultPython=$(VPY) -X main.version=$(VERSION)
 GOTESTFLAGS ?= -timeout 25m
 
-.PHONY: setup venv link-tf build test vet demo bench clean fixtures
+.PHONY: setup venv link-tf build test vet demo bench bench-real clean fixtures
 
 setup: venv link-tf
 
@@ -69,6 +69,12 @@ demo: build
 
 bench: build
 	scripts/bench.sh
+
+# xcept on real labelled images (Fashion-MNIST from Debian's dataset-fashion-mnist,
+# scikit-learn's digits) with the real ImageNet weights, against the Keras recipe
+# and an SVC on raw pixels; each contender cached in bench/real (see the script).
+bench-real: build fixtures
+	scripts/bench_real.sh
 
 # A bounded load test of xcept serve on loopback (not part of make test):
 # CLIENTS=8 SECONDS_EACH=20 SIZE=299 IMAGES=1 WORKERS=1 make loadtest

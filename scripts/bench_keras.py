@@ -101,29 +101,36 @@ def export_images(ds, out):
 # --- the model -----------------------------------------------------------------
 
 
-def build_model(ds, phase, unfreeze_from, seed):
+def build_model(ds, phase, unfreeze_from, seed, weights=None):
     """The recipe's model. frozen: the whole base is frozen. finetune: base
     layers from unfreeze_from upward train, BatchNormalization excepted (a
     frozen BatchNorm runs in inference mode in tf-keras), as xcept's
-    finetune_step does."""
+    finetune_step does. weights: a Keras Xception notop .h5, or None for a
+    random base."""
     keras.backend.clear_session()  # layer names (conv2d_N) as in a fresh process
     keras.utils.set_random_seed(seed)
     size = ds.image_size
-    base = keras.applications.Xception(weights=None, include_top=False, input_shape=(size, size, 3))
-    # As xcept's weights=none model: without it the random base's features
-    # vanish and the head cannot learn (speed is the same either way, but a
-    # baseline that learns shows it is a working trainer).
-    xcept_model.calibrate_batchnorm(base, types.SimpleNamespace(image_size=size, seed=seed))
-    if phase == "frozen":
-        base.trainable = False
-    else:
-        start = xcept_model.block_start(base, unfreeze_from)
-        for i, layer in enumerate(base.layers):
-            layer.trainable = i >= start and not isinstance(layer, keras.layers.BatchNormalization)
+    base = keras.applications.Xception(weights=weights, include_top=False, input_shape=(size, size, 3))
+    if weights is None:
+        # As xcept's weights=none model: without it the random base's features
+        # vanish and the head cannot learn (speed is the same either way, but a
+        # baseline that learns shows it is a working trainer).
+        xcept_model.calibrate_batchnorm(base, types.SimpleNamespace(image_size=size, seed=seed))
+    set_phase(base, phase, unfreeze_from)
     x = keras.layers.GlobalAveragePooling2D()(base.output)
     x = keras.layers.Dense(1024, activation="relu")(x)
     outputs = keras.layers.Dense(len(ds.classes), activation="softmax")(x)
-    return keras.Model(inputs=base.input, outputs=outputs)
+    return keras.Model(inputs=base.input, outputs=outputs), base
+
+
+def set_phase(base, phase, unfreeze_from):
+    if phase == "frozen":
+        base.trainable = False
+        return
+    base.trainable = True
+    start = xcept_model.block_start(base, unfreeze_from)
+    for i, layer in enumerate(base.layers):
+        layer.trainable = i >= start and not isinstance(layer, keras.layers.BatchNormalization)
 
 
 # --- input pipelines -----------------------------------------------------------
@@ -227,6 +234,18 @@ def tfdata_pipeline(ds, batch, seed):
     return train, val
 
 
+def tfdata_eval(ds, split, batch):
+    """A split's images in order, unaugmented, scaled as in training."""
+    size, classes = ds.image_size, len(ds.classes)
+
+    def decode(record):
+        ex = tf.io.parse_single_example(record, FEATURES)
+        image = tf.ensure_shape(tf.io.decode_jpeg(ex["image/encoded"], channels=3), [size, size, 3])
+        return tf.cast(image, tf.float32) / 127.5 - 1.0, tf.one_hot(ex["image/class/label"], classes)
+
+    return tf.data.TFRecordDataset(ds.shards(split)).map(decode, num_parallel_calls=tf.data.AUTOTUNE).batch(batch).prefetch(tf.data.AUTOTUNE)
+
+
 # --- training ------------------------------------------------------------------
 
 
@@ -270,11 +289,25 @@ def fit(args):
         train, val = idg_pipeline(ds, args.images, args.batch_size, args.seed)
     else:
         train, val = tfdata_pipeline(ds, args.batch_size, args.seed)
-    model = build_model(ds, args.phase, args.unfreeze_from, args.seed)
+    phase = "frozen" if args.phase == "recipe" else args.phase
+    model, base = build_model(ds, phase, args.unfreeze_from, args.seed, args.weights)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=args.lr), loss="categorical_crossentropy", metrics=["accuracy"])
     os.makedirs(args.workdir, exist_ok=True)
     callbacks = [EpochTimer(ds.count("train"))] + recipe_callbacks(args.workdir)
     model.fit(train, validation_data=val, epochs=args.epochs, callbacks=callbacks, verbose=0)
+    if args.phase == "recipe":
+        # The recipe's second phase: the best frozen-phase model (EarlyStopping
+        # restored it, or the last epoch was the best), top blocks unfrozen,
+        # recompiled at the fine-tuning learning rate, the same callbacks.
+        set_phase(base, "finetune", args.unfreeze_from)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=args.finetune_lr), loss="categorical_crossentropy", metrics=["accuracy"])
+        callbacks = [EpochTimer(ds.count("train"))] + recipe_callbacks(args.workdir)
+        model.fit(train, validation_data=val, epochs=args.finetune_epochs, callbacks=callbacks, verbose=0)
+    if args.test:
+        # The recipe ends with the best checkpoint (ModelCheckpoint, val_accuracy).
+        model.load_weights(os.path.join(args.workdir, "best_model.h5"))
+        loss, acc = model.evaluate(tfdata_eval(ds, "test", args.batch_size), verbose=0)
+        print(json.dumps({"test_loss": float(loss), "test_accuracy": float(acc), "test_images": ds.count("test")}), flush=True)
 
 
 def parse_args(argv):
@@ -286,12 +319,16 @@ def parse_args(argv):
     f = sub.add_parser("fit", help="train the recipe's model with model.fit")
     f.add_argument("--dataset", required=True, help="xcept prepared dataset (image size, classes, shards)")
     f.add_argument("--pipeline", choices=("idg", "tfdata"), required=True)
-    f.add_argument("--phase", choices=("frozen", "finetune"), default="frozen")
+    f.add_argument("--phase", choices=("frozen", "finetune", "recipe"), default="frozen", help="recipe: frozen for --epochs, then fine-tuned for --finetune-epochs")
     f.add_argument("--images", help="image folder from `export` (--pipeline idg)")
     f.add_argument("--workdir", required=True, help="where the recipe's best_model.h5 goes")
     f.add_argument("--epochs", type=int, default=3)
     f.add_argument("--batch-size", type=int, default=32)
     f.add_argument("--lr", type=float, default=1e-4)
+    f.add_argument("--finetune-epochs", type=int, default=3, help="--phase recipe: epochs of the second phase")
+    f.add_argument("--finetune-lr", type=float, default=1e-5, help="--phase recipe: learning rate of the second phase")
+    f.add_argument("--weights", help="Keras Xception notop .h5 (default: a random base, BatchNorm calibrated)")
+    f.add_argument("--test", action="store_true", help="afterwards, evaluate the best checkpoint on the test split and print test_accuracy")
     f.add_argument("--unfreeze-from", default="block11")
     f.add_argument("--intra-op-threads", type=int, default=0)
     f.add_argument("--inter-op-threads", type=int, default=0)

@@ -158,34 +158,40 @@ def test_idg_pipeline_uses_xception_scaling(tiny, tmp_path):
 def test_finetune_model_trains_from_the_boundary_without_batchnorm():
     ds = bench_keras.Dataset.__new__(bench_keras.Dataset)
     ds.image_size, ds.classes = 71, CLASSES
-    model = bench_keras.build_model(ds, "finetune", "block13", seed=1)
+    model, _ = bench_keras.build_model(ds, "finetune", "block13", seed=1)
     base_layers = [layer for layer in model.layers if layer.weights and not isinstance(layer, keras.layers.Dense)]
     trainable = [layer.name for layer in base_layers if layer.trainable_weights]
     assert trainable[0] == "block13_sepconv1"
     assert "conv2d_3" in trainable  # block13's residual convolution belongs to it
     assert not any(isinstance(model.get_layer(n), keras.layers.BatchNormalization) for n in trainable)
     assert all(not layer.trainable_weights for layer in base_layers[: [b.name for b in base_layers].index("block13_sepconv1")])
-    frozen = bench_keras.build_model(ds, "frozen", "block13", seed=1)
+    frozen, _ = bench_keras.build_model(ds, "frozen", "block13", seed=1)
     assert len(frozen.trainable_weights) == 4  # the two Dense layers only
 
 
 def test_fit_prints_xcept_style_epoch_lines(tmp_path):
     """The contract bench_report reads: one JSON line per epoch with seconds
-    and images_per_second = training images / seconds."""
-    write_dataset(str(tmp_path / "ds"), 71, {"train": 3, "val": 1})
+    and images_per_second = training images / seconds; with --phase recipe
+    (make bench-real) a frozen then a fine-tuning phase, then one
+    test_accuracy line from the best checkpoint on the test split."""
+    write_dataset(str(tmp_path / "ds"), 71, {"train": 3, "val": 1, "test": 2})
     out = subprocess.run(
         [sys.executable, os.path.join(HERE, "bench_keras.py"), "fit", "--dataset", str(tmp_path / "ds"),
          "--pipeline", "tfdata", "--workdir", str(tmp_path / "work"), "--epochs", "2", "--batch-size", "4",
+         "--phase", "recipe", "--finetune-epochs", "1", "--unfreeze-from", "block13", "--test",
          "--intra-op-threads", "1", "--inter-op-threads", "1"],
-        capture_output=True, text=True, timeout=240,
+        capture_output=True, text=True, timeout=480,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     lines = [json.loads(line) for line in out.stdout.splitlines()]
-    assert [line["epoch"] for line in lines] == [1, 2]
-    for line in lines:
+    epochs = [line for line in lines if "epoch" in line]
+    assert [line["epoch"] for line in epochs] == [1, 2, 1]  # two frozen epochs, then one fine-tuning epoch
+    for line in epochs:
         assert line["images_per_second"] * line["seconds"] == pytest.approx(6)
         assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(line)
     assert os.path.exists(tmp_path / "work" / "best_model.h5")  # the recipe's checkpoint ran
+    test = [line for line in lines if "test_accuracy" in line]
+    assert len(test) == 1 and test[0]["test_images"] == 4 and 0 <= test[0]["test_accuracy"] <= 1
 
 
 # --- bench_run -----------------------------------------------------------------
