@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make loadtest: a bounded load test of xcept serve on loopback, not part of
 # make test. For each configuration (dynamic batching on, then off) it
-# starts `xcept serve` on an export of a SIZE px Xception (untrained
+# starts `xcept serve` on an export (the third round over gRPC, TF Serving's
+# PredictionService) of a SIZE px Xception (untrained
 # weights: the same compute as a trained model), warms it up, lets CLIENTS
 # concurrent clients send requests of IMAGES JPEGs for SECONDS_EACH seconds,
 # and reports throughput, p50/p99 latency, errors (the run fails on any),
@@ -42,6 +43,8 @@ rss() { awk '/^VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hwm() { awk '/^VmHWM/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
 
+free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
 # run NAME SERVE_FLAGS...: one configuration; appends a JSON line to results.
 results=$work/results.jsonl
 : >"$results"
@@ -62,6 +65,9 @@ run() {
 	local before
 	before=$(rss "$pid")
 	local lt=("$work/loadtest" -url "$url/v1/models/shapes:predict" -metrics "$url/metrics" -clients "$CLIENTS" -images "$IMAGES")
+	local grpc
+	grpc=$(sed -n 's/.*"grpc":"\([^"]*\)".*/\1/p' "$out" | head -1)
+	[ -n "$grpc" ] && lt+=(-grpc "$grpc")
 	"${lt[@]}" -duration 3s >/dev/null # warm-up: TensorFlow's first runs of each batch size are slow
 	echo "== $name: $CLIENTS clients × ${SECONDS_EACH}s on $url"
 	local ok=1 cpu0 cpu1
@@ -96,6 +102,7 @@ EOF
 for i in $(seq "${REPEAT:-1}"); do
 	run batching --max-batch "$MAX_BATCH" --batch-timeout "$BATCH_TIMEOUT"
 	run no-batching --max-batch 0
+	run grpc-batching --max-batch "$MAX_BATCH" --batch-timeout "$BATCH_TIMEOUT" --grpc-port "$(free_port)"
 done
 
 "$py" - "$results" "$SIZE" "$(nproc)" <<'EOF'

@@ -8,6 +8,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -25,6 +26,11 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	pb "github.com/xcept/xcept/internal/serve/grpcapi/pb"
 )
 
 type options struct {
@@ -35,6 +41,7 @@ type options struct {
 	size     int // generated JPEG side
 	variants int // distinct request bodies
 	metrics  string
+	grpc     string // HOST:PORT: gRPC instead of REST
 }
 
 // Report is what one run measured.
@@ -65,8 +72,9 @@ func main() {
 	flag.IntVar(&o.size, "size", 320, "side of the generated JPEG images, in pixels")
 	flag.IntVar(&o.variants, "variants", 16, "distinct images (so that nothing can be cached)")
 	flag.StringVar(&o.metrics, "metrics", "", "the server's /metrics URL, to report its batch sizes (xcept serve)")
+	flag.StringVar(&o.grpc, "grpc", "", "send through TF Serving's gRPC API at HOST:PORT instead (model name from -url)")
 	flag.Parse()
-	if o.url == "" || o.clients < 1 || o.duration <= 0 || o.images < 1 || o.variants < 1 {
+	if o.url == "" && o.grpc == "" || o.clients < 1 || o.duration <= 0 || o.images < 1 || o.variants < 1 {
 		fmt.Fprintln(os.Stderr, "loadtest: -url is required; -clients, -duration, -images and -variants must be positive")
 		os.Exit(2)
 	}
@@ -93,9 +101,11 @@ func main() {
 	}
 }
 
-// bodies are distinct request bodies of o.images generated JPEGs each.
-func bodies(o options) ([][]byte, error) {
+// bodies are distinct request bodies of o.images generated JPEGs each
+// (JSON for REST), and the JPEGs themselves (for gRPC).
+func bodies(o options) ([][]byte, [][][]byte, error) {
 	out := make([][]byte, o.variants)
+	raw := make([][][]byte, o.variants)
 	for v := range out {
 		var items []string
 		for i := range o.images {
@@ -108,22 +118,34 @@ func bodies(o options) ([][]byte, error) {
 			}
 			var buf bytes.Buffer
 			if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90}); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
+			raw[v] = append(raw[v], buf.Bytes())
 			items = append(items, `{"b64": "`+base64.StdEncoding.EncodeToString(buf.Bytes())+`"}`)
 		}
 		out[v] = []byte(`{"instances": [` + strings.Join(items, ", ") + `]}`)
 	}
-	return out, nil
+	return out, raw, nil
 }
 
 func run(o options) (*Report, error) {
-	reqs, err := bodies(o)
+	reqs, raw, err := bodies(o)
 	if err != nil {
 		return nil, err
 	}
-	before, _ := scrape(o.metrics)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.clients}, Timeout: time.Minute}
+	send := func(n int) error { return predict(client, o.url, reqs[n%len(reqs)], o.images) }
+	if o.grpc != "" {
+		conn, err := grpc.NewClient(o.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return nil, err
+		}
+		defer conn.Close()
+		stub := pb.NewPredictionServiceClient(conn)
+		model := o.model()
+		send = func(n int) error { return predictGRPC(stub, model, raw[n%len(raw)]) }
+	}
+	before, _ := scrape(o.metrics)
 	var (
 		mu        sync.Mutex
 		latencies []time.Duration
@@ -139,7 +161,7 @@ func run(o options) (*Report, error) {
 			defer wg.Done()
 			for n := c; time.Now().Before(stop); n += o.clients {
 				t0 := time.Now()
-				err := predict(client, o.url, reqs[n%len(reqs)], o.images)
+				err := send(n)
 				d := time.Since(t0)
 				mu.Lock()
 				latencies = append(latencies, d)
@@ -199,6 +221,30 @@ func predict(client *http.Client, url string, body []byte, images int) error {
 	}
 	if len(answer.Predictions) != images {
 		return errors.New("answer has " + strconv.Itoa(len(answer.Predictions)) + " predictions for " + strconv.Itoa(images) + " images")
+	}
+	return nil
+}
+
+// model is the model name of the predict URL (.../v1/models/NAME:predict).
+func (o options) model() string {
+	name := o.url[strings.LastIndex(o.url, "/")+1:]
+	return strings.TrimSuffix(name, ":predict")
+}
+
+// predictGRPC sends one gRPC Predict of encoded images and checks the answer.
+func predictGRPC(stub pb.PredictionServiceClient, model string, images [][]byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	req := &pb.PredictRequest{ModelSpec: &pb.ModelSpec{Name: model}, Inputs: map[string]*pb.TensorProto{
+		"image_bytes": {Dtype: pb.DataType_DT_STRING, TensorShape: &pb.TensorShapeProto{Dim: []*pb.TensorShapeProto_Dim{{Size: int64(len(images))}}}, StringVal: images},
+	}}
+	resp, err := stub.Predict(ctx, req)
+	if err != nil {
+		return err
+	}
+	p := resp.GetOutputs()["probabilities"]
+	if p == nil || len(p.GetTensorShape().GetDim()) == 0 || p.GetTensorShape().GetDim()[0].GetSize() != int64(len(images)) {
+		return fmt.Errorf("answer has no probabilities row per image: %v", p.GetTensorShape())
 	}
 	return nil
 }
