@@ -13,7 +13,11 @@
 # prepared shards, weights and image size:
 #   classical       scikit-learn SVC (RBF, defaults) on the raw pixels
 #   xcept-defaults  xcept train, then xcept finetune, configs/default.yaml
-#   xcept-tuned     the same with BENCH_REAL_TUNED (a YAML overlay), if set
+#   xcept-tuned     the same with --config BENCH_REAL_TUNED, if set: a YAML file
+#                   that must set runtime.intra_op_threads/inter_op_threads and
+#                   prepare.min_side: 1 itself (it replaces bench.yaml), and may
+#                   change train/finetune/augment/callbacks keys only (it trains
+#                   on the shards and model prepared with the defaults)
 #   keras-recipe    tf-keras model.fit on tf.data: frozen, then fine-tuned
 #                   from block11 at 1e-5, the recipe's callbacks
 # Test accuracy is each contender's best (val_accuracy) checkpoint on the
@@ -116,7 +120,7 @@ EOF
 	cached xcept-defaults-finetune "${x[@]}" finetune --run "$dir/runs/xcept-defaults" "${ft[@]}"
 	cached xcept-defaults-eval "${x[@]}" evaluate --run "$dir/runs/xcept-defaults" --split test --out "$dir/runs/xcept-defaults/eval"
 	if [ -n "$tuned" ]; then
-		xt=("$xcept" --config "$cfg" --config "$tuned" --json)
+		xt=("$xcept" --config "$tuned" --json)
 		cached xcept-tuned-train "${xt[@]}" train --data "$ds" --run "$dir/runs/xcept-tuned" --seed 42
 		cached xcept-tuned-finetune "${xt[@]}" finetune --run "$dir/runs/xcept-tuned"
 		cached xcept-tuned-eval "${xt[@]}" evaluate --run "$dir/runs/xcept-tuned" --split test --out "$dir/runs/xcept-tuned/eval"
