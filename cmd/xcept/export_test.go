@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,11 +24,7 @@ import (
 	"github.com/xcept/xcept/internal/trust"
 )
 
-var exportRun struct {
-	once sync.Once
-	dir  string
-	err  error
-}
+var exportRun testenv.Once[string]
 
 // trainedRun is a run of the tiny test model trained for ten epochs on the
 // demo dataset, made once per test binary: the frozen phase on cached
@@ -40,22 +35,18 @@ func trainedRun(t *testing.T) string {
 	t.Helper()
 	ds := trainDataset(t)
 	cfg := writeTrainConfig(t, "")
-	exportRun.once.Do(func() {
+	return exportRun.Get(t, "training the run to export", func() (string, error) {
 		dir, err := os.MkdirTemp("", "xcept-export-run-")
 		if err != nil {
-			exportRun.err = err
-			return
+			return "", err
 		}
-		exportRun.dir = filepath.Join(dir, "shapes")
-		code, _, stderr := runXcept(t, nil, "--config", cfg, "-q", "train", "--data", ds, "--run", exportRun.dir, "--epochs", "10")
+		runDir := filepath.Join(dir, "shapes")
+		code, _, stderr := runXcept(t, nil, "--config", cfg, "-q", "train", "--data", ds, "--run", runDir, "--epochs", "10")
 		if code != 0 {
-			exportRun.err = errors.New(stderr)
+			return "", errors.New(stderr)
 		}
+		return runDir, nil
 	})
-	if exportRun.err != nil {
-		t.Fatalf("training the run to export: %v", exportRun.err)
-	}
-	return exportRun.dir
 }
 
 // exportJSON runs `xcept --json export` and decodes the result.

@@ -22,43 +22,31 @@ import (
 	"github.com/xcept/xcept/internal/train"
 )
 
-var trainData struct {
-	once sync.Once
-	dir  string
-	err  error
-}
+var trainData testenv.Once[string]
 
 // trainDataset is a prepared demo dataset (3 classes, 96 px) whose model is
 // the shared tiny test model, made once per test binary.
 func trainDataset(t *testing.T) string {
 	t.Helper()
 	modelDir := testmodel.Tiny(t)
-	trainData.once.Do(func() {
+	return trainData.Get(t, "training dataset", func() (string, error) {
 		dir, err := os.MkdirTemp("", "xcept-train-")
 		if err != nil {
-			trainData.err = err
-			return
+			return "", err
 		}
 		gen := demodata.Defaults()
 		gen.Classes, gen.PerClass, gen.Width, gen.Height, gen.Seed = 3, 40, 96, 96, 3
 		if err := demodata.Generate(filepath.Join(dir, "images"), gen); err != nil {
-			trainData.err = err
-			return
+			return "", err
 		}
 		ds := filepath.Join(dir, "ds")
 		var out, errOut strings.Builder
 		if code := run(t.Context(), []string{"prepare", "--data", filepath.Join(dir, "images"), "--out", ds, "--image-size", "96", "--no-model"}, &out, &errOut); code != 0 {
-			trainData.err = errors.New(errOut.String())
-			return
+			return "", errors.New(errOut.String())
 		}
 		// The tiny model is built for the same class names (circle, square, triangle) and size.
-		trainData.err = os.Symlink(modelDir, filepath.Join(ds, "model"))
-		trainData.dir = ds
+		return ds, os.Symlink(modelDir, filepath.Join(ds, "model"))
 	})
-	if trainData.err != nil {
-		t.Fatalf("training dataset: %v", trainData.err)
-	}
-	return trainData.dir
 }
 
 // trainConfig is a fast configuration for tests.

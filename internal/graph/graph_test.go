@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"sync"
 	"testing"
 
 	"github.com/xcept/xcept/internal/testenv"
@@ -21,40 +20,32 @@ func needTF(t testing.TB) {
 	}
 }
 
-var toy struct {
-	once sync.Once
-	dir  string
-	err  error
-}
+var toy testenv.Once[string]
 
 // toyModel builds testdata/make_model.py's SavedModel once per test run.
 func toyModel(t *testing.T) string {
 	t.Helper()
 	needTF(t)
 	py := testenv.Python(t)
-	toy.once.Do(func() {
+	return toy.Get(t, "building the toy model", func() (string, error) {
 		dir, err := os.MkdirTemp("", "xcept-toy-")
 		if err != nil {
-			toy.err = err
-			return
+			return "", err
 		}
-		toy.dir = filepath.Join(dir, "toy")
-		cmd := exec.Command(py, "testdata/make_model.py", toy.dir)
+		model := filepath.Join(dir, "toy")
+		cmd := exec.Command(py, "testdata/make_model.py", model)
 		cmd.Env = append(os.Environ(), "TF_CPP_MIN_LOG_LEVEL=2")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			toy.err = errors.New(string(out))
+			return "", errors.New(string(out))
 		}
+		return model, nil
 	})
-	if toy.err != nil {
-		t.Fatalf("building the toy model: %v", toy.err)
-	}
-	return toy.dir
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if toy.dir != "" {
-		os.RemoveAll(filepath.Dir(toy.dir))
+	if dir, ok := toy.Made(); ok {
+		os.RemoveAll(filepath.Dir(dir))
 	}
 	os.Exit(code)
 }

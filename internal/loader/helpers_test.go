@@ -9,12 +9,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/xcept/xcept/internal/dataset"
 	"github.com/xcept/xcept/internal/demodata"
 	"github.com/xcept/xcept/internal/imageio"
+	"github.com/xcept/xcept/internal/testenv"
 	"github.com/xcept/xcept/internal/tfexample"
 	"github.com/xcept/xcept/internal/tfrecord"
 )
@@ -26,49 +26,46 @@ const (
 	demoClasses = 3
 )
 
-var demo struct {
-	once sync.Once
-	dir  string
-	m    *dataset.Manifest
-	err  error
+type preparedDemo struct {
+	dir string
+	m   *dataset.Manifest
 }
+
+var demo testenv.Once[preparedDemo]
 
 // prepared returns the shared prepared dataset, made once per test binary
 // with the same code path as `xcept prepare` (the model is not needed).
 func prepared(t testing.TB) (string, *dataset.Manifest) {
 	t.Helper()
-	demo.once.Do(func() {
+	d := demo.Get(t, "preparing the demo dataset", func() (preparedDemo, error) {
 		root, err := os.MkdirTemp("", "xcept-loader-test-")
 		if err != nil {
-			demo.err = err
-			return
+			return preparedDemo{}, err
 		}
 		data, out := filepath.Join(root, "images"), filepath.Join(root, "ds")
 		gen := demodata.Defaults()
 		gen.Classes, gen.PerClass, gen.Width, gen.Height = demoClasses, 20, 80, 72
-		if demo.err = demodata.Generate(data, gen); demo.err != nil {
-			return
+		if err := demodata.Generate(data, gen); err != nil {
+			return preparedDemo{}, err
 		}
-		_, demo.err = dataset.Prepare(context.Background(), dataset.Options{
+		_, err = dataset.Prepare(context.Background(), dataset.Options{
 			Data: data, Out: out, ImageSize: demoSize, Fractions: dataset.Fractions{Train: 0.7, Val: 0.3}, Seed: 3,
 			Fit: imageio.Squash, Format: imageio.JPEG, Quality: 90, ShardBytes: 16 << 10,
 			MaxPixels: 1 << 24, MaxFileBytes: 1 << 24, MinSide: 16, Workers: 2,
 		})
-		if demo.err == nil {
-			demo.dir = out
-			demo.m, demo.err = dataset.ReadManifest(out)
+		if err != nil {
+			return preparedDemo{}, err
 		}
+		m, err := dataset.ReadManifest(out)
+		return preparedDemo{out, m}, err
 	})
-	if demo.err != nil {
-		t.Fatalf("preparing the demo dataset: %v", demo.err)
-	}
-	return demo.dir, demo.m
+	return d.dir, d.m
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if demo.dir != "" {
-		os.RemoveAll(filepath.Dir(demo.dir))
+	if d, ok := demo.Made(); ok {
+		os.RemoveAll(filepath.Dir(d.dir))
 	}
 	if bench.path != "" {
 		os.RemoveAll(filepath.Dir(bench.path))

@@ -5,6 +5,7 @@ package testenv
 import (
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/xcept/xcept/internal/pyenv"
@@ -91,4 +92,34 @@ func MLflowPython(t testing.TB) string {
 	}
 	Unavailable(t, "no .venv-mlflow with MLflow: run `make mlflow-venv`")
 	return ""
+}
+
+// Once is a fixture made once per test process (a prepared dataset, a
+// trained run, a loaded server) and shared by every test that asks for it.
+// A failure to make it fails each of those tests, naming what. The zero
+// value is ready to use; declare one as a package variable.
+type Once[T any] struct {
+	once sync.Once
+	made bool
+	v    T
+	err  error
+}
+
+// Get makes the fixture with make on the first call and returns it.
+func (o *Once[T]) Get(t testing.TB, what string, make func() (T, error)) T {
+	t.Helper()
+	o.once.Do(func() { o.v, o.err = make(); o.made = true })
+	if o.err != nil {
+		t.Fatalf("%s: %v", what, o.err)
+	}
+	return o.v
+}
+
+// Made says whether the fixture was made (for a TestMain that frees it).
+func (o *Once[T]) Made() (T, bool) {
+	var zero T
+	if !o.made || o.err != nil {
+		return zero, false
+	}
+	return o.v, true
 }
