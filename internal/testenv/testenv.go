@@ -1,5 +1,6 @@
 // Package testenv gives tests the heavy things they share: the project's
-// Python, and the real-weights fixture of `make fixtures`.
+// Python, the real-weights fixture of `make fixtures`, and Once, the
+// once-per-process cache for fixtures (prepared datasets, trained runs).
 package testenv
 
 import (
