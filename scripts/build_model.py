@@ -44,7 +44,7 @@ MIN_IMAGE_SIZE = 71  # Xception's smallest input
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 DOWNLOAD_TIMEOUT_SECONDS = 20  # an offline machine must fail fast, not hang
 FORMAT_VERSION = 1
-BUILDER_VERSION = 2  # 2: eval_head_step, --init-from, serving_default on encoded images
+BUILDER_VERSION = 3  # 2: eval_head_step, --init-from, serving_default on encoded images; 3: temperature
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 

@@ -111,11 +111,12 @@ EXPECTED = {
         "train_step": ({"images": IMAGES, **TRAIN_INPUTS}, TRAIN_OUTPUTS),
         "finetune_step": ({"images": IMAGES, **TRAIN_INPUTS}, TRAIN_OUTPUTS),
         "train_head_step": ({"features": ("float32", [-1, 2048]), **TRAIN_INPUTS}, TRAIN_OUTPUTS),
-        "eval_step": ({"images": IMAGES, "labels": ("int32", [-1])}, {"loss": ("float32", []), "probabilities": PROBS}),
+        "eval_step": ({"images": IMAGES, "labels": ("int32", [-1])}, {"loss": ("float32", []), "probabilities": PROBS, "logits": PROBS}),
         "eval_head_step": (
             {"features": ("float32", [-1, 2048]), "labels": ("int32", [-1])},
-            {"loss": ("float32", []), "probabilities": PROBS},
+            {"loss": ("float32", []), "probabilities": PROBS, "logits": PROBS},
         ),
+        "set_temperature": ({"temperature": ("float32", [])}, {"temperature": ("float32", [])}),
         "predict": ({"images": IMAGES}, {"probabilities": PROBS}),
         "features": ({"images": IMAGES}, {"features": ("float32", [-1, 2048])}),
         "explain": (
@@ -152,7 +153,7 @@ def test_model_json_describes_the_build(built):
     meta = json.loads(text)
     assert text == json.dumps(meta, sort_keys=True, indent=2) + "\n"
     want = {
-        "format_version": 1, "builder_version": 2, "classes": list(CLASSES), "num_classes": N,
+        "format_version": 1, "builder_version": build_model.BUILDER_VERSION, "classes": list(CLASSES), "num_classes": N,
         "image_size": SIZE, "weights": "none", "weights_sha256": None, "precision": "float32",
         "dense_units": 32, "dropout": DROPOUT, "unfreeze_from": UNFREEZE, "seed": 42, "feature_dim": 2048,
         "init_from": None,
@@ -383,6 +384,33 @@ def test_export_is_a_copy_with_the_runs_weights_saved_in(built, trained, tmp_pat
     got = TF2Serving(str(export)).run("serving_default", image_bytes=np.array([png(i) for i in images], object))
     np.testing.assert_allclose(got["probabilities"], want, rtol=1e-5, atol=1e-7)
     assert (export / "assets" / "labels.txt").read_text(encoding="utf-8").split() == list(CLASSES)
+
+
+def test_temperature_travels_from_the_trainer_checkpoint_into_serving(built, trained, tmp_path):
+    """set_temperature on the trainer, saved through its SaverDef, makes the
+    serving signatures answer softmax(logits / T) while eval_step stays
+    uncalibrated: what the Go side does after fitting T on the validation split."""
+    prefix, _ = trained
+    images, labels = batch()
+    trainer = V1Model(str(built[0] / "trainer"))
+    trainer.restore(prefix)
+    raw = trainer.run("eval_step", images=images.numpy(), labels=labels.numpy())
+    np.testing.assert_allclose(raw["probabilities"], tf.nn.softmax(raw["logits"]).numpy(), rtol=1e-5, atol=1e-7)
+    t = 2.5
+    assert trainer.run("set_temperature", temperature=np.float32(t))["temperature"] == pytest.approx(t)
+    calibrated_prefix = str(tmp_path / "calibrated")
+    trainer.save(calibrated_prefix)
+    want = tf.nn.softmax(raw["logits"] / t).numpy()
+    np.testing.assert_allclose(trainer.run("predict", images=images.numpy())["probabilities"], want, rtol=1e-5, atol=1e-7)
+    after = trainer.run("eval_step", images=images.numpy(), labels=labels.numpy())
+    np.testing.assert_allclose(after["probabilities"], raw["probabilities"], rtol=1e-6, atol=1e-7)
+    serving = V1Model(str(built[0] / "serving"))
+    serving.restore(calibrated_prefix)
+    np.testing.assert_allclose(serving.run("predict", images=images.numpy())["probabilities"], want, rtol=1e-5, atol=1e-7)
+    got = serving.run("serving_default", image_bytes=np.array([png(i) for i in images.numpy()], object))
+    np.testing.assert_allclose(got["probabilities"], want, rtol=1e-5, atol=1e-7)
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        trainer.run("set_temperature", temperature=np.float32(0))
 
 
 # --- serving: complete for export and TF Serving ----------------------------

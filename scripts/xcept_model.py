@@ -351,6 +351,7 @@ def trainer_signatures(size):
         "predict": ("predict", [images]),
         "features": ("features", [images]),
         "explain": ("explain", [images, _spec(tf.int32, [None], "class_index")]),
+        "set_temperature": ("set_temperature", [_spec(tf.float32, [], "temperature")]),
     }
 
 
@@ -381,6 +382,13 @@ class XceptModule(tf.Module):
         super().__init__()
         self.model = model
         self._cfg = cfg  # frozen dataclass: not tracked, adds no checkpoint keys
+        # Temperature scaling: predict, the serving signatures and explain
+        # answer softmax(logits / temperature). Both modules track it under
+        # the same checkpoint key, so the temperature Go fits on the
+        # validation split and saves in the run's checkpoint travels into
+        # the serving model and every export with the weights; training and
+        # evaluation steps stay uncalibrated (temperature 1).
+        self.temperature = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="temperature")
         if labels_file is not None:
             # Tracked, so saving copies it to assets/; an asset has no
             # variables and adds no checkpoint keys.
@@ -432,6 +440,9 @@ class XceptModule(tf.Module):
 
     def _probabilities(self, logits):
         return self.model.get_layer("probabilities")(logits)
+
+    def _calibrated(self, logits):
+        return tf.nn.softmax(tf.cast(logits, tf.float32) / self.temperature)
 
     def _check_labels(self, labels):
         n = self._cfg.num_classes
@@ -498,7 +509,7 @@ class XceptModule(tf.Module):
         logits = self._logits(features)
         ones = tf.ones_like(labels, dtype=tf.float32)
         loss = self._loss(logits, labels, ones, tf.constant(0.0))
-        return {"loss": loss, "probabilities": self._probabilities(logits)}
+        return {"loss": loss, "probabilities": self._probabilities(logits), "logits": tf.cast(logits, tf.float32)}
 
     def eval_step(self, images, labels):
         return self.eval_head_step(self._pool(self._feature_map(images)), labels)
@@ -509,7 +520,7 @@ class XceptModule(tf.Module):
     def predict_images(self, images):
         """images: pixel values 0..255, uint8 or float32 (already resized)."""
         logits = self._logits(self._pool(self._feature_map(images)))
-        return {"probabilities": self._probabilities(logits)}
+        return {"probabilities": self._calibrated(logits)}
 
     def serve_encoded(self, image_bytes):
         """Encoded images of any size → probabilities, plus the class names
@@ -527,6 +538,12 @@ class XceptModule(tf.Module):
 
     def features(self, images):
         return {"features": self._pool(self._feature_map(images))}
+
+    def set_temperature(self, temperature):
+        """Sets the temperature predict and serving divide logits by."""
+        with tf.control_dependencies([tf.debugging.assert_positive(temperature, message="temperature must be > 0")]):
+            self.temperature.assign(temperature)
+        return {"temperature": tf.identity(self.temperature)}
 
     def explain(self, images, class_index):
         """Grad-CAM: ReLU(Σ_k mean(∂y_c/∂A_k)·A_k) on block14_sepconv2_act,
@@ -547,7 +564,7 @@ class XceptModule(tf.Module):
         peak = tf.reduce_max(cam, axis=[1, 2], keepdims=True)
         return {
             "heatmap": tf.math.divide_no_nan(cam, peak),
-            "probabilities": self._probabilities(logits),
+            "probabilities": self._calibrated(logits),
             "class_index": chosen,
         }
 

@@ -48,6 +48,7 @@ func NewEvaluateCmd(g *Globals) *cobra.Command {
 		opts        EvaluateOptions
 		minAccuracy float64
 		minRecall   []string
+		maxECE      float64
 	)
 	cmd := &cobra.Command{
 		Use:   "evaluate (--run runs/NAME [--split test|val|DIR] | --predictions FILE --labels labels.txt) [gates]",
@@ -69,6 +70,12 @@ indices of labels.txt), optionally "file" and one probability column per class
 ("prob:CLASS" or the bare class name), such as the predictions.csv evaluate
 itself writes. No model is needed.
 
+report.html and --json also give the calibration: the expected calibration
+error (ECE, 15 equal-width bins) and negative log-likelihood of the
+probabilities, and for a run whose model holds a temperature (fitted by train
+and finetune on the validation split) the same figures uncalibrated (T = 1),
+with a reliability diagram (reliability.png).
+
 Gates make CI fail on a bad model: every report is still written, then the
 command exits with code 3 and one line naming each failed gate and by how much.
 Exit codes: 0 done and every gate passed, 2 bad flags, 3 a gate failed, 4 a
@@ -76,6 +83,7 @@ missing or unusable path, file or dataset, or classes that do not match the
 model's, 5 the model failed, 6 another process is writing the run (reports into
 the run folder need its lock), 130 interrupted.`,
 		Example: `  xcept evaluate --run runs/flowers --min-accuracy 0.9 --min-recall 0.8
+  xcept evaluate --run runs/flowers --max-ece 0.05
   xcept evaluate --run runs/flowers --split new-photos/ --out eval-new
   xcept evaluate --predictions preds.csv --labels ds/labels.txt --out eval
   xcept evaluate --predictions preds.csv --labels labels.txt --min-accuracy 0.9 --min-recall 0.8 --min-recall cat=0.95 --json`,
@@ -84,6 +92,13 @@ the run folder need its lock), 130 interrupted.`,
 			opts.Output = g.Output
 			if cmd.Flags().Changed("min-accuracy") {
 				gate, err := metrics.MinAccuracy(minAccuracy)
+				if err != nil {
+					return cli.Usagef("%v", err)
+				}
+				opts.Gates = append(opts.Gates, gate)
+			}
+			if cmd.Flags().Changed("max-ece") {
+				gate, err := metrics.MaxECE(maxECE)
 				if err != nil {
 					return cli.Usagef("%v", err)
 				}
@@ -122,6 +137,7 @@ the run folder need its lock), 130 interrupted.`,
 	f.StringVar(&opts.Out, "out", "", "report folder (default: the run folder, or NAME-report beside the predictions file NAME.csv)")
 	f.IntVar(&opts.TopK, "top-k", 5, "k of the top-k accuracy (needs probability columns)")
 	f.Float64Var(&minAccuracy, "min-accuracy", 0, "gate: fail (exit 3) when accuracy is below this fraction")
+	f.Float64Var(&maxECE, "max-ece", 0, "gate: fail (exit 3) when the expected calibration error (15 bins) of the probabilities is above this fraction")
 	f.StringArrayVar(&minRecall, "min-recall", nil, "gate: fail when the recall of every class (X) or of one class (CLASS=X) is below X; repeatable")
 	return cmd
 }
@@ -201,6 +217,13 @@ func printSummary(o EvaluateOptions, s *report.Summary) error {
 		fmt.Fprintf(&b, "\ntop-1 accuracy %.4f, top-%d accuracy %.4f (from the probabilities)\n", *s.Top1, s.K, *s.TopK)
 	case s.Top1 != nil:
 		fmt.Fprintf(&b, "\ntop-1 accuracy %.4f (from the probabilities)\n", *s.Top1)
+	}
+	if c := s.Calibration; c != nil {
+		fmt.Fprintf(&b, "\ncalibration (%d bins): ECE %.4f, NLL %.4f", c.Bins, c.Evaluated.ECE, c.Evaluated.NLL)
+		if u := c.Uncalibrated; u != nil {
+			fmt.Fprintf(&b, " at temperature %.3f (uncalibrated: ECE %.4f, NLL %.4f)", c.Temperature, u.ECE, u.NLL)
+		}
+		b.WriteString("\n")
 	}
 	if len(s.MostConfused) > 0 {
 		b.WriteString("\nmost confused (true -> predicted):\n")
@@ -314,6 +337,8 @@ func runEvaluateModel(ctx context.Context, o EvaluateOptions) error {
 		TopK:        o.TopK,
 		Source:      fmt.Sprintf("run %s, best checkpoint%s, on %s", r.Dir, bestEpoch(r), src.name),
 		Gallery:     gallery,
+		Temperature: temperature(r, info),
+		Fit:         r.Info.Calibration,
 	})
 	if sum != nil {
 		if perr := printSummary(o, sum); perr != nil {
@@ -321,6 +346,14 @@ func runEvaluateModel(ctx context.Context, o EvaluateOptions) error {
 		}
 	}
 	return err
+}
+
+// temperature is the one the run's best checkpoint holds (0: none).
+func temperature(r *runs.Run, info *model.Info) float64 {
+	if r.Info.Calibration == nil || !info.Calibratable() {
+		return 0
+	}
+	return r.Info.Calibration.Temperature
 }
 
 // bestEpoch says which epoch the best checkpoint is from, when it is known.

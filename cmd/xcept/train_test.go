@@ -15,8 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xcept/xcept/internal/calibrate"
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/demodata"
+	"github.com/xcept/xcept/internal/graph"
+	"github.com/xcept/xcept/internal/model"
+	runs "github.com/xcept/xcept/internal/run"
 	"github.com/xcept/xcept/internal/testenv"
 	"github.com/xcept/xcept/internal/testmodel"
 	"github.com/xcept/xcept/internal/train"
@@ -104,6 +108,7 @@ func TestTrainAndFinetuneEndToEnd(t *testing.T) {
 	}
 	checkTensorBoard(t, runDir, rows)
 	checkResultHint(t, lines[3], runDir, rows)
+	checkCalibrated(t, runDir, "train")
 
 	code, _, stderr = runXcept(t, nil, "--config", cfg, "finetune", "--run", runDir, "--epochs", "1")
 	if code != 0 {
@@ -115,6 +120,64 @@ func TestTrainAndFinetuneEndToEnd(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(runDir, "config-finetune.yaml")); err != nil {
 		t.Error(err)
+	}
+	if !strings.Contains(stderr, "calibrated on ") {
+		t.Errorf("finetune did not say it calibrated:\n%s", stderr)
+	}
+	checkCalibrated(t, runDir, "finetune")
+}
+
+// checkCalibrated: run.json holds the temperature fitted after phase, the
+// fit did not raise the validation NLL, and the serving model restored from
+// the best checkpoint answers softmax(logits / T) of the trainer's logits.
+func checkCalibrated(t *testing.T, runDir, phase string) {
+	t.Helper()
+	r, err := runs.Open(runDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fit := r.Info.Calibration
+	if fit == nil || fit.Phase != phase || fit.Split != "val" || fit.Images == 0 {
+		t.Fatalf("run.json calibration after %s: %+v", phase, fit)
+	}
+	t.Logf("%s: T %.4f on %d validation images, ECE %.4f → %.4f, NLL %.4f → %.4f", phase, fit.Temperature, fit.Images,
+		fit.Before.ECE, fit.After.ECE, fit.Before.NLL, fit.After.NLL)
+	if fit.Temperature < calibrate.MinTemperature || fit.Temperature > calibrate.MaxTemperature || fit.After.NLL > fit.Before.NLL+1e-9 {
+		t.Errorf("fit %+v: T out of range or NLL raised", fit)
+	}
+	trainer, err := model.Open(r.Info.Model, graph.SessionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer trainer.Close()
+	serving, err := model.OpenServing(r.Info.Model, graph.SessionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer serving.Close()
+	for _, s := range []*graph.Session{trainer.Session, serving.Session} {
+		if err := r.Restore(s, runs.Best); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, size := 4, trainer.Info.ImageSize
+	images := make([]uint8, n*size*size*3)
+	for i := range images {
+		images[i] = uint8(i * 7 % 251)
+	}
+	logits, err := trainer.ImageLogits(model.Batch{Images: images, Labels: make([]int32, n)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := serving.Predict(images, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := calibrate.Scale(logits, trainer.Info.NumClasses, fit.Temperature)
+	for i := range want {
+		if d := got[i] - want[i]; d > 1e-5 || d < -1e-5 {
+			t.Fatalf("serving probability %d = %v, softmax(logits / %.4f) = %v", i, got[i], fit.Temperature, want[i])
+		}
 	}
 }
 

@@ -7,24 +7,42 @@ import (
 	"strings"
 )
 
-// Gate is one CI quality gate: a minimum accuracy, or a minimum recall of one
-// class or (Class == "") of every class.
+// Gate is one CI quality gate: a minimum accuracy, a minimum recall of one
+// class or (Class == "") of every class, or a maximum expected calibration
+// error (computed outside this package, by internal/calibrate).
 type Gate struct {
-	Metric string  // "accuracy" or "recall"
+	Metric string  // "accuracy", "recall" or "ece"
 	Class  string  // recall gates: the class, or "" for every class
 	Min    float64 // passes when the value is at least Min
+	Max    float64 // ece gates: passes when the value is at most Max
 }
 
 // Gate metrics.
 const (
 	GateAccuracy = "accuracy"
 	GateRecall   = "recall"
+	GateECE      = "ece"
 )
+
+// MaxECE builds the --max-ece gate.
+func MaxECE(v float64) (Gate, error) {
+	if v < 0 || v > 1 || v != v {
+		return Gate{}, fmt.Errorf("--max-ece %v: want a fraction from 0 to 1 (0.05 for 5%%)", v)
+	}
+	return Gate{Metric: GateECE, Max: v}, nil
+}
+
+// CheckMax judges a maximum gate (ece) against its value.
+func CheckMax(g Gate, value float64) GateResult {
+	return GateResult{Gate: g.String(), Metric: g.Metric, Max: g.Max, Value: value, Passed: value <= g.Max}
+}
 
 // String is how the gate is written on the command line.
 func (g Gate) String() string {
 	v := strconv.FormatFloat(g.Min, 'g', -1, 64)
 	switch {
+	case g.Metric == GateECE:
+		return "--max-ece " + strconv.FormatFloat(g.Max, 'g', -1, 64)
 	case g.Metric == GateAccuracy:
 		return "--min-accuracy " + v
 	case g.Class == "":
@@ -87,6 +105,7 @@ type GateResult struct {
 	Metric string  `json:"metric"`
 	Class  string  `json:"class,omitempty"`
 	Min    float64 `json:"min"`
+	Max    float64 `json:"max,omitempty"` // ece gates
 	Value  float64 `json:"value"`
 	Passed bool    `json:"passed"`
 	Note   string  `json:"note,omitempty"`
@@ -101,10 +120,14 @@ func (r GateResult) Describe() string {
 	if r.Note != "" {
 		return fmt.Sprintf("%s: %s (%s)", what, r.Note, r.Gate)
 	}
+	if r.Metric == GateECE {
+		return fmt.Sprintf("expected calibration error %.4f > %.4f by %.4f (%s)", r.Value, r.Max, r.Value-r.Max, r.Gate)
+	}
 	return fmt.Sprintf("%s %.4f < %.4f by %.4f (%s)", what, r.Value, r.Min, r.Min-r.Value, r.Gate)
 }
 
-// CheckGates evaluates the gates against a report, in the order given.
+// CheckGates evaluates the counting gates against a report, in the order
+// given; ece gates are left to the caller that computed the ECE (CheckMax).
 func CheckGates(rep *Report, gates []Gate) ([]GateResult, error) {
 	if err := CheckClasses(gates, rep.Classes); err != nil {
 		return nil, err
@@ -113,6 +136,8 @@ func CheckGates(rep *Report, gates []Gate) ([]GateResult, error) {
 	for _, g := range gates {
 		base := GateResult{Gate: g.String(), Metric: g.Metric, Min: g.Min}
 		switch {
+		case g.Metric == GateECE:
+			continue
 		case g.Metric == GateAccuracy:
 			base.Value, base.Passed = rep.Accuracy, rep.Accuracy >= g.Min
 			out = append(out, base)

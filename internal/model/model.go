@@ -39,6 +39,14 @@ var Precisions = []string{"float32", "mixed_bfloat16", "mixed_float16"}
 // this xcept runs (eval_head_step, serving_default on encoded images).
 const MinBuilderVersion = 2
 
+// CalibrationBuilderVersion is the oldest builder whose models hold a
+// temperature (set_temperature, logits from the eval steps): older ones
+// train and predict uncalibrated.
+const CalibrationBuilderVersion = 3
+
+// Calibratable reports whether the model holds a temperature.
+func (i *Info) Calibratable() bool { return i.BuilderVersion >= CalibrationBuilderVersion }
+
 // MinImageSize is the smallest input Keras Xception accepts.
 const MinImageSize = 71
 

@@ -227,3 +227,59 @@ func (m *Model) EvalHead(features []float32, labels []int32) (float32, []float32
 	}
 	return m.lossAndProbabilities(contract.SigEvalHeadStep, f.m)
 }
+
+// HeadLogits runs eval_head_step on cached pooled features and returns the
+// uncalibrated logits (n × classes).
+func (m *Model) HeadLogits(features []float32, labels []int32) ([]float32, error) {
+	var f feeds
+	defer f.close()
+	n, d := len(labels), m.Info.FeatureDim
+	if len(features) != n*d {
+		return nil, fmt.Errorf("%d features is not %d images of %d", len(features), n, d)
+	}
+	t, err := graph.NewTensor([]int64{int64(n), int64(d)}, features)
+	f.add("features", t, err)
+	t, err = graph.NewTensor([]int64{int64(n)}, labels)
+	f.add("labels", t, err)
+	return m.logits("eval_head_step", &f)
+}
+
+// ImageLogits runs eval_step on a batch of images and returns the
+// uncalibrated logits (n × classes).
+func (m *Model) ImageLogits(b Batch) ([]float32, error) {
+	var f feeds
+	defer f.close()
+	t, err := m.imagesTensor(b.Images, b.N())
+	f.add("images", t, err)
+	t, err = graph.NewTensor([]int64{int64(b.N())}, b.Labels)
+	f.add("labels", t, err)
+	return m.logits("eval_step", &f)
+}
+
+func (m *Model) logits(signature string, f *feeds) ([]float32, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
+	out, err := m.Session.Run(signature, f.m, "logits")
+	if err != nil {
+		return nil, err
+	}
+	defer out[0].Close()
+	return out[0].Float32s()
+}
+
+// SetTemperature sets the temperature the trainer's predict and, through
+// the checkpoint, the serving model divide logits by.
+func (m *Model) SetTemperature(t float64) error {
+	in, err := graph.NewScalar(float32(t))
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := m.Session.Run("set_temperature", map[string]*graph.Tensor{"temperature": in}, "temperature")
+	if err != nil {
+		return err
+	}
+	out[0].Close()
+	return nil
+}

@@ -20,6 +20,7 @@ type pageData struct {
 	// scaled, its class names would shrink past reading.
 	ConfusionWide bool
 	Curves        []byte // PNG, nil without a history
+	Reliability   []byte // PNG, nil without probabilities
 	Gallery       []galleryCard
 }
 

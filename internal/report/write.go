@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/xcept/xcept/internal/atomicfile"
+	"github.com/xcept/xcept/internal/calibrate"
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/metrics"
@@ -33,6 +34,11 @@ type Input struct {
 	Gallery     []GalleryItem
 	GallerySize int // 0 means 24
 	FileBase    string
+	// Temperature is the run's fitted temperature, which its model's
+	// probabilities already include (0: unknown or none); Fit its fit on
+	// the validation split.
+	Temperature float64
+	Fit         *calibrate.Fit
 }
 
 // Summary is what an evaluation found, printed by --json and rendered on
@@ -49,6 +55,7 @@ type Summary struct {
 	WeightedF1   float64              `json:"weighted_f1"`
 	Report       *metrics.Report      `json:"report"`
 	MostConfused []metrics.Pair       `json:"most_confused"`
+	Calibration  *Calibration         `json:"calibration,omitempty"` // nil without probabilities
 	Gates        []metrics.GateResult `json:"gates"`
 	GatesPassed  bool                 `json:"gates_passed"`
 	Files        map[string]string    `json:"files"`
@@ -91,10 +98,23 @@ func Write(in Input) (*Summary, error) {
 	if err != nil {
 		return nil, cli.Usagef("%v", err)
 	}
+	cal, err := calibrationOf(len(in.Classes), in.Rows, in.Temperature, in.Fit)
+	if err != nil {
+		return nil, cli.Dataf("calibration: %v", err)
+	}
+	for _, g := range in.Gates {
+		if g.Metric != metrics.GateECE {
+			continue
+		}
+		if cal == nil {
+			return nil, cli.Usagef("%s needs probabilities: the predictions have no probability columns", g)
+		}
+		gates = append(gates, metrics.CheckMax(g, cal.Evaluated.ECE))
+	}
 	s := &Summary{
 		Source: in.Source, Samples: len(in.Rows), Classes: len(in.Classes),
 		Accuracy: rep.Accuracy, MacroF1: rep.Macro.F1, WeightedF1: rep.Weighted.F1,
-		Report: rep, MostConfused: cm.MostConfused(mostConfusedShown),
+		Report: rep, MostConfused: cm.MostConfused(mostConfusedShown), Calibration: cal,
 		Gates: gates, GatesPassed: metrics.FailedGates(gates) == "",
 		Files: map[string]string{},
 	}
@@ -129,13 +149,18 @@ func Write(in Input) (*Summary, error) {
 		curvesPNG = encodePNG(RenderCurves(history))
 		w.write(FileCurvesPNG, bytesOf(curvesPNG))
 	}
+	var reliabilityPNG []byte
+	if cal != nil {
+		reliabilityPNG = encodePNG(RenderReliability(cal))
+		w.write(FileReliabilityPNG, bytesOf(reliabilityPNG))
+	}
 	gallery := in.Gallery
 	if gallery == nil {
 		gallery = WorstMistakes(in.Classes, in.Rows, cmpOr(in.GallerySize, 24), in.FileBase)
 	}
 	page := pageData{Summary: s, ReportText: rep.Text(2), Confusion: confusionPNG, Curves: curvesPNG,
-		ConfusionWide: confusionImg.Rect.Dx() > pageContentWidth,
-		Gallery:       readableCards(cards(gallery))}
+		ConfusionWide: confusionImg.Rect.Dx() > pageContentWidth, Reliability: reliabilityPNG,
+		Gallery: readableCards(cards(gallery))}
 	w.write(FileReportHTML, func(f io.Writer) error { return renderHTML(f, page) })
 	if w.err != nil {
 		return nil, w.err

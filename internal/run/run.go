@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 
 	"github.com/xcept/xcept/internal/atomicfile"
+	"github.com/xcept/xcept/internal/calibrate"
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/graph"
@@ -48,6 +49,10 @@ type Info struct {
 	Model     string   `json:"model"`   // absolute path of the model folder the checkpoints belong to
 	Classes   []string `json:"classes"`
 	ImageSize int      `json:"image_size"`
+	// Calibration is the temperature fitted on the validation split for the
+	// best checkpoint (which holds it), nil before the first fit or for a
+	// model built before temperatures.
+	Calibration *calibrate.Fit `json:"calibration,omitempty"`
 }
 
 // Run is an open run folder.

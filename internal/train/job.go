@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/xcept/xcept/internal/calibrate"
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/dataset"
@@ -80,6 +81,9 @@ type Result struct {
 	// Hint is one line on what to try next when the frozen phase clearly
 	// underperforms (see Hint); "" when it does not.
 	Hint string `json:"hint"`
+	// Calibration: the temperature fitted for the best checkpoint (nil for
+	// a model built before temperatures).
+	Calibration *calibrate.Fit `json:"calibration,omitempty"`
 }
 
 // Run validates everything, then trains. Nothing is written to the run
@@ -114,6 +118,13 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 			return nil, err
 		}
 	}
+	if fit := r.Info.Calibration; fit != nil && m.Info.Calibratable() {
+		// A trainer rebuilt for another unfreeze boundary starts at T = 1:
+		// its checkpoints keep the run's temperature until the next fit.
+		if err := m.SetTemperature(fit.Temperature); err != nil {
+			return nil, cli.Modelf("setting the run's temperature: %v", err)
+		}
+	}
 	ds, err := dataset.ReadManifest(r.Info.Dataset)
 	if err != nil {
 		return nil, cli.Dataf("--data %s: %v", r.Info.Dataset, err)
@@ -133,13 +144,20 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	fit, err := j.calibrate(ctx, r, m, src)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, cli.Interrupted
+		}
+		return nil, cli.Modelf("calibrating run %s: %v", r.Dir, err)
+	}
 	outcome, err := bestOutcome(j.Cfg.Phase, r.Dir, r.Path(run.HistoryFile), state, m.Info.NumClasses, m.Info.Weights, m.Info.Dropout)
 	if err != nil {
 		return nil, err
 	}
 	return &Result{Run: r.Dir, Phase: j.Cfg.Phase, Epochs: state.Epoch, Stopped: state.Stopped, Monitor: j.Cfg.CheckpointMonitor,
 		Best: state.Best.Best, BestEpoch: state.BestEpoch, Checkpoint: filepath.Dir(r.CheckpointPrefix(run.Best)),
-		Hint: Hint(outcome)}, nil
+		Hint: Hint(outcome), Calibration: fit}, nil
 }
 
 func configName(phase string) string {
