@@ -28,6 +28,9 @@ const (
 	SigPredict       = "predict"
 	SigFeatures      = "features"
 	SigExplain       = "explain"
+	// SigSetTemperature sets the temperature predict, the serving
+	// signatures and explain divide the logits by (builder 3 and later).
+	SigSetTemperature = "set_temperature"
 )
 
 // Signatures of the serving SavedModel (model/serving/ and every SavedModel
@@ -49,6 +52,7 @@ const (
 	InLabelSmoothing = "label_smoothing"
 	InSeed           = "seed"
 	InClassIndex     = "class_index" // int32 [batch]: Grad-CAM's class, -1 for the predicted one
+	InTemperature    = "temperature" // float32 scalar > 0 (set_temperature)
 )
 
 // Output keys.
@@ -60,6 +64,8 @@ const (
 	OutFeatures      = "features"
 	OutHeatmap       = "heatmap"
 	OutClassIndex    = "class_index"
+	OutLogits        = "logits"      // float32 [batch, classes]: uncalibrated (eval_step, eval_head_step)
+	OutTemperature   = "temperature" // float32 scalar (set_temperature)
 )
 
 // Where the class names are kept.

@@ -238,10 +238,10 @@ func (m *Model) HeadLogits(features []float32, labels []int32) ([]float32, error
 		return nil, fmt.Errorf("%d features is not %d images of %d", len(features), n, d)
 	}
 	t, err := graph.NewTensor([]int64{int64(n), int64(d)}, features)
-	f.add("features", t, err)
+	f.add(contract.InFeatures, t, err)
 	t, err = graph.NewTensor([]int64{int64(n)}, labels)
-	f.add("labels", t, err)
-	return m.logits("eval_head_step", &f)
+	f.add(contract.InLabels, t, err)
+	return m.logits(contract.SigEvalHeadStep, &f)
 }
 
 // ImageLogits runs eval_step on a batch of images and returns the
@@ -250,17 +250,17 @@ func (m *Model) ImageLogits(b Batch) ([]float32, error) {
 	var f feeds
 	defer f.close()
 	t, err := m.imagesTensor(b.Images, b.N())
-	f.add("images", t, err)
+	f.add(contract.InImages, t, err)
 	t, err = graph.NewTensor([]int64{int64(b.N())}, b.Labels)
-	f.add("labels", t, err)
-	return m.logits("eval_step", &f)
+	f.add(contract.InLabels, t, err)
+	return m.logits(contract.SigEvalStep, &f)
 }
 
 func (m *Model) logits(signature string, f *feeds) ([]float32, error) {
 	if f.err != nil {
 		return nil, f.err
 	}
-	out, err := m.Session.Run(signature, f.m, "logits")
+	out, err := m.Session.Run(signature, f.m, contract.OutLogits)
 	if err != nil {
 		return nil, err
 	}
@@ -276,7 +276,7 @@ func (m *Model) SetTemperature(t float64) error {
 		return err
 	}
 	defer in.Close()
-	out, err := m.Session.Run("set_temperature", map[string]*graph.Tensor{"temperature": in}, "temperature")
+	out, err := m.Session.Run(contract.SigSetTemperature, map[string]*graph.Tensor{contract.InTemperature: in}, contract.OutTemperature)
 	if err != nil {
 		return err
 	}
