@@ -275,6 +275,9 @@ type Fit struct {
 	Epoch       int     `json:"epoch,omitempty"` // that checkpoint's epoch
 	Before      Scores  `json:"before"`          // T = 1
 	After       Scores  `json:"after"`
+	// Reject is the "unknown" threshold on the calibrated confidence,
+	// chosen on the same split to accept DefaultAccept of its images.
+	Reject *Rejection `json:"reject,omitempty"`
 }
 
 // FitSplit fits T on one split's logits and scores it before and after.
@@ -287,9 +290,14 @@ func FitSplit(split string, logits []float32, labels []int32, k int) (*Fit, erro
 	if err != nil {
 		return nil, err
 	}
-	after, err := Score(Scale(logits, k, t), labels, k)
+	calibrated := Scale(logits, k, t)
+	after, err := Score(calibrated, labels, k)
 	if err != nil {
 		return nil, err
 	}
-	return &Fit{Temperature: t, Split: split, Images: len(labels), Before: before, After: after}, nil
+	reject, err := Threshold(Confidences(calibrated, k), DefaultAccept)
+	if err != nil {
+		return nil, err
+	}
+	return &Fit{Temperature: t, Split: split, Images: len(labels), Before: before, After: after, Reject: reject}, nil
 }
