@@ -279,6 +279,7 @@ func splitTensorName(name string) (string, int, error) {
 
 // ConfigProto field numbers (tensorflow/core/protobuf/config.proto).
 const (
+	cfgDeviceCount   = 1 // map<string, int32>: most devices of each type
 	cfgIntraOp       = 2
 	cfgInterOp       = 5
 	cfgGPUOptions    = 6
@@ -291,6 +292,15 @@ const (
 // encodeConfig serialises the ConfigProto for SessionOptions.
 func encodeConfig(o SessionOptions) []byte {
 	var b []byte
+	if o.HideGPUs {
+		var entry []byte
+		entry = protowire.AppendTag(entry, 1, protowire.BytesType)
+		entry = protowire.AppendString(entry, "GPU")
+		entry = protowire.AppendTag(entry, 2, protowire.VarintType)
+		entry = protowire.AppendVarint(entry, 0)
+		b = protowire.AppendTag(b, cfgDeviceCount, protowire.BytesType)
+		b = protowire.AppendBytes(b, entry)
+	}
 	if o.IntraOpThreads > 0 {
 		b = protowire.AppendTag(b, cfgIntraOp, protowire.VarintType)
 		b = protowire.AppendVarint(b, uint64(o.IntraOpThreads))

@@ -21,6 +21,9 @@ type SessionOptions struct {
 	// VisibleDevices restricts TensorFlow to some GPUs, as a comma-separated
 	// list of indices ("0", "1,2"); "" sees them all.
 	VisibleDevices string
+	// HideGPUs gives the session no GPU at all (ConfigProto device_count
+	// {"GPU": 0}): runtime.device cpu.
+	HideGPUs bool
 	// LogDevicePlacement makes TensorFlow log where each op runs (--verbose).
 	LogDevicePlacement bool
 }
@@ -336,6 +339,78 @@ func (s *Session) Close() error {
 	C.x_TF_DeleteGraph(s.graph)
 	s.c, s.graph = nil, nil
 	return err
+}
+
+// Device is one device of a session, as TF_SessionListDevices lists it.
+type Device struct {
+	Name        string `json:"name"` // "/job:localhost/replica:0/task:0/device:CPU:0"
+	Type        string `json:"type"` // "CPU", "GPU"
+	MemoryBytes int64  `json:"memory_bytes"`
+}
+
+// Devices lists the devices the session runs on.
+func (s *Session) Devices() ([]Device, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	return listDevices(s.c)
+}
+
+// ListDevices lists the devices a session with opts would run on, through a
+// session on an empty graph (no model needed: xcept version, the device guard).
+func ListDevices(opts SessionOptions) ([]Device, error) {
+	if err := Load(); err != nil {
+		return nil, err
+	}
+	copts := C.x_TF_NewSessionOptions()
+	defer C.x_TF_DeleteSessionOptions(copts)
+	cfg := encodeConfig(opts)
+	st := newStatus()
+	C.x_TF_SetConfig(copts, unsafe.Pointer(&cfg[0]), C.size_t(len(cfg)), st.c)
+	runtime.KeepAlive(cfg)
+	if err := st.done(); err != nil {
+		return nil, err
+	}
+	graph := C.x_TF_NewGraph()
+	defer C.x_TF_DeleteGraph(graph)
+	st = newStatus()
+	c := C.x_TF_NewSession(graph, copts, st.c)
+	if err := st.done(); err != nil {
+		return nil, err
+	}
+	devices, err := listDevices(c)
+	st = newStatus()
+	C.x_TF_CloseSession(c, st.c)
+	st.done()
+	st = newStatus()
+	C.x_TF_DeleteSession(c, st.c)
+	st.done()
+	return devices, err
+}
+
+func listDevices(c *C.TF_Session) ([]Device, error) {
+	st := newStatus()
+	list := C.x_TF_SessionListDevices(c, st.c)
+	if err := st.done(); err != nil {
+		return nil, err
+	}
+	defer C.x_TF_DeleteDeviceList(list)
+	n := int(C.x_TF_DeviceListCount(list))
+	devices := make([]Device, 0, n)
+	for i := 0; i < n; i++ {
+		var d Device
+		st := newStatus()
+		d.Name = C.GoString(C.x_TF_DeviceListName(list, C.int(i), st.c))
+		d.Type = C.GoString(C.x_TF_DeviceListType(list, C.int(i), st.c))
+		d.MemoryBytes = int64(C.x_TF_DeviceListMemoryBytes(list, C.int(i), st.c))
+		if err := st.done(); err != nil {
+			return nil, err
+		}
+		devices = append(devices, d)
+	}
+	return devices, nil
 }
 
 // Variable reads a variable's current value by its name in the graph (for a

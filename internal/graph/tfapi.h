@@ -40,7 +40,14 @@
 	X(TF_Session*, TF_LoadSessionFromSavedModel, (const TF_SessionOptions* o, const TF_Buffer* r, const char* dir, const char* const* tags, int ntags, TF_Graph* g, TF_Buffer* mg, TF_Status* s), (o, r, dir, tags, ntags, g, mg, s)) \
 	X(void, TF_SessionRun, (TF_Session* se, const TF_Buffer* ro, const TF_Output* in, TF_Tensor* const* iv, int ni, const TF_Output* out, TF_Tensor** ov, int no, const TF_Operation* const* tg, int nt, TF_Buffer* md, TF_Status* s), (se, ro, in, iv, ni, out, ov, no, tg, nt, md, s)) \
 	X(void, TF_CloseSession, (TF_Session* se, TF_Status* s), (se, s)) \
-	X(void, TF_DeleteSession, (TF_Session* se, TF_Status* s), (se, s))
+	X(void, TF_DeleteSession, (TF_Session* se, TF_Status* s), (se, s)) \
+	X(TF_Session*, TF_NewSession, (TF_Graph* g, const TF_SessionOptions* o, TF_Status* s), (g, o, s)) \
+	X(TF_DeviceList*, TF_SessionListDevices, (TF_Session* se, TF_Status* s), (se, s)) \
+	X(void, TF_DeleteDeviceList, (TF_DeviceList* l), (l)) \
+	X(int, TF_DeviceListCount, (const TF_DeviceList* l), (l)) \
+	X(const char*, TF_DeviceListName, (const TF_DeviceList* l, int i, TF_Status* s), (l, i, s)) \
+	X(const char*, TF_DeviceListType, (const TF_DeviceList* l, int i, TF_Status* s), (l, i, s)) \
+	X(int64_t, TF_DeviceListMemoryBytes, (const TF_DeviceList* l, int i, TF_Status* s), (l, i, s))
 
 #define XCEPT_EXTERN(ret, name, params, args) ret x_##name params;
 XCEPT_TF_FUNCS(XCEPT_EXTERN)
