@@ -14,6 +14,7 @@ import (
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/dataset"
+	"github.com/xcept/xcept/internal/device"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/imageio"
 	"github.com/xcept/xcept/internal/infer"
@@ -39,6 +40,7 @@ type EvaluateOptions struct {
 	TopK        int            // k of top-k accuracy
 	Gates       []metrics.Gate // CI gates
 	Session     graph.SessionOptions
+	placement   *device.Placement // with --run: where the model runs (device.Check)
 	Limits      infer.Limits
 }
 
@@ -135,6 +137,7 @@ the run folder need its lock), 130 interrupted.`,
 	f.Bool("confusion", true, "accepted for compatibility: the confusion matrix (confusion.csv, confusion.png) is always written")
 	f.StringVar(&opts.History, "history", "", "training history.csv to draw the training curves from (default with --run: the run's)")
 	f.StringVar(&opts.Out, "out", "", "report folder (default: the run folder, or NAME-report beside the predictions file NAME.csv)")
+	addDeviceFlag(f)
 	f.IntVar(&opts.TopK, "top-k", 5, "k of the top-k accuracy (needs probability columns)")
 	f.Float64Var(&minAccuracy, "min-accuracy", 0, "gate: fail (exit 3) when accuracy is below this fraction")
 	f.Float64Var(&maxECE, "max-ece", 0, "gate: fail (exit 3) when the expected calibration error (15 bins) of the probabilities is above this fraction")
@@ -208,7 +211,10 @@ func runEvaluate(o EvaluateOptions) error {
 // report, the top-k figures, the gates and where report.html is.
 func printSummary(o EvaluateOptions, s *report.Summary) error {
 	if o.JSON {
-		return o.Result(s, nil)
+		return o.Result(struct {
+			*report.Summary
+			Device *device.Placement `json:"device,omitempty"` // with --run: where the model ran
+		}{s, o.placement}, nil)
 	}
 	var b strings.Builder
 	b.WriteString(s.Report.Text(2))
@@ -279,6 +285,10 @@ func validateEvaluateRun(o *EvaluateOptions) error {
 // runEvaluateModel predicts a split (or a labelled folder) with the run's
 // best checkpoint and writes the reports.
 func runEvaluateModel(ctx context.Context, o EvaluateOptions) error {
+	var err error
+	if o.placement, err = device.Check(o.Session); err != nil {
+		return err
+	}
 	r, err := runs.Open(o.Run)
 	if err != nil {
 		return err
@@ -309,6 +319,8 @@ func runEvaluateModel(ctx context.Context, o EvaluateOptions) error {
 		return err
 	}
 	defer m.Close()
+	o.placement.Use(info.Precision)
+	o.placement.Announce(o.Stderr, o.Quiet)
 	ev, err := src.predict(ctx, m)
 	if err != nil {
 		return err

@@ -16,6 +16,7 @@ import (
 
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/dataset"
+	"github.com/xcept/xcept/internal/device"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/imageio"
 	"github.com/xcept/xcept/internal/infer"
@@ -82,6 +83,7 @@ or a path does not exist, 5 the model failed, 130 interrupted.`,
 		},
 	}
 	f := cmd.Flags()
+	addDeviceFlag(f)
 	f.StringVar(&o.Run, "run", "", "run folder (runs/NAME): explain its best checkpoint (required)")
 	f.StringVar(&o.Class, "class", "", "class to explain, by name or index (default: the predicted class)")
 	f.StringVar(&o.Out, "out", "", "folder for the NAME.gradcam.png overlays (default RUN/explain)")
@@ -102,6 +104,9 @@ type explainLine struct {
 }
 
 func runExplain(ctx context.Context, o *ExplainOptions) error {
+	if _, err := device.Check(o.Session); err != nil { // the runtime.device guard
+		return err
+	}
 	r, err := runs.Open(o.Run)
 	if err != nil {
 		return err

@@ -23,6 +23,7 @@ type ExportOptions struct {
 
 // exportKeys binds configuration keys to flags.
 var exportKeys = map[string]string{
+	"runtime.device":       deviceFlag,
 	"export.format":        "format",
 	"export.quantize":      "quantize",
 	"export.out":           "out",
@@ -80,6 +81,7 @@ lock), 130 interrupted; on any failure nothing is left behind.`,
 		},
 	}
 	f := cmd.Flags()
+	addDeviceFlag(f)
 	f.StringVar(&o.Export.RunDir, "run", "", "run folder whose best checkpoint to export (required)")
 	f.String("format", "", "savedmodel | tflite | onnx (export.format)")
 	f.String("quantize", "", "tflite only: none | float16 | dynamic | int8 (export.quantize)")
@@ -106,7 +108,9 @@ func (o *ExportOptions) fromConfig(g *Globals, cmd *cobra.Command, minAgreement 
 	e.RepresentativeImages = v.GetInt("export.representative_images")
 	e.ONNXOpset = v.GetInt("export.onnx_opset")
 	e.Splits = splitList(v.GetString("export.verify_splits"))
-	e.Session = sessionOptions(v)
+	if e.Session, err = sessionOptions(v); err != nil {
+		return err
+	}
 	switch {
 	case cmd.Flags().Changed("min-agreement"):
 		e.MinAgreement = minAgreement

@@ -119,6 +119,10 @@ func TestExportSavedModel(t *testing.T) {
 	if err := trust.Check(res.Path); err != nil {
 		t.Errorf("serve and predict would refuse xcept's own export: %v", err)
 	}
+	if d := res.Device; d == nil || d.Device != cpu0 || d.Precision != "float32" || res.Precision != "float32" ||
+		export.ReadPrecision(res.Path) != "float32" {
+		t.Errorf("device %+v, precision %q (manifest %q)", d, res.Precision, export.ReadPrecision(res.Path))
+	}
 	if labels, _ := os.ReadFile(res.Labels); string(labels) != "circle\nsquare\ntriangle\n" {
 		t.Errorf("labels.txt = %q", labels)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/device"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/infer"
 	runs "github.com/xcept/xcept/internal/run"
@@ -79,19 +80,21 @@ or a path does not exist, 5 the model failed, 130 interrupted.`,
 	f.IntVar(&o.TopK, "top-k", 5, "classes to print per image, most probable first")
 	f.IntVar(&o.Batch, "batch", 32, "images per model call")
 	f.BoolVar(&o.AllowUntrusted, "allow-untrusted-model", false, "run a --model that xcept did not export or whose graph holds ops inference does not need (models are programs: only one you trust)")
+	addDeviceFlag(f)
 	return cmd
 }
 
 // inferConfig reads what inference takes from the layered configuration:
 // the TensorFlow runtime section and prepare's input limits.
 func inferConfig(g *Globals, flags *pflag.FlagSet) (graph.SessionOptions, infer.Limits, error) {
-	v, err := g.Config(flags, nil)
+	v, err := g.Config(flags, map[string]string{"runtime.device": deviceFlag})
 	if err != nil {
 		return graph.SessionOptions{}, infer.Limits{}, err
 	}
 	lim := infer.Limits{MaxFileBytes: v.GetInt64("prepare.max_file_mb") << 20}
 	lim.MaxPixels = v.GetInt64("prepare.max_pixels")
-	return sessionOptions(v), lim, nil
+	opts, err := sessionOptions(v)
+	return opts, lim, err
 }
 
 func (o *PredictOptions) validate() error {
@@ -142,6 +145,9 @@ type predictLine struct {
 }
 
 func runPredict(ctx context.Context, o *PredictOptions) error {
+	if _, err := device.Check(o.Session); err != nil { // the runtime.device guard
+		return err
+	}
 	s, done, err := openServing(o.Run, o.Model, o.Session, o.AllowUntrusted)
 	if err != nil {
 		return err

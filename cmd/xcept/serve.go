@@ -16,6 +16,8 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/device"
+	"github.com/xcept/xcept/internal/export"
 	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/serve"
@@ -45,6 +47,7 @@ type ServeOptions struct {
 
 // serveKeys binds configuration keys to flags.
 var serveKeys = map[string]string{
+	"runtime.device":              deviceFlag,
 	"serve.name":                  "name",
 	"serve.host":                  "host",
 	"serve.port":                  "port",
@@ -108,6 +111,7 @@ The server listens on 127.0.0.1 unless --host says otherwise.`,
 		},
 	}
 	f := cmd.Flags()
+	addDeviceFlag(f)
 	f.StringVar(&o.Server.Dir, "model", "", "export folder holding version folders DIR/<version>/saved_model.pb (required)")
 	f.String("name", "", "model name in URLs, /v1/models/NAME (serve.name; default: the --model folder's name)")
 	f.String("host", "", "address to listen on; 0.0.0.0 for every interface (serve.host)")
@@ -169,7 +173,9 @@ func (o *ServeOptions) fromConfig(v *viper.Viper) error {
 	c.Limits.MaxPixels = v.GetInt64("serve.max_pixels")
 	c.Limits.MaxRequestPixels = v.GetInt64("serve.max_request_pixels")
 	c.Batch.MaxBatchPixels = v.GetInt64("serve.max_batch_pixels")
-	o.Session = sessionOptions(v)
+	if o.Session, err = sessionOptions(v); err != nil {
+		return err
+	}
 	o.AllowUntrusted = v.GetBool("serve.allow_untrusted_model")
 	switch {
 	case c.Name == "." || c.Name == string(filepath.Separator) || strings.ContainsAny(c.Name, "/: ") || c.Name == "":
@@ -234,15 +240,24 @@ func runServe(o ServeOptions) error {
 		o.Server.AccessLog = o.Stderr
 	}
 	load := o.Loader
+	var place *device.Placement
 	if load == nil {
 		if err := graph.Load(); err != nil {
 			return cli.Modelf("%v", err)
+		}
+		var err error
+		if place, err = device.Check(o.Session); err != nil {
+			return err
 		}
 		load = serve.SavedModelLoader(o.Session, o.AllowUntrusted)
 	}
 	srv, err := serve.New(o.Server, load)
 	if err != nil {
 		return cli.Modelf("%v", err) // serve names the folder and the version
+	}
+	if place != nil {
+		place.Use(export.ReadPrecision(filepath.Join(o.Server.Dir, strconv.FormatInt(srv.Version(), 10))))
+		place.Announce(o.Stderr, o.Quiet)
 	}
 	ln := o.Listener
 	if ln == nil {
@@ -266,7 +281,7 @@ func runServe(o ServeOptions) error {
 	if gln != nil {
 		grpcAddr = gln.Addr().String()
 	}
-	if err := announce(o, url, grpcAddr, srv.Version()); err != nil {
+	if err := announce(o, url, grpcAddr, srv.Version(), place); err != nil {
 		ln.Close()
 		if gln != nil {
 			gln.Close()
@@ -308,7 +323,7 @@ func unwrapListenError(err error) error {
 
 // announce says where the server listens: a line for people on stderr,
 // and with --json a JSON line on stdout for scripts (the port, when --port 0).
-func announce(o ServeOptions, url, grpcAddr string, version int64) error {
+func announce(o ServeOptions, url, grpcAddr string, version int64, place *device.Placement) error {
 	c := o.Server
 	also := ""
 	if grpcAddr != "" {
@@ -322,6 +337,9 @@ func announce(o ServeOptions, url, grpcAddr string, version int64) error {
 	event := map[string]any{
 		"event": "listening", "url": url, "model": c.Name, "version": version,
 		"predict": url + "/v1/models/" + c.Name + ":predict",
+	}
+	if place != nil {
+		event["device"] = place
 	}
 	if grpcAddr != "" {
 		event["grpc"] = grpcAddr

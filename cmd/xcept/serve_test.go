@@ -134,8 +134,10 @@ func TestServeAnswersAndStopsOnSIGTERM(t *testing.T) {
 	var ready struct {
 		Event, URL, Model, Predict string
 		Version                    int64
+		Device                     struct{ Device, Type string }
 	}
-	if err := json.Unmarshal(sc.Bytes(), &ready); err != nil || ready.Event != "listening" || ready.Model != "tiny" || ready.Version != 1 {
+	if err := json.Unmarshal(sc.Bytes(), &ready); err != nil || ready.Event != "listening" || ready.Model != "tiny" || ready.Version != 1 ||
+		ready.Device.Device != cpu0 || ready.Device.Type != "CPU" {
 		t.Fatalf("listening line %q: %v", sc.Text(), err)
 	}
 	if !strings.HasPrefix(ready.URL, "http://127.0.0.1:") {
@@ -191,7 +193,8 @@ func TestServeAnswersAndStopsOnSIGTERM(t *testing.T) {
 	if errors.As(err, &exit) || err != nil {
 		t.Errorf("after SIGTERM: %v; stderr:\n%s", err, stderr.String())
 	}
-	if !strings.Contains(stderr.String(), `serving model "tiny" version 1 on http://127.0.0.1:`) || !strings.Contains(stderr.String(), "serve: stopped") {
+	if !strings.Contains(stderr.String(), "device CPU:0 ("+cpu0+", runtime.device auto), precision ") ||
+		!strings.Contains(stderr.String(), `serving model "tiny" version 1 on http://127.0.0.1:`) || !strings.Contains(stderr.String(), "serve: stopped") {
 		t.Errorf("stderr:\n%s", stderr.String())
 	}
 }

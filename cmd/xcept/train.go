@@ -10,11 +10,13 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/dataset"
+	"github.com/xcept/xcept/internal/device"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/model"
 	"github.com/xcept/xcept/internal/train"
@@ -36,6 +38,7 @@ func trainKeys(phase string) map[string]string {
 		"train.batch_size":       "batch-size",
 		"train.feature_cache":    "feature-cache",
 		"seed":                   "seed",
+		"runtime.device":         deviceFlag,
 	}
 }
 
@@ -47,6 +50,7 @@ func addTrainFlags(cmd *cobra.Command, o *TrainOptions) {
 	f.Float64("lr", 0, "Adam learning rate (train.learning_rate, finetune.learning_rate)")
 	f.Bool("feature-cache", true, "train the frozen phase on cached base features (train.feature_cache)")
 	f.Int64("seed", 0, "seed of shuffling, augmentation and dropout (seed)")
+	addDeviceFlag(f)
 	f.BoolVar(&o.Job.Resume, "resume", false, "continue the run from its last checkpoint (after Ctrl-C, a crash or kill -9)")
 }
 
@@ -131,7 +135,9 @@ func (o *TrainOptions) fromConfig(cmd *cobra.Command, phase string) error {
 	if o.Job.Track, err = o.trackingSettings(v); err != nil {
 		return err
 	}
-	o.Job.Session = sessionOptions(v)
+	if o.Job.Session, err = sessionOptions(v); err != nil {
+		return err
+	}
 	o.Job.Session.LogDevicePlacement = o.Verbose // where each op runs: the first thing to check on a GPU
 	if o.Job.ConfigYAML, err = yaml.Marshal(v.AllSettings()); err != nil {
 		return err
@@ -172,14 +178,23 @@ func trainConfig(v *viper.Viper, phase string) (train.Config, error) {
 	return c, nil
 }
 
+// deviceFlag is runtime.device's flag on every command that runs a model.
+const deviceFlag = "device"
+
+func addDeviceFlag(f *pflag.FlagSet) {
+	f.String(deviceFlag, "", "auto | cpu | gpu: gpu exits 5 when TensorFlow sees no GPU, cpu hides the GPUs (runtime.device)")
+}
+
 // sessionOptions reads the runtime section.
-func sessionOptions(v *viper.Viper) graph.SessionOptions {
+func sessionOptions(v *viper.Viper) (graph.SessionOptions, error) {
+	mode, err := device.ParseMode(v.GetString("runtime.device"))
 	return graph.SessionOptions{
 		IntraOpThreads:  v.GetInt("runtime.intra_op_threads"),
 		InterOpThreads:  v.GetInt("runtime.inter_op_threads"),
 		GPUMemoryGrowth: v.GetBool("runtime.gpu_memory_growth"),
 		VisibleDevices:  v.GetString("runtime.visible_devices"),
-	}
+		Device:          mode,
+	}, err
 }
 
 func runTrain(ctx context.Context, o *TrainOptions) error {

@@ -423,6 +423,10 @@ func TestTrainMixedBFloat16(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
+	start := "device CPU:0 (/job:localhost/replica:0/task:0/device:CPU:0, runtime.device auto), precision mixed_bfloat16\n"
+	if strings.Count(stderr, start) != 1 || strings.Contains(stderr, "warning: mixed_float16") {
+		t.Errorf("want the start line %q once and no float16 warning in:\n%s", start, stderr)
+	}
 	info, err := os.ReadFile(filepath.Join(runDir, "model", "model.json"))
 	if err != nil || !strings.Contains(string(info), `"precision": "mixed_bfloat16"`) {
 		t.Fatalf("run model: %v %.200s", err, info)

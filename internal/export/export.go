@@ -26,6 +26,7 @@ import (
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/dataset"
+	"github.com/xcept/xcept/internal/device"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/model"
 	"github.com/xcept/xcept/internal/run"
@@ -121,21 +122,24 @@ func (o *Options) Validate() error {
 // Result describes a published export. Artefact and Labels are paths in
 // Path (the version folder); export.json holds the same with them relative.
 type Result struct {
-	Format       string          `json:"format"`
-	Quantize     string          `json:"quantize"`
-	Run          string          `json:"run"`
-	Checkpoint   string          `json:"checkpoint"`
-	Epoch        int             `json:"checkpoint_epoch"`
-	Classes      []string        `json:"classes"`
-	ImageSize    int             `json:"image_size"`
-	TensorFlow   string          `json:"tensorflow_version"` // that built the model (and converts it)
-	Path         string          `json:"path,omitempty"`
-	Version      int64           `json:"version,omitempty"`
-	Artefact     string          `json:"artefact"` // the file to deploy; the version folder for a SavedModel
-	Labels       string          `json:"labels"`   // one class name per line, in the order of the probabilities
-	SizeBytes    int64           `json:"size_bytes"`
-	Signatures   []SignatureSpec `json:"signatures"`
-	Verification Verification    `json:"verification"`
+	Format     string   `json:"format"`
+	Quantize   string   `json:"quantize"`
+	Run        string   `json:"run"`
+	Checkpoint string   `json:"checkpoint"`
+	Epoch      int      `json:"checkpoint_epoch"`
+	Classes    []string `json:"classes"`
+	ImageSize  int      `json:"image_size"`
+	TensorFlow string   `json:"tensorflow_version"` // that built the model (and converts it)
+	Precision  string   `json:"precision"`          // the model's policy (model.json)
+	// Device is where the export was verified: the reference model's device.
+	Device       *device.Placement `json:"device,omitempty"`
+	Path         string            `json:"path,omitempty"`
+	Version      int64             `json:"version,omitempty"`
+	Artefact     string            `json:"artefact"` // the file to deploy; the version folder for a SavedModel
+	Labels       string            `json:"labels"`   // one class name per line, in the order of the probabilities
+	SizeBytes    int64             `json:"size_bytes"`
+	Signatures   []SignatureSpec   `json:"signatures"`
+	Verification Verification      `json:"verification"`
 }
 
 // Verification is the comparison of the artefact with the trained model.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
+	"github.com/xcept/xcept/internal/device"
 	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/model"
 	"github.com/xcept/xcept/internal/pyenv"
@@ -27,6 +28,20 @@ const (
 	SavedModelManifest = "assets.extra/xcept_export.json"
 )
 
+// ReadPrecision is the model precision a SavedModel export's manifest
+// records; "" when it records none (an export older than the field, or a
+// SavedModel xcept did not write).
+func ReadPrecision(versionDir string) string {
+	data, err := os.ReadFile(filepath.Join(versionDir, SavedModelManifest))
+	var m struct {
+		Precision string `json:"precision"`
+	}
+	if err != nil || json.Unmarshal(data, &m) != nil {
+		return ""
+	}
+	return m.Precision
+}
+
 // job is one export underway.
 type job struct {
 	o       Options
@@ -40,6 +55,7 @@ type job struct {
 	workDir *tempdir.Dir
 	lock    *run.Lock // held when the export is written into the run folder
 	res     *Result
+	place   *device.Placement // where the reference (and a SavedModel candidate) runs
 }
 
 // newJob checks the run, the dataset and the verification images, loads
@@ -57,6 +73,9 @@ func (j *job) open(ctx context.Context) error {
 	o := j.o
 	var err error
 	if j.name, err = o.exportName(); err != nil {
+		return err
+	}
+	if j.place, err = device.Check(o.Session); err != nil {
 		return err
 	}
 	base, err := o.base(j.name)
@@ -86,6 +105,10 @@ func (j *job) open(ctx context.Context) error {
 	if err := j.src.run.Restore(j.ref.Session, run.Best); err != nil {
 		return err
 	}
+	j.place.Use(info.Precision)
+	if w := j.p.writer(); w != nil {
+		j.place.Announce(w, false)
+	}
 	if j.st, err = stage(base); err != nil {
 		return fault.New(fault.CannotWrite, "--out %s: %v: choose a folder you can write to", filepath.Dir(base), unwrapPath(err))
 	}
@@ -114,6 +137,7 @@ func (j *job) export(ctx context.Context) (*Result, error) {
 		Format: j.o.Format, Quantize: j.o.Quantize, Run: j.src.run.Dir,
 		Checkpoint: j.src.run.CheckpointPrefix(run.Best), Epoch: j.src.epoch,
 		Classes: info.Classes, ImageSize: info.ImageSize, TensorFlow: info.TensorFlowVersion,
+		Precision: info.Precision, Device: j.place,
 	}
 	j.p.printf("exporting %s of run %s (best checkpoint, epoch %d) as %s", info, j.src.run.Dir, j.src.epoch, j.describe())
 	var err error

@@ -15,7 +15,7 @@ import (
 func TestConfigProtoParsesInTensorFlow(t *testing.T) {
 	py := testenv.Python(t)
 	b := encodeConfig(SessionOptions{IntraOpThreads: 3, InterOpThreads: 2, GPUMemoryGrowth: true,
-		VisibleDevices: "0,1", LogDevicePlacement: true, HideGPUs: true})
+		VisibleDevices: "0,1", LogDevicePlacement: true, Device: "cpu"})
 	script := `
 import sys
 from tensorflow.core.protobuf import config_pb2

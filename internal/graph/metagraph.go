@@ -292,7 +292,7 @@ const (
 // encodeConfig serialises the ConfigProto for SessionOptions.
 func encodeConfig(o SessionOptions) []byte {
 	var b []byte
-	if o.HideGPUs {
+	if o.Device == "cpu" {
 		var entry []byte
 		entry = protowire.AppendTag(entry, 1, protowire.BytesType)
 		entry = protowire.AppendString(entry, "GPU")

@@ -21,9 +21,10 @@ type SessionOptions struct {
 	// VisibleDevices restricts TensorFlow to some GPUs, as a comma-separated
 	// list of indices ("0", "1,2"); "" sees them all.
 	VisibleDevices string
-	// HideGPUs gives the session no GPU at all (ConfigProto device_count
-	// {"GPU": 0}): runtime.device cpu.
-	HideGPUs bool
+	// Device is runtime.device: "cpu" gives the session no GPU at all
+	// (ConfigProto device_count {"GPU": 0}); "", "auto" and "gpu" let
+	// TensorFlow use its GPUs (internal/device enforces "gpu").
+	Device string
 	// LogDevicePlacement makes TensorFlow log where each op runs (--verbose).
 	LogDevicePlacement bool
 }

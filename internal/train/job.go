@@ -15,6 +15,7 @@ import (
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/dataset"
+	"github.com/xcept/xcept/internal/device"
 	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/model"
@@ -84,12 +85,19 @@ type Result struct {
 	// Calibration: the temperature fitted for the best checkpoint (nil for
 	// a model built before temperatures).
 	Calibration *calibrate.Fit `json:"calibration,omitempty"`
+	// Device is where the model ran, in which precision.
+	Device *device.Placement `json:"device"`
 }
 
 // Run validates everything, then trains. Nothing is written to the run
 // folder before the configuration, the dataset and the model are known good.
 func (j *Job) Run(ctx context.Context) (*Result, error) {
 	if err := j.Cfg.Validate(); err != nil {
+		return nil, err
+	}
+	// The device guard runs before the run folder is touched.
+	placement, err := device.Check(j.Session)
+	if err != nil {
 		return nil, err
 	}
 	// One writer per run folder, taken before anything in it is read.
@@ -110,6 +118,8 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	defer m.Close()
+	placement.Use(m.Info.Precision)
+	placement.Announce(j.Out.Stderr, j.Out.Quiet)
 	if st.restore != "" {
 		if st.restore == run.Last {
 			j.Out.notify("resuming %s at epoch %d (step %d of it)", r.Dir, state.Epoch+1, state.Step)
@@ -157,7 +167,7 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 	}
 	return &Result{Run: r.Dir, Phase: j.Cfg.Phase, Epochs: state.Epoch, Stopped: state.Stopped, Monitor: j.Cfg.CheckpointMonitor,
 		Best: state.Best.Best, BestEpoch: state.BestEpoch, Checkpoint: filepath.Dir(r.CheckpointPrefix(run.Best)),
-		Hint: Hint(outcome), Calibration: fit}, nil
+		Hint: Hint(outcome), Calibration: fit, Device: placement}, nil
 }
 
 func configName(phase string) string {
