@@ -21,6 +21,7 @@ import (
 	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/serve"
+	"github.com/xcept/xcept/internal/versions"
 )
 
 func init() { verbs = append(verbs, NewServeCmd) }
@@ -256,7 +257,7 @@ func runServe(o ServeOptions) error {
 		return cli.Modelf("%v", err) // serve names the folder and the version
 	}
 	if place != nil {
-		place.Use(export.ReadPrecision(filepath.Join(o.Server.Dir, strconv.FormatInt(srv.Version(), 10))))
+		place.Use(export.ReadPrecision(filepath.Join(o.Server.Dir, versions.Name(srv.Version()))))
 		place.Announce(o.Stderr, o.Quiet)
 	}
 	ln := o.Listener
