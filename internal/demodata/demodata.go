@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 
 	"github.com/xcept/xcept/internal/imageio"
@@ -214,4 +215,88 @@ func hsv(hue, s, v float64) color.RGBA {
 	}
 	m := v - c
 	return color.RGBA{uint8((r + m) * 255), uint8((g + m) * 255), uint8((b + m) * 255), 255}
+}
+
+// Composite writes perClass size×size images for each class of photos
+// (class name → photo files) into dir/CLASS/CLASS_NNNN_qQ.png: a seeded
+// crop (70–100% of each side) of one of the class's photos, flipped
+// left-right half the time, fitted (aspect kept) into a square of 85–100%
+// of a quadrant's side in quadrant Q of a neutral grey canvas. The object
+// is the only evidence in the image and QuadrantOf names where it is, so
+// Grad-CAM on a model of real weights can be checked against real photos.
+// Image i of a class depends only on the photos, the seed, the class's
+// position in the sorted names and i.
+func Composite(dir string, photos map[string][]string, perClass, size int, seed uint64) error {
+	if size < 32 || perClass < 1 {
+		return fmt.Errorf("composite: size %d and perClass %d: want at least 32 and 1", size, perClass)
+	}
+	classes := make([]string, 0, len(photos))
+	for c := range photos {
+		classes = append(classes, c)
+	}
+	sort.Strings(classes)
+	for ci, c := range classes {
+		if len(photos[c]) == 0 {
+			return fmt.Errorf("composite: class %s has no photos", c)
+		}
+		var srcs []*image.RGBA
+		for _, p := range photos[c] {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			img, _, err := imageio.Decode(data, imageio.Limits{})
+			if err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+			srcs = append(srcs, img)
+		}
+		if err := os.MkdirAll(filepath.Join(dir, c), 0o755); err != nil {
+			return err
+		}
+		for i := range perClass {
+			rng := rand.New(rand.NewPCG(seed, uint64(ci)<<32|uint64(i)))
+			img, q := compose(rng, srcs[rng.IntN(len(srcs))], size)
+			data, err := imageio.Encode(img, imageio.PNG, 0)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(dir, c, fmt.Sprintf("%s_%04d_q%d.png", c, i, q)), data, 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// compose lays a seeded crop of photo into a random quadrant of a grey
+// size×size canvas and returns the image and the quadrant.
+func compose(rng *rand.Rand, photo *image.RGBA, size int) (*image.RGBA, int) {
+	canvas := image.NewRGBA(image.Rect(0, 0, size, size))
+	for i := 0; i < len(canvas.Pix); i += 4 {
+		v := clamp(imageio.PadGrey + rng.IntN(9) - 4)
+		canvas.Pix[i], canvas.Pix[i+1], canvas.Pix[i+2], canvas.Pix[i+3] = v, v, v, 255
+	}
+	b := photo.Rect
+	cw, ch := b.Dx()*(70+rng.IntN(31))/100, b.Dy()*(70+rng.IntN(31))/100
+	x0, y0 := b.Min.X+rng.IntN(b.Dx()-cw+1), b.Min.Y+rng.IntN(b.Dy()-ch+1)
+	crop := photo.SubImage(image.Rect(x0, y0, x0+cw, y0+ch)).(*image.RGBA)
+	half := size / 2
+	side := half * (85 + rng.IntN(16)) / 100
+	tile := imageio.Resize(crop, side, imageio.Pad)
+	if rng.IntN(2) == 1 {
+		flipped := image.NewRGBA(tile.Rect)
+		for y := range side {
+			for x := range side {
+				copy(flipped.Pix[flipped.PixOffset(x, y):][:4], tile.Pix[tile.PixOffset(side-1-x, y):][:4])
+			}
+		}
+		tile = flipped
+	}
+	q := rng.IntN(4)
+	ox, oy := (q%2)*half+rng.IntN(half-side+1), (q/2)*half+rng.IntN(half-side+1)
+	for y := range side {
+		copy(canvas.Pix[canvas.PixOffset(ox, oy+y):][:4*side], tile.Pix[tile.PixOffset(0, y):][:4*side])
+	}
+	return canvas, q
 }

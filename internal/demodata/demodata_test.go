@@ -164,3 +164,78 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// Composite: deterministic, and everything outside the named quadrant is
+// the grey canvas while the quadrant holds the photo.
+func TestCompositeLaysThePhotoInTheNamedQuadrant(t *testing.T) {
+	src := t.TempDir()
+	photo := image.NewRGBA(image.Rect(0, 0, 90, 60)) // a wide "photo": red left half, blue right
+	for y := range 60 {
+		for x := range 90 {
+			p := photo.PixOffset(x, y)
+			photo.Pix[p+3] = 255
+			if x < 45 {
+				photo.Pix[p] = 230
+			} else {
+				photo.Pix[p+2] = 230
+			}
+		}
+	}
+	data, err := imageio.Encode(photo, imageio.PNG, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(src, "a.png"), data, 0o644)
+	photos := map[string][]string{"mug": {filepath.Join(src, "a.png")}, "pan": {filepath.Join(src, "a.png")}}
+	a, b := t.TempDir(), t.TempDir()
+	if err := Composite(a, photos, 12, 64, 5); err != nil {
+		t.Fatal(err)
+	}
+	Composite(b, photos, 12, 64, 5)
+	ta, tb := readTree(t, a), readTree(t, b)
+	if len(ta) != 24 || len(tb) != 24 {
+		t.Fatalf("%d and %d files, want 24", len(ta), len(tb))
+	}
+	for name, data := range ta {
+		if !bytes.Equal(data, tb[name]) {
+			t.Fatalf("%s: not the same bytes twice", name)
+		}
+	}
+	seen := map[int]bool{}
+	for name, data := range readTree(t, a) {
+		q, ok := QuadrantOf(name)
+		if !ok {
+			t.Fatalf("%s: no quadrant in the name", name)
+		}
+		seen[q] = true
+		img, _, err := imageio.Decode(data, imageio.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		coloured := 0
+		for y := range 64 {
+			for x := range 64 {
+				p := img.PixOffset(x, y)
+				r, g, b := int(img.Pix[p]), int(img.Pix[p+1]), int(img.Pix[p+2])
+				grey := r == g && g == b && r >= imageio.PadGrey-4 && r <= imageio.PadGrey+4
+				if (y/32)*2+x/32 != q && !grey {
+					t.Fatalf("%s: pixel (%d,%d) outside quadrant %d is %d,%d,%d", name, x, y, q, r, g, b)
+				}
+				if !grey {
+					coloured++
+				}
+			}
+		}
+		// The tile is 85–100% of the 32 px quadrant side, the 70–100% crop
+		// of a 3:2 photo fitted in it with its aspect kept.
+		if coloured < 27*27/3 {
+			t.Errorf("%s: only %d photo pixels in quadrant %d", name, coloured, q)
+		}
+	}
+	if len(seen) != 4 {
+		t.Errorf("24 images used only quadrants %v", seen)
+	}
+	if err := Composite(t.TempDir(), map[string][]string{"x": nil}, 1, 64, 1); err == nil {
+		t.Error("a class with no photos was accepted")
+	}
+}
