@@ -15,7 +15,6 @@ import (
 	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/dataset"
 	"github.com/xcept/xcept/internal/device"
-	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/imageio"
 	"github.com/xcept/xcept/internal/infer"
 	"github.com/xcept/xcept/internal/loader"
@@ -39,7 +38,7 @@ type EvaluateOptions struct {
 	Out         string         // report folder
 	TopK        int            // k of top-k accuracy
 	Gates       []metrics.Gate // CI gates
-	Session     graph.SessionOptions
+	Engine      infer.EngineOptions
 	placement   *device.Placement // with --run: where the model runs (device.Check)
 	Limits      infer.Limits
 }
@@ -118,7 +117,7 @@ the run folder need its lock), 130 interrupted.`,
 			}
 			if opts.Run != "" {
 				var err error
-				if opts.Session, opts.Limits, err = inferConfig(g, cmd.Flags()); err != nil {
+				if opts.Engine, opts.Limits, err = inferConfig(g, cmd.Flags()); err != nil {
 					return err
 				}
 				err = runEvaluateModel(cmd.Context(), opts)
@@ -134,6 +133,7 @@ the run folder need its lock), 130 interrupted.`,
 	f.StringVar(&opts.Run, "run", "", "run folder (runs/NAME): evaluate its best checkpoint")
 	f.StringVar(&opts.Split, "split", "test", "with --run: test, val, train, or a folder with one sub-folder per class")
 	f.IntVar(&opts.Batch, "batch", 32, "with --run: images per model call")
+	engineFlag(f)
 	f.Bool("confusion", true, "accepted for compatibility: the confusion matrix (confusion.csv, confusion.png) is always written")
 	f.StringVar(&opts.History, "history", "", "training history.csv to draw the training curves from (default with --run: the run's)")
 	f.StringVar(&opts.Out, "out", "", "report folder (default: the run folder, or NAME-report beside the predictions file NAME.csv)")
@@ -286,7 +286,7 @@ func validateEvaluateRun(o *EvaluateOptions) error {
 // best checkpoint and writes the reports.
 func runEvaluateModel(ctx context.Context, o EvaluateOptions) error {
 	var err error
-	if o.placement, err = device.Check(o.Session); err != nil {
+	if o.placement, err = device.Check(o.Engine.Session); err != nil {
 		return err
 	}
 	r, err := runs.Open(o.Run)
@@ -314,7 +314,7 @@ func runEvaluateModel(ctx context.Context, o EvaluateOptions) error {
 	if err != nil {
 		return err
 	}
-	m, err := infer.OpenServing(r, o.Session)
+	m, err := infer.OpenPixels(ctx, r, o.Engine)
 	if err != nil {
 		return err
 	}
@@ -420,7 +420,7 @@ func evaluationSource(r *runs.Run, info *model.Info, o EvaluateOptions) (*evalSo
 	return &evalSource{name: "the folder " + o.Split, files: files, fit: fit, o: o}, nil
 }
 
-func (s *evalSource) predict(ctx context.Context, m *model.Model) (*infer.Evaluated, error) {
+func (s *evalSource) predict(ctx context.Context, m *infer.Pixels) (*infer.Evaluated, error) {
 	if s.files == nil {
 		return infer.PredictRecords(ctx, m, s.shards, s.o.Batch)
 	}

@@ -67,10 +67,11 @@ or a path does not exist, 5 the model failed, 130 interrupted.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Paths, o.Output = args, g.Output
-			var err error
-			if o.Session, o.Limits, err = inferConfig(g, cmd.Flags()); err != nil {
+			eo, lim, err := inferConfig(g, cmd.Flags())
+			if err != nil {
 				return err
 			}
+			o.Session, o.Limits = eo.Session, lim
 			switch {
 			case o.Run == "":
 				return cli.Usagef("--run runs/NAME is required")

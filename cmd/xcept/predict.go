@@ -11,7 +11,6 @@ import (
 
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/device"
-	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/infer"
 	runs "github.com/xcept/xcept/internal/run"
 )
@@ -26,7 +25,7 @@ type PredictOptions struct {
 	Paths      []string // images and folders of images
 	TopK       int
 	Batch      int
-	Session    graph.SessionOptions
+	Engine     infer.EngineOptions
 	Limits     infer.Limits
 	// AllowUntrusted runs a --model that xcept did not export, or whose
 	// graph holds ops outside the allowlist (internal/trust).
@@ -65,7 +64,7 @@ or a path does not exist, 5 the model failed, 130 interrupted.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Paths, o.Output = args, g.Output
 			var err error
-			if o.Session, o.Limits, err = inferConfig(g, cmd.Flags()); err != nil {
+			if o.Engine, o.Limits, err = inferConfig(g, cmd.Flags()); err != nil {
 				return err
 			}
 			if err := o.validate(); err != nil {
@@ -81,20 +80,43 @@ or a path does not exist, 5 the model failed, 130 interrupted.`,
 	f.IntVar(&o.Batch, "batch", 32, "images per model call")
 	f.BoolVar(&o.AllowUntrusted, "allow-untrusted-model", false, "run a --model that xcept did not export or whose graph holds ops inference does not need (models are programs: only one you trust)")
 	addDeviceFlag(f)
+	engineFlag(f)
 	return cmd
 }
 
+// engineFlag adds --engine, bound to runtime.engine by inferConfig.
+func engineFlag(f *pflag.FlagSet) {
+	f.String("engine", "", "auto | tensorflow | onnxruntime: the engine that runs the model (runtime.engine; default auto)")
+}
+
 // inferConfig reads what inference takes from the layered configuration:
-// the TensorFlow runtime section and prepare's input limits.
-func inferConfig(g *Globals, flags *pflag.FlagSet) (graph.SessionOptions, infer.Limits, error) {
-	v, err := g.Config(flags, map[string]string{"runtime.device": deviceFlag})
+// the runtime section (the engine, from --engine where the command has it,
+// and TensorFlow's session options) and prepare's input limits.
+func inferConfig(g *Globals, flags *pflag.FlagSet) (infer.EngineOptions, infer.Limits, error) {
+	bind := map[string]string{"runtime.device": deviceFlag}
+	if flags.Lookup("engine") != nil {
+		bind["runtime.engine"] = "engine"
+	}
+	v, err := g.Config(flags, bind)
 	if err != nil {
-		return graph.SessionOptions{}, infer.Limits{}, err
+		return infer.EngineOptions{}, infer.Limits{}, err
 	}
 	lim := infer.Limits{MaxFileBytes: v.GetInt64("prepare.max_file_mb") << 20}
 	lim.MaxPixels = v.GetInt64("prepare.max_pixels")
-	opts, err := sessionOptions(v)
-	return opts, lim, err
+	eo := infer.EngineOptions{Engine: v.GetString("runtime.engine")}
+	if eo.Session, err = sessionOptions(v); err != nil {
+		return eo, lim, err
+	}
+	if flags.Lookup("engine") == nil {
+		eo.Engine = infer.EngineTensorFlow // Grad-CAM and training run on TensorFlow only
+	}
+	if err := infer.ValidEngine(eo.Engine); err != nil {
+		return eo, lim, err
+	}
+	if !g.Quiet {
+		eo.Progress = g.Stderr
+	}
+	return eo, lim, nil
 }
 
 func (o *PredictOptions) validate() error {
@@ -112,9 +134,17 @@ func (o *PredictOptions) validate() error {
 }
 
 // openServing opens what --run or --model names for encoded images.
-func openServing(run, modelDir string, opts graph.SessionOptions, allowUntrusted bool) (*infer.Serving, func(), error) {
+func openServing(ctx context.Context, run, modelDir string, opts infer.EngineOptions, allowUntrusted bool) (*infer.Serving, func(), error) {
 	if modelDir != "" {
-		s, err := infer.OpenSavedModel(modelDir, opts, allowUntrusted)
+		switch opts.Engine {
+		case infer.EngineONNXRuntime:
+			return nil, nil, cli.Usagef("runtime.engine (--engine) onnxruntime runs a run's checkpoint (--run); a --model SavedModel runs on tensorflow or auto")
+		case infer.EngineAuto:
+			opts.Say("engine: tensorflow (runtime.engine auto: --model is a SavedModel, run on TensorFlow; --run converts checkpoints for onnxruntime)")
+		default:
+			opts.Say("engine: tensorflow (runtime.engine tensorflow)")
+		}
+		s, err := infer.OpenSavedModel(modelDir, opts.Session, allowUntrusted)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -124,16 +154,11 @@ func openServing(run, modelDir string, opts graph.SessionOptions, allowUntrusted
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := infer.OpenServing(r, opts)
+	s, err := infer.OpenRunServing(ctx, r, opts)
 	if err != nil {
 		return nil, nil, err
 	}
-	s, err := infer.NewServing(m.Session, m.Info.Classes)
-	if err != nil {
-		m.Close()
-		return nil, nil, err
-	}
-	return s, func() { m.Close() }, nil
+	return s, func() { s.Close() }, nil
 }
 
 // predictLine is one image in --json output.
@@ -145,10 +170,10 @@ type predictLine struct {
 }
 
 func runPredict(ctx context.Context, o *PredictOptions) error {
-	if _, err := device.Check(o.Session); err != nil { // the runtime.device guard
+	if _, err := device.Check(o.Engine.Session); err != nil { // the runtime.device guard
 		return err
 	}
-	s, done, err := openServing(o.Run, o.Model, o.Session, o.AllowUntrusted)
+	s, done, err := openServing(ctx, o.Run, o.Model, o.Engine, o.AllowUntrusted)
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/xcept/xcept/internal/imageio"
 	"github.com/xcept/xcept/internal/loader"
 	"github.com/xcept/xcept/internal/metrics"
-	"github.com/xcept/xcept/internal/model"
 	"github.com/xcept/xcept/internal/tfexample"
 	"github.com/xcept/xcept/internal/tfrecord"
 )
@@ -28,7 +27,7 @@ type Evaluated struct {
 // PredictRecords runs predict over a split's records in record order,
 // unshuffled and unaugmented, batchSize at a time: the stored images are
 // exactly what the model was validated on during training.
-func PredictRecords(ctx context.Context, m *model.Model, shards []string, batchSize int) (*Evaluated, error) {
+func PredictRecords(ctx context.Context, m *Pixels, shards []string, batchSize int) (*Evaluated, error) {
 	l, err := loader.Open(ctx, loader.Options{
 		Shards: shards, ImageSize: m.Info.ImageSize, Classes: m.Info.NumClasses, BatchSize: batchSize,
 		Shuffle: false, Augment: nil,
@@ -64,7 +63,7 @@ func PredictRecords(ctx context.Context, m *model.Model, shards []string, batchS
 // PredictLabelled decodes a labelled folder's images as prepare does
 // (upright, resized by fit), and predicts them batchSize at a time. A file
 // that cannot be used is passed to skipped and left out.
-func PredictLabelled(ctx context.Context, m *model.Model, files []LabelledFile, fit imageio.Fit, batchSize int, lim Limits,
+func PredictLabelled(ctx context.Context, m *Pixels, files []LabelledFile, fit imageio.Fit, batchSize int, lim Limits,
 	skipped func(*FileError)) (*Evaluated, error) {
 	size := m.Info.ImageSize
 	ev := &Evaluated{}

@@ -14,6 +14,7 @@ import (
 	"github.com/xcept/xcept/internal/imageio"
 	"github.com/xcept/xcept/internal/metrics"
 	"github.com/xcept/xcept/internal/model"
+	"github.com/xcept/xcept/internal/run"
 	"github.com/xcept/xcept/internal/trust"
 	"github.com/xcept/xcept/internal/versions"
 )
@@ -21,10 +22,17 @@ import (
 // Serving predicts encoded image files through serving_default, the path
 // TF Serving and Python take: TensorFlow decodes the file's own bytes and
 // resizes in the graph, so the probabilities are theirs exactly.
+//
+// On onnxruntime (pixels set) there is no image decoder in the model: xcept
+// decodes each file upright as prepare does and squash-resizes it to the
+// model's size (the serving graph's own resize), then feeds the pixels.
 type Serving struct {
 	Session *graph.Session
 	Classes []string
-	owned   bool // Close closes the session
+	Engine  string       // EngineTensorFlow | EngineONNXRuntime
+	owned   bool         // Close closes the session
+	model   *model.Model // closed by Close when set
+	pixels  *Pixels      // onnxruntime: runs decoded pixels
 }
 
 // NewServing wraps an open serving session (a run's restored serving
@@ -40,7 +48,31 @@ func NewServing(s *graph.Session, classes []string) (*Serving, error) {
 		return nil, cli.Modelf("%s: %s does not take encoded images (%s) to probabilities: rebuild the model with this xcept",
 			s.Dir, contract.SigServing, contract.InImageBytes)
 	}
-	return &Serving{Session: s, Classes: classes}, nil
+	return &Serving{Session: s, Classes: classes, Engine: EngineTensorFlow}, nil
+}
+
+// OpenRunServing opens a run's best checkpoint for encoded image files on
+// the engine o chooses (see OpenPixels): onnxruntime on its cached
+// conversion, or TensorFlow's serving_default.
+func OpenRunServing(ctx context.Context, r *run.Run, o EngineOptions) (*Serving, error) {
+	p, err := chooseONNX(ctx, r, o)
+	if err != nil {
+		return nil, err
+	}
+	if p != nil {
+		return &Serving{Classes: p.Info.Classes, Engine: EngineONNXRuntime, pixels: p}, nil
+	}
+	m, err := OpenServing(r, o.Session)
+	if err != nil {
+		return nil, err
+	}
+	s, err := NewServing(m.Session, m.Info.Classes)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	s.model = m
+	return s, nil
 }
 
 // OpenSavedModel opens an exported serving SavedModel: dir itself, or
@@ -102,9 +134,14 @@ func isSavedModel(dir string) bool {
 	return err == nil
 }
 
-// Close closes the session if OpenSavedModel opened it.
+// Close closes the session if OpenSavedModel or OpenRunServing opened it.
 func (s *Serving) Close() error {
-	if s.owned {
+	switch {
+	case s.pixels != nil:
+		return s.pixels.Close()
+	case s.model != nil:
+		return s.model.Close()
+	case s.owned:
 		return s.Session.Close()
 	}
 	return nil
@@ -159,9 +196,18 @@ func (s *Serving) PredictFiles(ctx context.Context, inputs []Input, batchSize in
 			return cli.Interrupted
 		}
 		chunk := inputs[start:min(start+batchSize, len(inputs))]
-		preds, feeds := prepareBatch(chunk, lim)
-		if err := s.predictBatch(preds, feeds, lim); err != nil {
-			return err
+		var preds []Prediction
+		if s.pixels != nil {
+			var err error
+			if preds, err = s.predictPixels(chunk, lim); err != nil {
+				return err
+			}
+		} else {
+			var feeds [][]byte
+			preds, feeds = prepareBatch(chunk, lim)
+			if err := s.predictBatch(preds, feeds, lim); err != nil {
+				return err
+			}
 		}
 		for i, p := range preds {
 			if p.Err != nil && chunk[i].Skippable(p.Err) {
@@ -244,6 +290,38 @@ func (s *Serving) predictBatch(preds []Prediction, feeds [][]byte, lim Limits) e
 		preds[i].Converted = "tensorflow-refused-file"
 	}
 	return nil
+}
+
+// predictPixels decodes and squash-resizes a batch's files in Go and runs
+// the good ones together on the pixel engine.
+func (s *Serving) predictPixels(inputs []Input, lim Limits) ([]Prediction, error) {
+	files := make([]LabelledFile, len(inputs))
+	for i, in := range inputs {
+		files[i].Input = in
+	}
+	pixels, errs := squares(files, s.pixels.Info.ImageSize, imageio.Squash, lim)
+	preds := make([]Prediction, len(inputs))
+	var images []uint8
+	var idx []int
+	for i, in := range inputs {
+		preds[i].Input, preds[i].Err = in, errs[i]
+		if errs[i] == nil {
+			images = append(images, pixels[i]...)
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) == 0 {
+		return preds, nil
+	}
+	probs, err := s.pixels.Predict(images, len(idx))
+	if err != nil {
+		return nil, cli.Modelf("predicting with %s: %v", s.pixels.Dir, err)
+	}
+	k := len(s.Classes)
+	for j, i := range idx {
+		preds[i].Probs = probs[j*k : (j+1)*k]
+	}
+	return preds, nil
 }
 
 func reencodePNG(in Input, lim Limits) ([]byte, error) {

@@ -1,0 +1,260 @@
+package infer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/contract"
+	"github.com/xcept/xcept/internal/export"
+	"github.com/xcept/xcept/internal/graph"
+	"github.com/xcept/xcept/internal/model"
+	"github.com/xcept/xcept/internal/ort"
+	"github.com/xcept/xcept/internal/run"
+	"github.com/xcept/xcept/scripts"
+)
+
+// Inference engines (runtime.engine).
+const (
+	EngineAuto        = "auto"
+	EngineTensorFlow  = "tensorflow"
+	EngineONNXRuntime = "onnxruntime"
+)
+
+// Engines lists runtime.engine's values.
+var Engines = []string{EngineAuto, EngineTensorFlow, EngineONNXRuntime}
+
+// ValidEngine checks runtime.engine (--engine).
+func ValidEngine(e string) error {
+	for _, x := range Engines {
+		if e == x {
+			return nil
+		}
+	}
+	return cli.Usagef("runtime.engine (--engine) %q: use one of %s", e, strings.Join(Engines, ", "))
+}
+
+// EngineOptions are what opening a model for inference takes.
+type EngineOptions struct {
+	Engine  string // auto | tensorflow | onnxruntime
+	Session graph.SessionOptions
+	// Progress gets the one line saying which engine runs and why, and the
+	// conversion's progress (nil: discarded).
+	Progress io.Writer
+}
+
+func (o EngineOptions) ort() ort.Options {
+	return ort.Options{IntraOpThreads: o.Session.IntraOpThreads, InterOpThreads: o.Session.InterOpThreads}
+}
+
+// Say prints one line on o.Progress.
+func (o EngineOptions) Say(format string, args ...any) {
+	if o.Progress != nil {
+		fmt.Fprintf(o.Progress, format+"\n", args...)
+	}
+}
+
+// Pixels runs a model on uint8 RGB images of its size, NHWC, through the
+// engine runtime.engine chose: TensorFlow's predict signature of the run's
+// serving model with the best checkpoint restored, or onnxruntime on that
+// checkpoint's cached ONNX conversion. Both take the same pixels and return
+// the same probabilities (to float rounding).
+type Pixels struct {
+	Engine string // EngineTensorFlow | EngineONNXRuntime
+	Dir    string // what runs: the model folder, or the ONNX file
+	Info   *model.Info
+	tf     *model.Model
+	onnx   *ort.Session
+}
+
+// Predict returns n × classes probabilities.
+func (p *Pixels) Predict(images []uint8, n int) ([]float32, error) {
+	if p.onnx != nil {
+		return p.onnx.Predict(images, n)
+	}
+	return p.tf.Predict(images, n)
+}
+
+// Close frees the engine's model.
+func (p *Pixels) Close() error {
+	if p.onnx != nil {
+		return p.onnx.Close()
+	}
+	return p.tf.Close()
+}
+
+// OpenPixels opens the run's best checkpoint on the engine o names. With
+// auto it is onnxruntime when the library loads and the checkpoint converts
+// (or has converted: the conversion is cached next to the checkpoint), else
+// TensorFlow; either way one line on o.Progress says which and why.
+func OpenPixels(ctx context.Context, r *run.Run, o EngineOptions) (*Pixels, error) {
+	p, err := chooseONNX(ctx, r, o)
+	if p != nil || err != nil {
+		return p, err
+	}
+	m, err := OpenServing(r, o.Session)
+	if err != nil {
+		return nil, err
+	}
+	return &Pixels{Engine: EngineTensorFlow, Dir: m.Dir, Info: m.Info, tf: m}, nil
+}
+
+// chooseONNX opens the run on onnxruntime, or returns nil when TensorFlow
+// is to run it, having said which and why in one line.
+func chooseONNX(ctx context.Context, r *run.Run, o EngineOptions) (*Pixels, error) {
+	if err := ValidEngine(o.Engine); err != nil {
+		return nil, err
+	}
+	if o.Engine == EngineTensorFlow {
+		o.Say("engine: tensorflow (runtime.engine tensorflow)")
+		return nil, nil
+	}
+	p, err := openONNX(ctx, r, o)
+	if err == nil {
+		return p, nil
+	}
+	if o.Engine == EngineONNXRuntime || cli.KindOf(err) == cli.KindInterrupted || cli.KindOf(err) == cli.KindData {
+		return nil, err
+	}
+	o.Say("engine: tensorflow (runtime.engine auto, onnxruntime not used: %s)", oneLine(err))
+	return nil, nil
+}
+
+// openONNX opens the checkpoint's cached conversion, converting it first
+// when there is none for this checkpoint. Its errors are one line, a model
+// error (exit 5), naming what is missing or what failed.
+func openONNX(ctx context.Context, r *run.Run, o EngineOptions) (*Pixels, error) {
+	if err := ort.Load(); err != nil {
+		return nil, cli.Modelf("%v", err)
+	}
+	if !r.HasCheckpoint(run.Best) {
+		return nil, cli.Modelf("--run %s has no best checkpoint yet: train it first with `xcept train --run %s`", r.Dir, r.Dir)
+	}
+	info, err := model.ReadInfo(r.Info.Model)
+	if err != nil {
+		return nil, err
+	}
+	if err := contract.CheckFit(info.Fit(), contract.Fit{Name: "run " + r.Dir, Classes: r.Info.Classes}, Refit); err != nil {
+		return nil, err
+	}
+	path, converted, err := CachedONNX(ctx, r, o)
+	if err != nil {
+		return nil, err
+	}
+	s, err := ort.Open(path, o.ort())
+	if err != nil {
+		return nil, cli.Modelf("%v", err)
+	}
+	if s.Size != info.ImageSize || s.Classes != info.NumClasses {
+		s.Close()
+		return nil, cli.Modelf("%s takes %d px images to %d classes, the model %d px to %d: delete it and run again", path, s.Size, s.Classes, info.ImageSize, info.NumClasses)
+	}
+	how := "the cached conversion of the best checkpoint"
+	if converted {
+		how = "the best checkpoint, converted now and cached"
+	}
+	o.Say("engine: onnxruntime %s (runtime.engine %s: %s, %s)", ort.Version(), o.Engine, how, path)
+	return &Pixels{Engine: EngineONNXRuntime, Dir: path, Info: info, onnx: s}, nil
+}
+
+// ONNX conversions are cached in the checkpoint's own folder as
+// model-KEY.onnx. A new best checkpoint replaces that folder whole (run's
+// SaveCheckpoint), and the key hashes what the conversion depends on, so a
+// conversion is never used for a checkpoint, graph or converter it was not
+// made from.
+const (
+	onnxPrefix = "model-"
+	onnxSuffix = ".onnx"
+)
+
+// ONNXKey is the cache key of the best checkpoint's conversion: a hash of
+// the checkpoint's index (TensorFlow's index holds every tensor's CRC32C,
+// offset and size, so changed weights change it), the data files' names and
+// sizes, the serving graph, the converter script and the opset.
+func ONNXKey(r *run.Run, opset int) (string, error) {
+	h := sha256.New()
+	prefix := r.CheckpointPrefix(run.Best)
+	index, err := os.ReadFile(prefix + ".index")
+	if err != nil {
+		return "", cli.Modelf("reading the best checkpoint: %v", err)
+	}
+	fmt.Fprintf(h, "index %d\n", len(index))
+	h.Write(index)
+	shards, _ := filepath.Glob(prefix + ".data-*")
+	for _, s := range shards {
+		st, err := os.Stat(s)
+		if err != nil {
+			return "", cli.Modelf("reading the best checkpoint: %v", err)
+		}
+		fmt.Fprintf(h, "data %s %d\n", filepath.Base(s), st.Size())
+	}
+	graphDef, err := os.ReadFile(filepath.Join(r.Info.Model, model.ServingDir, "saved_model.pb"))
+	if err != nil {
+		return "", cli.Modelf("reading the serving model: %v", err)
+	}
+	fmt.Fprintf(h, "graph %d\n", len(graphDef))
+	h.Write(graphDef)
+	for _, name := range []string{export.ONNXConverter, "verify_common.py"} {
+		script, err := scripts.FS.ReadFile(name)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "script %s %d\n", name, len(script))
+		h.Write(script)
+	}
+	fmt.Fprintf(h, "opset %d\n", opset)
+	return hex.EncodeToString(h.Sum(nil))[:20], nil
+}
+
+// CachedONNX returns the path of the best checkpoint's ONNX conversion,
+// converting it first (reported true) when the cache has none for it.
+// Conversions of other keys in the folder are removed.
+func CachedONNX(ctx context.Context, r *run.Run, o EngineOptions) (string, bool, error) {
+	path, ok, err := CachedONNXPath(r)
+	if err != nil || ok {
+		return path, false, err
+	}
+	dir := filepath.Dir(path)
+	o.Say("converting the best checkpoint of %s to ONNX for onnxruntime (once per checkpoint; cached as %s)", r.Dir, path)
+	m, err := OpenServing(r, o.Session)
+	if err != nil {
+		return "", false, err
+	}
+	defer m.Close()
+	if err := export.ConvertONNX(ctx, m, path, export.DefaultONNXOpset, o.Progress); err != nil {
+		if ctx.Err() != nil {
+			return "", false, cli.Interrupted
+		}
+		return "", false, cli.Modelf("converting the best checkpoint to ONNX failed: %s", oneLine(err))
+	}
+	removeOtherONNX(dir, path)
+	return path, true, nil
+}
+
+// CachedONNXPath is where the best checkpoint's conversion is cached, and
+// whether it is there.
+func CachedONNXPath(r *run.Run) (string, bool, error) {
+	key, err := ONNXKey(r, export.DefaultONNXOpset)
+	if err != nil {
+		return "", false, err
+	}
+	path := filepath.Join(filepath.Dir(r.CheckpointPrefix(run.Best)), onnxPrefix+key+onnxSuffix)
+	_, err = os.Stat(path)
+	return path, err == nil, nil
+}
+
+// removeOtherONNX deletes conversions of earlier keys beside keep.
+func removeOtherONNX(dir, keep string) {
+	old, _ := filepath.Glob(filepath.Join(dir, onnxPrefix+"*"+onnxSuffix))
+	for _, p := range old {
+		if p != keep {
+			os.Remove(p)
+		}
+	}
+}
