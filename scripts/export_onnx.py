@@ -10,6 +10,14 @@ Output "probabilities" float32 [batch, classes].
 When tf2onnx is missing or cannot convert the model, the script says so and
 why on one line, leaves no file, and exits 3. Prints the model's inputs and
 outputs as JSON, read back with onnxruntime.
+
+The conversion runs in two processes, to bound its peak memory: a child
+loads the SavedModel and freezes the signature (variables to constants,
+then TensorFlow's grappler passes, as tf2onnx's from_function does) into a
+GraphDef file, and exits; this process, which never loads the SavedModel,
+converts that GraphDef with tf2onnx. The ONNX model is the one from_function
+makes; the two peaks no longer add up (measured in README, "Inference
+engines").
 """
 
 import argparse
@@ -29,6 +37,7 @@ def parse_args():
     p.add_argument("--out", required=True)
     p.add_argument("--signature", default="predict_images")
     p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--freeze-only", action="store_true", help=argparse.SUPPRESS)  # the child's stage
     return p
 
 
@@ -82,23 +91,85 @@ def tensor_spec(arg):
     }
 
 
-def convert(args):
-    tf2onnx, onnx, ort = import_converter()
+def freeze(args):
+    """The child's stage: the frozen, grappler-optimised GraphDef to
+    --out, and its input and output names (and tf2onnx's renaming of them
+    to the signature's keys) to --out.json."""
+    import json
+
+    from tf2onnx import tf_loader
+    from tf2onnx.convert import tensor_names_from_structed
     import tensorflow as tf
 
     call, spec, _keep = signature_function(args.saved_model, args.signature)
+    concrete = call.get_concrete_function(spec)
+    inputs = [t.name for t in concrete.inputs if t.dtype != tf.dtypes.resource]
+    outputs = [t.name for t in concrete.outputs if t.dtype != tf.dtypes.resource]
+    renames = tensor_names_from_structed(concrete, inputs, outputs)
+    with tf.device("/cpu:0"):
+        graph_def = tf_loader.from_function(concrete, inputs, outputs)
+    with open(args.out, "wb") as f:
+        f.write(graph_def.SerializeToString())
+    with open(args.out + ".json", "w") as f:
+        json.dump({"name": concrete.name.decode() if isinstance(concrete.name, bytes) else concrete.name, "inputs": inputs, "outputs": outputs, "renames": renames}, f)
+    return {"nodes": len(graph_def.node)}
+
+
+def frozen_graph(args, work):
+    """Runs the freezing stage in a child process and reads back its GraphDef."""
+    import json
+    import subprocess
+
+    import tensorflow as tf
+
+    path = os.path.join(work, "frozen.pb")
+    cmd = [sys.executable, os.path.abspath(__file__), "--saved-model", args.saved_model,
+           "--signature", args.signature, "--out", path, "--freeze-only"]
+    child = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if child.returncode != 0:
+        lines = [l for l in child.stderr.strip().splitlines() if l.strip()]
+        message = lines[-1] if lines else f"exit {child.returncode}"
+        if child.returncode == vc.EXIT_USAGE:
+            raise vc.UsageError(message)
+        raise vc.Unsupported(f"freezing the signature failed: {message}")
+    graph_def = tf.compat.v1.GraphDef()
+    with open(path, "rb") as f:
+        graph_def.ParseFromString(f.read())
+    with open(path + ".json") as f:
+        names = json.load(f)
+    return graph_def, names
+
+
+def convert(args):
+    if args.freeze_only:
+        return freeze(args)
+    import tempfile
+
+    tf2onnx, onnx, ort = import_converter()
+    import tensorflow as tf
+
     vc.progress(f"converting {args.saved_model} ({args.signature}) with tf2onnx {tf2onnx.__version__}, opset {args.opset}")
+    with tempfile.TemporaryDirectory(prefix=".onnx-freeze-", dir=os.path.dirname(os.path.abspath(args.out))) as work:
+        graph_def, names = frozen_graph(args, work)
     try:
-        model, _ = tf2onnx.convert.from_function(call, input_signature=[spec], opset=args.opset)
+        # What tf2onnx.convert.from_function runs once it has frozen the
+        # function (tf2onnx 1.17, pinned); from_graph_def would freeze and
+        # optimise it again.
+        with tf.device("/cpu:0"):
+            model, _ = tf2onnx.convert._convert_common(
+                graph_def, name=names["name"], continue_on_error=True, opset=args.opset,
+                input_names=names["inputs"], output_names=names["outputs"], tensors_to_rename=names["renames"])
     except Exception as e:  # noqa: BLE001 - whatever tf2onnx raises, the user reads one line
         raise vc.Unsupported(
             f"tf2onnx {tf2onnx.__version__} cannot convert this TensorFlow {tf.__version__} SavedModel "
             f"({type(e).__name__}: {e}); no ONNX file was written"
         ) from e
+    del graph_def
     name_batch_dimension(model)
     tmp = args.out + ".tmp"
     try:
         onnx.save(model, tmp)
+        del model
         session = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
         os.replace(tmp, args.out)
     finally:
