@@ -76,6 +76,12 @@ bench: build
 bench-real: build fixtures
 	scripts/bench_real.sh
 
+# xcept predict on TensorFlow and onnxruntime against onnxruntime's own
+# figure (not part of make test): BENCH_SIZE=299 BENCH_M=32 make bench-engines
+.PHONY: bench-engines
+bench-engines: build
+	scripts/bench_engines.sh
+
 # A bounded load test of xcept serve on loopback (not part of make test):
 # CLIENTS=8 SECONDS_EACH=20 SIZE=299 IMAGES=1 WORKERS=1 make loadtest
 .PHONY: loadtest
