@@ -53,6 +53,18 @@ $(MLFLOW_VENV)/.installed: requirements-mlflow.txt
 proto:
 	scripts/gen_proto.sh
 
+# MediaPipe in a venv of its own (numpy<2, protobuf<5 conflict with TensorFlow's):
+# xcept export --format tflite writes TFLite Model Metadata with its writer, and
+# the MediaPipe test runs its ImageClassifier. Rebuilt only when the pins change.
+MEDIAPIPE_VENV := .venv-mediapipe
+.PHONY: mediapipe-venv
+mediapipe-venv: $(MEDIAPIPE_VENV)/.installed
+$(MEDIAPIPE_VENV)/.installed: requirements-mediapipe.txt
+	$(PYTHON) -m venv $(MEDIAPIPE_VENV)
+	$(MEDIAPIPE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip==24.3.1
+	$(MEDIAPIPE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-mediapipe.txt
+	touch $@
+
 # Real Keras Xception ImageNet weights as an offline test fixture, cached in
 # $XCEPT_CACHE/fixtures (default ~/.cache/xcept/fixtures; make clean keeps it).
 fixtures: venv
@@ -60,7 +72,7 @@ fixtures: venv
 
 # XCEPT_TEST_STRICT=1: a test whose prerequisite (libtensorflow, the venv)
 # is missing fails instead of skipping, so this target cannot pass by skipping.
-test: build vet fixtures mlflow-venv
+test: build vet fixtures mlflow-venv mediapipe-venv
 	XCEPT_TEST_STRICT=1 $(GO) test $(GOTESTFLAGS) ./...
 	XCEPT_TEST_STRICT=1 TF_USE_LEGACY_KERAS=1 $(VPY) -m pytest -q scripts
 
@@ -89,4 +101,4 @@ loadtest: build
 	scripts/loadtest.sh
 
 clean:
-	rm -rf bin demo .tf $(VENV) $(MLFLOW_VENV)
+	rm -rf bin demo .tf $(VENV) $(MLFLOW_VENV) $(MEDIAPIPE_VENV)

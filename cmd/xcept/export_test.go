@@ -354,9 +354,13 @@ func TestExportTFLite(t *testing.T) {
 		images   string
 		check    func(t *testing.T, res *export.Result)
 	}{
-		{"none", "200", func(t *testing.T, res *export.Result) { checkAgreement(t, res, 0.99); checkFloatSpec(t, res) }},
+		{"none", "200", func(t *testing.T, res *export.Result) {
+			checkAgreement(t, res, 0.99)
+			checkFloatSpec(t, res)
+			checkMediaPipe(t, trainedRun(t), res)
+		}},
 		{"float16", "200", func(t *testing.T, res *export.Result) { checkAgreement(t, res, 0.99); checkFloatSpec(t, res) }},
-		{"int8", "8", checkInt8},
+		{"int8", "8", func(t *testing.T, res *export.Result) { checkInt8(t, res); checkMediaPipe(t, trainedRun(t), res) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.quantize, func(t *testing.T) {

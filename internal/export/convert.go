@@ -3,6 +3,7 @@ package export
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -54,9 +55,17 @@ func (j *job) exportConverted(ctx context.Context) error {
 		return err
 	}
 	j.res.Artefact, j.res.Labels = file, contract.LabelsFile
+	if _, err := os.Stat(artefact); err != nil {
+		return cli.Modelf("%s wrote no %s: %v", converters[j.o.Format], file, err)
+	}
+	if j.o.Format == TFLite {
+		if err := j.writeMetadata(ctx, artefact); err != nil {
+			return err
+		}
+	}
 	info, err := os.Stat(artefact)
 	if err != nil {
-		return cli.Modelf("%s wrote no %s: %v", converters[j.o.Format], file, err)
+		return err
 	}
 	j.p.printf("wrote %s (%s) in %.1fs", file, formatBytes(info.Size()), time.Since(started).Seconds())
 	return j.verify(ctx, []candidate{j.pythonCandidate(artefact, info.Size())})
@@ -115,4 +124,31 @@ func (j *job) pythonCandidate(artefact string, size int64) candidate {
 			return rt.predict(ctx, s.N(), len(j.src.info.Classes), j.o.BatchSize, j.p)
 		},
 	}
+}
+
+// metadataScript writes TFLite Model Metadata with MediaPipe's writer.
+const metadataScript = "tflite_metadata.py"
+
+// writeMetadata puts TFLite Model Metadata (name, description, the labels as
+// an associated file, the input's normalisation, the output as probabilities)
+// into the .tflite with the MediaPipe venv, before verification, so the file
+// verified is the file published. Without that venv the export goes on
+// without metadata and says so on one warning line; export.json records
+// which ("tflite_metadata").
+func (j *job) writeMetadata(ctx context.Context, artefact string) error {
+	py, err := pyenv.MediaPipePython()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "warning: %s has no TFLite Model Metadata (MediaPipe Tasks cannot load it): %v\n", filepath.Base(artefact), err)
+		return nil
+	}
+	info := j.src.info
+	desc := fmt.Sprintf("xcept Xception image classifier of %d classes (dataset %s), %s; input RGB pixels 0..255 squash-resized to %d×%d, output class probabilities",
+		len(info.Classes), j.src.run.Info.Dataset, j.describe(), info.ImageSize, info.ImageSize)
+	args := []string{"--model", artefact, "--labels", filepath.Join(j.st.Tmp, contract.LabelsFile), "--name", j.name, "--description", desc}
+	if _, err := pyenv.RunWith(ctx, py, metadataScript, args, j.p.writer()); err != nil {
+		return pyenv.Failure(ctx, "", err)
+	}
+	j.res.TFLiteMetadata = true
+	j.p.printf("wrote TFLite Model Metadata (MediaPipe's writer: labels, normalisation, probabilities)")
+	return nil
 }

@@ -132,14 +132,16 @@ type Result struct {
 	TensorFlow string   `json:"tensorflow_version"` // that built the model (and converts it)
 	Precision  string   `json:"precision"`          // the model's policy (model.json)
 	// Device is where the export was verified: the reference model's device.
-	Device       *device.Placement `json:"device,omitempty"`
-	Path         string            `json:"path,omitempty"`
-	Version      int64             `json:"version,omitempty"`
-	Artefact     string            `json:"artefact"` // the file to deploy; the version folder for a SavedModel
-	Labels       string            `json:"labels"`   // one class name per line, in the order of the probabilities
-	SizeBytes    int64             `json:"size_bytes"`
-	Signatures   []SignatureSpec   `json:"signatures"`
-	Verification Verification      `json:"verification"`
+	Device     *device.Placement `json:"device,omitempty"`
+	Path       string            `json:"path,omitempty"`
+	Version    int64             `json:"version,omitempty"`
+	Artefact   string            `json:"artefact"` // the file to deploy; the version folder for a SavedModel
+	Labels     string            `json:"labels"`   // one class name per line, in the order of the probabilities
+	SizeBytes  int64             `json:"size_bytes"`
+	Signatures []SignatureSpec   `json:"signatures"`
+	// TFLiteMetadata: the .tflite carries TFLite Model Metadata (MediaPipe Tasks loads it).
+	TFLiteMetadata bool         `json:"tflite_metadata,omitempty"`
+	Verification   Verification `json:"verification"`
 }
 
 // Verification is the comparison of the artefact with the trained model.

@@ -178,6 +178,12 @@ func Run(ctx context.Context, name string, args []string, stderr io.Writer) ([]b
 	if err != nil {
 		return nil, err
 	}
+	return RunWith(ctx, py, name, args, stderr)
+}
+
+// RunWith runs the embedded script name with the python py (another venv's,
+// such as MediaPipePython's), like Run.
+func RunWith(ctx context.Context, py, name string, args []string, stderr io.Writer) ([]byte, error) {
 	path, err := ScriptPath(name)
 	if err != nil {
 		return nil, err
@@ -238,4 +244,49 @@ func (l *lastLines) message() string {
 		}
 	}
 	return "no message"
+}
+
+// MediaPipeVenv is the folder of the MediaPipe venv `make mediapipe-venv`
+// makes: MediaPipe's pins (numpy<2, protobuf<5) conflict with TensorFlow's.
+const MediaPipeVenv = ".venv-mediapipe"
+
+// ErrNoMediaPipe says how to get the MediaPipe venv.
+var ErrNoMediaPipe = errors.New("no " + MediaPipeVenv + " (MediaPipe's metadata writer): run `make mediapipe-venv`, or set XCEPT_MEDIAPIPE_PYTHON to a python with mediapipe==0.10.21")
+
+// MediaPipePython is $XCEPT_MEDIAPIPE_PYTHON, else the python of the
+// .venv-mediapipe beside xcept's own venv (its symlink resolved, so worktrees
+// sharing one venv share this one too), beside the binary's folder, or in the
+// working folder or a parent.
+func MediaPipePython() (string, error) {
+	if p := os.Getenv("XCEPT_MEDIAPIPE_PYTHON"); p != "" {
+		if !isFile(p) {
+			return "", fmt.Errorf("XCEPT_MEDIAPIPE_PYTHON=%s: no such file", p)
+		}
+		return p, nil
+	}
+	var roots []string
+	if py, err := Python(); err == nil {
+		venv := filepath.Dir(filepath.Dir(py))
+		roots = append(roots, filepath.Dir(venv))
+		if real, err := filepath.EvalSymlinks(venv); err == nil {
+			roots = append(roots, filepath.Dir(real))
+		}
+	}
+	if exe, err := os.Executable(); err == nil {
+		roots = append(roots, filepath.Join(filepath.Dir(exe), ".."))
+	}
+	if wd, err := os.Getwd(); err == nil {
+		for dir := wd; ; dir = filepath.Dir(dir) {
+			roots = append(roots, dir)
+			if filepath.Dir(dir) == dir {
+				break
+			}
+		}
+	}
+	for _, r := range roots {
+		if c := filepath.Join(r, MediaPipeVenv, "bin", "python"); isFile(c) {
+			return c, nil
+		}
+	}
+	return "", ErrNoMediaPipe
 }

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xcept/xcept/internal/export"
+	"github.com/xcept/xcept/internal/pyenv"
+	"github.com/xcept/xcept/internal/testenv"
+)
+
+// checkMediaPipe: MediaPipe Tasks' real ImageClassifier, created from an
+// exported .tflite through its TFLite Model Metadata, reads back the name and
+// labels and names the same top-1 class as `xcept predict` on the 9 kitchen
+// photos and 30 demo images (at least 95% of them). TestExportTFLite runs it
+// on its float32 and int8 exports.
+func checkMediaPipe(t *testing.T, runDir string, res *export.Result) {
+	t.Helper()
+	mp, err := pyenv.MediaPipePython()
+	if err != nil {
+		testenv.Unavailable(t, err.Error())
+		return
+	}
+	if !res.TFLiteMetadata {
+		t.Fatalf("export.json: tflite_metadata false with %s there", mp)
+	}
+	images := mediapipeImages(t)
+	started := time.Now()
+	code, lines, stderr := predictJSON(t, append([]string{"--run", runDir}, images...)...)
+	if code != 0 || len(lines) != len(images) {
+		t.Fatalf("xcept predict: exit %d, %d lines for %d images: %s", code, len(lines), len(images), stderr)
+	}
+	want := map[string]string{}
+	for _, l := range lines {
+		want[l.File] = l.Top[0].Name
+	}
+	script, err := pyenv.ScriptPath("mediapipe_classify.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(mp, append([]string{script, "--model", res.Artefact}, images...)...).Output()
+	if err != nil {
+		t.Fatalf("mediapipe_classify.py: %v", err)
+	}
+	rows := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(rows) < len(images)+1 {
+		t.Fatalf("mediapipe_classify.py printed %d lines for %d images", len(rows), len(images))
+	}
+	rows = rows[len(rows)-len(images)-1:]
+	var meta struct {
+		Metadata struct {
+			Name string `json:"name"`
+		} `json:"metadata"`
+		Files  []string `json:"files"`
+		Labels []string `json:"labels"`
+	}
+	if err := json.Unmarshal([]byte(rows[0]), &meta); err != nil {
+		t.Fatalf("metadata line %q: %v", rows[0], err)
+	}
+	if meta.Metadata.Name != "shapes" || !slices.Equal(meta.Files, []string{"labels.txt"}) || !slices.Equal(meta.Labels, []string{"circle", "square", "triangle"}) {
+		t.Errorf("metadata read back: %s", rows[0])
+	}
+	same := 0
+	var differ []string
+	for _, row := range rows[1:] {
+		var got struct {
+			File  string `json:"file"`
+			Class string `json:"class"`
+		}
+		if err := json.Unmarshal([]byte(row), &got); err != nil {
+			t.Fatalf("line %q: %v", row, err)
+		}
+		if got.Class == want[got.File] {
+			same++
+		} else {
+			differ = append(differ, filepath.Base(got.File)+": "+got.Class+" vs "+want[got.File])
+		}
+	}
+	rate := float64(same) / float64(len(images))
+	t.Logf("%s: MediaPipe ImageClassifier agrees with xcept predict on %d of %d images (%.1f%%) in %.1fs (predict + MediaPipe); differ: %v", filepath.Base(res.Artefact), same, len(images), 100*rate, time.Since(started).Seconds(), differ)
+	if rate < 0.95 {
+		t.Errorf("MediaPipe's top-1 equals xcept predict's on %.1f%% of %d images, want ≥ 95%%; differ: %v", 100*rate, len(images), differ)
+	}
+}
+
+// mediapipeImages are the 9 real kitchen photos and the demo dataset's
+// images (every fourth: shapes of three classes, 96 px PNG/JPEG).
+func mediapipeImages(t *testing.T) []string {
+	t.Helper()
+	var images []string
+	for _, root := range []string{testenv.KitchenPhotos(t), filepath.Join(filepath.Dir(trainDataset(t)), "images")} {
+		n := 0
+		err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			if n++; root == testenv.KitchenPhotos(t) || n%4 == 0 {
+				images = append(images, path)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return images
+}
