@@ -101,15 +101,13 @@ func TestMixedFloat16OnCPUWarnsOnce(t *testing.T) {
 		t.Errorf("the start line printed %d times in:\n%s", n, stderr)
 	}
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
-	var res struct {
-		Result struct {
-			Device struct{ Device, Type, Precision, Warning string }
-		}
+	var res struct { // the result is the last JSON line, a bare object
+		Device struct{ Device, Type, Precision, Warning string }
 	}
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
 		t.Fatalf("%v: %s", err, stdout)
 	}
-	if d := res.Result.Device; d.Device != cpu0 || d.Type != "CPU" || d.Precision != "mixed_float16" || !strings.Contains(d.Warning, "mixed_bfloat16 or float32") {
+	if d := res.Device; d.Device != cpu0 || d.Type != "CPU" || d.Precision != "mixed_float16" || !strings.Contains(d.Warning, "mixed_bfloat16 or float32") {
 		t.Errorf("JSON device %+v", d)
 	}
 }

@@ -141,8 +141,6 @@ func openServing(ctx context.Context, run, modelDir string, opts infer.EngineOpt
 			return nil, nil, cli.Usagef("runtime.engine (--engine) onnxruntime runs a run's checkpoint (--run); a --model SavedModel runs on tensorflow or auto")
 		case infer.EngineAuto:
 			opts.Say("engine: tensorflow (runtime.engine auto: --model is a SavedModel, run on TensorFlow; --run converts checkpoints for onnxruntime)")
-		default:
-			opts.Say("engine: tensorflow (runtime.engine tensorflow)")
 		}
 		s, err := infer.OpenSavedModel(modelDir, opts.Session, allowUntrusted)
 		if err != nil {

@@ -185,17 +185,15 @@ func checkCalibrated(t *testing.T, runDir, phase string) {
 // best epoch of history.csv, as a field that is there even when empty.
 func checkResultHint(t *testing.T, line, runDir string, rows [][]string) {
 	t.Helper()
-	var res struct {
-		Result map[string]any `json:"result"`
-	}
+	var res map[string]any // the result line is a bare object
 	if err := json.Unmarshal([]byte(line), &res); err != nil {
 		t.Fatalf("result line %q: %v", line, err)
 	}
-	hint, ok := res.Result["hint"].(string)
+	hint, ok := res["hint"].(string)
 	if !ok {
 		t.Fatalf("--json result has no hint field: %s", line)
 	}
-	best := int(res.Result["best_epoch"].(float64))
+	best := int(res["best_epoch"].(float64))
 	spec := testmodel.TinySpec() // trainDataset's model
 	o := train.Outcome{Phase: train.PhaseTrain, Run: runDir, Classes: len(spec.Classes), Weights: spec.Weights, Dropout: spec.Dropout}
 	for _, r := range rows[1:] {

@@ -112,8 +112,7 @@ func chooseONNX(ctx context.Context, r *run.Run, o EngineOptions) (*Pixels, erro
 		return nil, err
 	}
 	if o.Engine == EngineTensorFlow {
-		o.Say("engine: tensorflow (runtime.engine tensorflow)")
-		return nil, nil
+		return nil, nil // the default and asked for: nothing to explain
 	}
 	p, err := openONNX(ctx, r, o)
 	if err == nil {

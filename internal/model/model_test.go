@@ -2,7 +2,6 @@ package model_test
 
 import (
 	"context"
-	"errors"
 	"math"
 	"math/rand"
 	"os"
@@ -295,8 +294,7 @@ func TestBuildErrors(t *testing.T) {
 		c.edit(&spec)
 		dir := filepath.Join(tmp, strings.ReplaceAll(c.name, " ", "-"))
 		_, err := model.Build(context.Background(), dir, spec, false, nil)
-		var e *cli.Error
-		if !errors.As(err, &e) || e.Kind != c.kind || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+		if err == nil || cli.KindOf(err) != c.kind || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%s: err = %v (kind %v), want kind %v mentioning %q on one line", c.name, err, cli.KindOf(err), c.kind, c.want)
 		}
 		if _, statErr := os.Stat(dir); statErr == nil {
