@@ -120,7 +120,7 @@ def test_onnx_matches_tensorflow(toy, images, tmp_path):
     d, module = toy
     path, x = images
     model = str(tmp_path / "m.onnx")
-    spec = export_onnx.convert(argparse.Namespace(saved_model=d, out=model, signature="predict_images", opset=17))
+    spec = export_onnx.convert(argparse.Namespace(saved_model=d, out=model, signature="predict_images", opset=17, freeze_only=False))
     assert spec["inputs"] == [{"name": "images", "dtype": "float32", "shape": [-1, SIZE, SIZE, 3]}]
     assert spec["outputs"] == [{"name": "probabilities", "dtype": "float32", "shape": [-1, CLASSES]}]
     import onnx
@@ -135,7 +135,7 @@ def test_onnx_without_tf2onnx_says_so_and_writes_nothing(toy, tmp_path, monkeypa
     monkeypatch.setitem(sys.modules, "tf2onnx", None)  # import tf2onnx now raises ImportError
     model = tmp_path / "m.onnx"
     with pytest.raises(vc.Unsupported, match="ONNX export needs tf2onnx"):
-        export_onnx.convert(argparse.Namespace(saved_model=toy[0], out=str(model), signature="predict_images", opset=17))
+        export_onnx.convert(argparse.Namespace(saved_model=toy[0], out=str(model), signature="predict_images", opset=17, freeze_only=False))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -180,7 +180,7 @@ def test_stdout_holds_only_the_json_line(toy, images, tmp_path):
     """verify_onnx.py as xcept runs it: onnxruntime and numpy may print, but
     stdout is one JSON line."""
     model = str(tmp_path / "m.onnx")
-    export_onnx.convert(argparse.Namespace(saved_model=toy[0], out=model, signature="predict_images", opset=17))
+    export_onnx.convert(argparse.Namespace(saved_model=toy[0], out=model, signature="predict_images", opset=17, freeze_only=False))
     r = run_script("verify_onnx.py", "--model", model, "--images", images[0], "--out", str(tmp_path / "p.npy"), "--batch-size", "4")
     assert r.returncode == 0, r.stderr
     import json
