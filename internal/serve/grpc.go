@@ -5,10 +5,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net"
-	"sort"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -136,12 +138,12 @@ func (a *grpcAPI) Predict(ctx context.Context, r *pb.PredictRequest) (*pb.Predic
 	}
 	sig, ok := sigs[req.Signature]
 	if !ok {
-		return nil, invalidf("Serving signature name: %q not found in signature def (this model has %s)", req.Signature, joinKeys(servingSignatures(sigs)))
+		return nil, invalidf("Serving signature name: %q not found in signature def (this model has %s)", req.Signature, strings.Join(servingSignatures(sigs), ", "))
 	}
 	for key, tp := range r.GetInputs() {
 		ti, ok := sig.Inputs[key]
 		if !ok {
-			return nil, invalidf("input tensor alias not found in signature: %s. Inputs expected to be in the set {%s}.", key, joinKeys(sig.InputKeys()))
+			return nil, invalidf("input tensor alias not found in signature: %s. Inputs expected to be in the set {%s}.", key, strings.Join(sig.InputKeys(), ", "))
 		}
 		c, err := columnFromProto(key, tp, ti.DType)
 		if err != nil {
@@ -152,7 +154,7 @@ func (a *grpcAPI) Predict(ctx context.Context, r *pb.PredictRequest) (*pb.Predic
 	for _, key := range sig.InputKeys() {
 		if _, ok := req.Inputs[key]; !ok {
 			return nil, invalidf("input size does not match signature: %d!=%d len({%s}) != len({%s})",
-				len(req.Inputs), len(sig.Inputs), joinKeys(sortedColumnKeys(req.Inputs)), joinKeys(sig.InputKeys()))
+				len(req.Inputs), len(sig.Inputs), strings.Join(slices.Sorted(maps.Keys(req.Inputs)), ", "), strings.Join(sig.InputKeys(), ", "))
 		}
 	}
 	if err := req.checkImages(ctx, sig, s.cfg.Limits); err != nil {
@@ -166,7 +168,7 @@ func (a *grpcAPI) Predict(ctx context.Context, r *pb.PredictRequest) (*pb.Predic
 	if f := r.GetOutputFilter(); len(f) > 0 {
 		for _, k := range f {
 			if _, ok := sig.Outputs[k]; !ok {
-				return nil, invalidf("output tensor alias not found in signature: %s Outputs expected to be in the set {%s}.", k, joinKeys(keys))
+				return nil, invalidf("output tensor alias not found in signature: %s Outputs expected to be in the set {%s}.", k, strings.Join(keys, ", "))
 			}
 		}
 		keys = f
@@ -404,26 +406,6 @@ func widen[T uint8 | int8 | int16 | uint16](vs []T) []int32 {
 		out[i] = int32(v)
 	}
 	return out
-}
-
-func joinKeys(keys []string) string {
-	out := ""
-	for i, k := range keys {
-		if i > 0 {
-			out += ", "
-		}
-		out += k
-	}
-	return out
-}
-
-func sortedColumnKeys(m map[string]*Column) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // ServeGRPC answers gRPC on ln until ctx is done, then drains like Serve:
