@@ -10,10 +10,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -209,7 +210,7 @@ func (c *Client) syncParams(ctx context.Context, runDir, runID string, logged ma
 		return 0, err
 	}
 	var send []Param
-	for _, k := range sortedKeys(want) {
+	for _, k := range slices.Sorted(maps.Keys(want)) {
 		if _, ok := logged[k]; !ok {
 			send = append(send, Param{k, want[k]})
 		}
@@ -229,7 +230,7 @@ func Metrics(runDir string) ([]Metric, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, k := range sortedKeys(figs) {
+	for _, k := range slices.Sorted(maps.Keys(figs)) {
 		ms = append(ms, Metric{Key: k, Value: figs[k], Step: last})
 	}
 	return ms, nil
@@ -456,13 +457,4 @@ func fileSHA(path string) (string, int64, error) {
 	h := sha256.New()
 	n, err := io.Copy(h, f)
 	return hex.EncodeToString(h.Sum(nil)), n, err
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
