@@ -12,6 +12,7 @@ import (
 
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/demodata"
+	"github.com/xcept/xcept/internal/explain"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/imageio"
 	"github.com/xcept/xcept/internal/infer"
@@ -325,7 +326,7 @@ func testExplainVerb(t *testing.T, runDir string) {
 		t.Fatalf("%d JSON lines for 3 images:\n%s", len(lines), stdout)
 	}
 	for i, line := range lines {
-		var l explainLine
+		var l explain.Line
 		if err := json.Unmarshal([]byte(line), &l); err != nil {
 			t.Fatal(err)
 		}
@@ -347,7 +348,7 @@ func testExplainVerb(t *testing.T, runDir string) {
 	// --class by name and by index explains that class, whatever is predicted.
 	for _, class := range []string{"square", "1"} {
 		code, stdout, stderr = runXcept(t, nil, "--json", "explain", "--run", runDir, "--out", out, "--class", class, paths[0])
-		var l explainLine
+		var l explain.Line
 		if code != 0 || json.Unmarshal([]byte(stdout), &l) != nil || l.Class != "square" || *l.ClassIndex != 1 {
 			t.Errorf("--class %s: exit %d, %s %s", class, code, stdout, stderr)
 		}

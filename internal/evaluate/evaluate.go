@@ -1,0 +1,233 @@
+// Package evaluate is `xcept evaluate`: it scores a run's best checkpoint on
+// a split or a labelled folder, or a predictions file, writes the reports
+// (report.Write) and prints the summary. The command only turns flags into
+// Options.
+package evaluate
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/contract"
+	"github.com/xcept/xcept/internal/device"
+	"github.com/xcept/xcept/internal/infer"
+	"github.com/xcept/xcept/internal/metrics"
+	"github.com/xcept/xcept/internal/model"
+	"github.com/xcept/xcept/internal/report"
+	"github.com/xcept/xcept/internal/run"
+)
+
+// Options is everything an evaluation needs. Validate checks them.
+type Options struct {
+	cli.Output                 // where and how it prints: text, JSON Lines or quiet
+	Predictions string         // predictions file: true,pred[,file][,probabilities]
+	Labels      string         // labels.txt: class names in index order
+	Run         string         // or a run folder, evaluated with its best checkpoint
+	Split       string         // with Run: test, val, train, or a folder with one sub-folder per class
+	Batch       int            // with Run: images per model call
+	History     string         // optional training history.csv for the curves; "" with Run: the run's
+	Out         string         // report folder; "" with Run: the run folder
+	TopK        int            // k of top-k accuracy
+	Gates       []metrics.Gate // CI gates
+	Engine      infer.EngineOptions
+	Limits      infer.Limits
+}
+
+// Validate checks flag combinations, naming the flag at fault, and fills
+// the defaults that need no file read.
+func (o *Options) Validate() error {
+	if o.Run != "" {
+		return o.validateRun()
+	}
+	if o.Predictions == "" {
+		return cli.Usagef("--run runs/NAME or --predictions FILE is required (see --help)")
+	}
+	if o.Labels == "" {
+		return cli.Usagef("--labels labels.txt is required with --predictions: it gives the classes and their order")
+	}
+	if o.TopK < 1 {
+		return cli.Usagef("--top-k %d: want 1 or more", o.TopK)
+	}
+	if o.Out == "" {
+		base := strings.TrimSuffix(filepath.Base(o.Predictions), filepath.Ext(o.Predictions))
+		o.Out = filepath.Join(filepath.Dir(o.Predictions), base+"-report")
+	}
+	if sameFile(o.Predictions, filepath.Join(o.Out, report.FilePredictions)) {
+		return cli.Usagef("--out %s would overwrite the input %s: choose another --out", o.Out, o.Predictions)
+	}
+	return nil
+}
+
+func (o *Options) validateRun() error {
+	switch {
+	case o.Predictions != "":
+		return cli.Usagef("--run and --predictions exclude each other: evaluate a run's model, or a predictions file")
+	case o.Labels != "":
+		return cli.Usagef("--labels is for --predictions: a run knows its classes")
+	case o.TopK < 1:
+		return cli.Usagef("--top-k %d: want 1 or more", o.TopK)
+	case o.Batch < 1:
+		return cli.Usagef("--batch %d: want 1 or more", o.Batch)
+	case o.Split == "":
+		return cli.Usagef("--split is empty: give test, val, train or a folder")
+	}
+	return nil
+}
+
+// sameFile reports whether two paths name one existing file.
+func sameFile(a, b string) bool {
+	sa, errA := os.Stat(a)
+	sb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(sa, sb)
+}
+
+// Result is what an evaluation printed as --json: the report's summary and,
+// with a run, where the model ran.
+type Result struct {
+	*report.Summary
+	Device *device.Placement `json:"device,omitempty"` // with --run: where the model ran
+}
+
+// Run evaluates what the options name, writes the reports and prints the
+// summary. A failed gate is an error after everything was written and
+// printed; the result is returned whenever the reports were written.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	if o.Run != "" {
+		return runModel(ctx, o)
+	}
+	return runPredictions(o)
+}
+
+// runPredictions reads the labels and predictions and writes the reports.
+func runPredictions(o Options) (*Result, error) {
+	labels, err := metrics.ReadLabels(o.Labels)
+	if err != nil {
+		return nil, err
+	}
+	if err := metrics.CheckClasses(o.Gates, labels.Names); err != nil {
+		return nil, cli.Usagef("%v in %s", err, o.Labels)
+	}
+	rows, err := metrics.ReadPredictions(o.Predictions, labels)
+	if err != nil {
+		return nil, err
+	}
+	sum, err := report.Write(report.Input{
+		Classes:     labels.Names,
+		Rows:        rows,
+		HistoryPath: o.History,
+		OutDir:      o.Out,
+		Gates:       o.Gates,
+		TopK:        o.TopK,
+		Source:      fmt.Sprintf("predictions %s, labels %s", o.Predictions, o.Labels),
+		FileBase:    filepath.Dir(o.Predictions),
+	})
+	return finish(o, &Result{Summary: sum}, err)
+}
+
+// finish prints a written report's summary; err is report.Write's (a
+// failed gate among them), returned after the summary is printed.
+func finish(o Options, res *Result, err error) (*Result, error) {
+	if res.Summary == nil {
+		return nil, err
+	}
+	if perr := res.print(o.Output); perr != nil {
+		return res, perr
+	}
+	return res, err
+}
+
+// runModel predicts a split (or a labelled folder) with the run's best
+// checkpoint and writes the reports.
+func runModel(ctx context.Context, o Options) (*Result, error) {
+	place, err := device.Check(o.Engine.Session)
+	if err != nil {
+		return nil, err
+	}
+	r, err := run.Open(o.Run)
+	if err != nil {
+		return nil, err
+	}
+	if o.Out == "" || run.Inside(r.Dir, o.Out) {
+		lock, err := run.Acquire(r.Dir, "evaluate")
+		if err != nil {
+			return nil, err
+		}
+		defer lock.Release()
+	}
+	info, err := model.ReadInfo(r.Info.Model)
+	if err != nil {
+		return nil, err
+	}
+	if err := contract.CheckFit(info.Fit(), contract.Fit{Name: "run.json of " + r.Dir, Classes: r.Info.Classes}, infer.Refit); err != nil {
+		return nil, err
+	}
+	if err := metrics.CheckClasses(o.Gates, info.Classes); err != nil {
+		return nil, cli.Usagef("%v of the model", err)
+	}
+	src, err := newSource(r, info, o)
+	if err != nil {
+		return nil, err
+	}
+	m, err := infer.OpenPixels(ctx, r, o.Engine)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	place.Use(info.Precision)
+	place.Announce(o.Stderr, o.Quiet)
+	ev, err := src.predict(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	if len(ev.Rows) == 0 {
+		return nil, cli.Dataf("%s: no image could be evaluated", src.name)
+	}
+	gallery, err := src.gallery(info.Classes, ev)
+	if err != nil {
+		return nil, err
+	}
+	if o.History == "" {
+		if _, err := os.Stat(r.Path(run.HistoryFile)); err == nil {
+			o.History = r.Path(run.HistoryFile)
+		}
+	}
+	if o.Out == "" {
+		o.Out = r.Dir
+	}
+	sum, err := report.Write(report.Input{
+		Classes:     info.Classes,
+		Rows:        ev.Rows,
+		HistoryPath: o.History,
+		OutDir:      o.Out,
+		Gates:       o.Gates,
+		TopK:        o.TopK,
+		Source:      fmt.Sprintf("run %s, best checkpoint%s, on %s", r.Dir, bestEpoch(r), src.name),
+		Gallery:     gallery,
+		Temperature: temperature(r, info),
+		Fit:         r.Info.Calibration,
+	})
+	return finish(o, &Result{Summary: sum, Device: place}, err)
+}
+
+// temperature is the one the run's best checkpoint holds (0: none).
+func temperature(r *run.Run, info *model.Info) float64 {
+	if r.Info.Calibration == nil || !info.Calibratable() {
+		return 0
+	}
+	return r.Info.Calibration.Temperature
+}
+
+// bestEpoch says which epoch the best checkpoint is from, when it is known.
+func bestEpoch(r *run.Run) string {
+	var st struct {
+		BestEpoch int `json:"best_epoch"`
+	}
+	if err := r.LoadState(run.Best, &st); err == nil && st.BestEpoch > 0 {
+		return fmt.Sprintf(" (epoch %d)", st.BestEpoch)
+	}
+	return ""
+}

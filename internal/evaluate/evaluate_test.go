@@ -1,0 +1,56 @@
+package evaluate
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/report"
+)
+
+func TestValidate(t *testing.T) {
+	dir := t.TempDir()
+	preds := filepath.Join(dir, "preds.csv")
+	if err := os.WriteFile(preds, []byte("true,pred\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// An --out whose predictions.csv is the input itself.
+	if err := os.Link(preds, filepath.Join(dir, report.FilePredictions)); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		o    Options
+		want string // "" valid
+	}{
+		{"predictions", Options{Predictions: preds, Labels: "l.txt", TopK: 5}, ""},
+		{"neither", Options{TopK: 5}, "--run runs/NAME or --predictions FILE is required"},
+		{"no labels", Options{Predictions: preds, TopK: 5}, "--labels labels.txt is required"},
+		{"top-k", Options{Predictions: preds, Labels: "l.txt"}, "--top-k 0"},
+		{"overwrites input", Options{Predictions: preds, Labels: "l.txt", TopK: 5, Out: dir}, "would overwrite the input"},
+		{"run", Options{Run: "r", Split: "test", Batch: 1, TopK: 5}, ""},
+		{"run and predictions", Options{Run: "r", Predictions: preds, Split: "test", Batch: 1, TopK: 5}, "exclude each other"},
+		{"run with labels", Options{Run: "r", Labels: "l.txt", Split: "test", Batch: 1, TopK: 5}, "--labels is for --predictions"},
+		{"run batch", Options{Run: "r", Split: "test", TopK: 5}, "--batch 0"},
+		{"run split", Options{Run: "r", Batch: 1, TopK: 5}, "--split is empty"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.o.Validate()
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("Validate: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("Validate: %v, want %q", err, tt.want)
+			case err != nil && cli.KindOf(err) != cli.KindUsage:
+				t.Fatalf("Validate: %v is not a usage error", err)
+			}
+		})
+	}
+	o := Options{Predictions: preds, Labels: "l.txt", TopK: 5}
+	if err := o.Validate(); err != nil || o.Out != filepath.Join(dir, "preds-report") {
+		t.Errorf("default --out %q (%v), want %s", o.Out, err, filepath.Join(dir, "preds-report"))
+	}
+}
