@@ -11,15 +11,18 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/xcept/xcept/internal/calibrate"
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/demodata"
 	"github.com/xcept/xcept/internal/export"
 	"github.com/xcept/xcept/internal/graph"
+	runs "github.com/xcept/xcept/internal/run"
 	"github.com/xcept/xcept/internal/testenv"
 	"github.com/xcept/xcept/internal/trust"
 )
@@ -160,6 +163,30 @@ func TestExportSavedModel(t *testing.T) {
 		}
 	}
 	checkSavedModelCLI(t, res.Path)
+	checkExportCalibration(t, runDir, res)
+}
+
+// checkExportCalibration: the export's result and its manifest carry the
+// run's temperature and "unknown" threshold.
+func checkExportCalibration(t *testing.T, runDir string, res *export.Result) {
+	t.Helper()
+	r, err := runs.Open(runDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fit := r.Info.Calibration
+	if fit == nil || fit.Reject == nil {
+		t.Fatalf("run.json of %s has no calibration with a threshold", runDir)
+	}
+	manifest, err := export.ReadCalibration(res.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, c := range map[string]*calibrate.Deployed{"result": res.Calibration, "manifest": manifest} {
+		if c == nil || c.Temperature != fit.Temperature || c.Reject == nil || *c.Reject != *fit.Reject {
+			t.Errorf("%s calibration %+v, want temperature %v and threshold %+v", what, c, fit.Temperature, fit.Reject)
+		}
+	}
 }
 
 // TestExportServingDecodesLikeTraining: serving_default, fed the dataset's
@@ -383,6 +410,7 @@ func TestExportTFLite(t *testing.T) {
 				t.Errorf("export.json: %v, %s", err, data)
 			}
 			onlyVersions(t, filepath.Join(out, "shapes-tflite"), "1")
+			checkExportCalibration(t, runDir, res)
 			tt.check(t, res)
 		})
 	}
@@ -428,6 +456,27 @@ func TestExportONNX(t *testing.T) {
 		t.Errorf("onnx: %+v, max |Δp| %g: want float32 to match to 1e-4", c, c.Agreement.MaxAbsDiff)
 	}
 	checkFloatSpec(t, res)
+	checkExportCalibration(t, runDir, res)
+	// onnxruntime reads the calibration from the file's own metadata.
+	script := `
+import json, sys
+import onnxruntime as ort
+print(json.dumps(ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map))
+`
+	data, err := exec.Command(testenv.Python(t), "-c", script, res.Artefact).Output()
+	if err != nil {
+		t.Fatalf("onnxruntime metadata: %v", err)
+	}
+	var meta map[string]string
+	if err := json.Unmarshal(data, &meta); err != nil {
+		t.Fatalf("onnxruntime metadata %q: %v", data, err)
+	}
+	c := res.Calibration
+	if meta[export.ONNXKeyTemperature] != strconv.FormatFloat(c.Temperature, 'g', -1, 64) ||
+		meta[export.ONNXKeyRejectThreshold] != strconv.FormatFloat(c.Reject.Threshold, 'g', -1, 64) ||
+		meta[export.ONNXKeyRejectScore] != c.Reject.Score || meta[export.ONNXKeyRejectAccept] != "0.95" {
+		t.Errorf("ONNX metadata_props %v, want the calibration %+v, %+v", meta, c, c.Reject)
+	}
 }
 
 // TestExportFailsCleanly: every refusal is one line with its documented

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,7 +56,8 @@ func checkMediaPipe(t *testing.T, runDir string, res *export.Result) {
 	rows = rows[len(rows)-len(images)-1:]
 	var meta struct {
 		Metadata struct {
-			Name string `json:"name"`
+			Name        string `json:"name"`
+			Description string `json:"description"`
 		} `json:"metadata"`
 		Files  []string `json:"files"`
 		Labels []string `json:"labels"`
@@ -65,6 +67,10 @@ func checkMediaPipe(t *testing.T, runDir string, res *export.Result) {
 	}
 	if meta.Metadata.Name != "shapes" || !slices.Equal(meta.Files, []string{"labels.txt"}) || !slices.Equal(meta.Labels, []string{"circle", "square", "triangle"}) {
 		t.Errorf("metadata read back: %s", rows[0])
+	}
+	if c := res.Calibration; c == nil || c.Reject == nil ||
+		!strings.Contains(meta.Metadata.Description, fmt.Sprintf(`answer "unknown" when the top probability is below %.6g`, c.Reject.Threshold)) {
+		t.Errorf("the description %q does not give the calibration %+v", meta.Metadata.Description, c)
 	}
 	same := 0
 	var differ []string

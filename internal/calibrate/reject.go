@@ -110,3 +110,29 @@ func AUROC(known, unknown []float64) (float64, error) {
 	nk, nu := float64(len(known)), float64(len(unknown))
 	return (rankSum - nk*(nk+1)/2) / (nk * nu), nil
 }
+
+// Confidence is a row's rejection score: its top probability.
+func Confidence(row []float32) float64 {
+	_, c := argmax(row)
+	return c
+}
+
+// Unknown reports whether a row of calibrated probabilities is answered
+// "unknown": its score is below the threshold.
+func (r *Rejection) Unknown(row []float32) bool { return Confidence(row) < r.Threshold }
+
+// Deployed is what an exported model carries of its run's fit: the
+// temperature its probabilities already include, and the "unknown"
+// threshold to apply to them (nil: none was chosen).
+type Deployed struct {
+	Temperature float64    `json:"temperature"`
+	Reject      *Rejection `json:"reject,omitempty"`
+}
+
+// Deployed is the part of the fit an export records.
+func (f *Fit) Deployed() *Deployed {
+	if f == nil {
+		return nil
+	}
+	return &Deployed{Temperature: f.Temperature, Reject: f.Reject}
+}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/xcept/xcept/internal/calibrate"
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/pyenv"
@@ -58,8 +59,13 @@ func (j *job) exportConverted(ctx context.Context) error {
 	if _, err := os.Stat(artefact); err != nil {
 		return cli.Modelf("%s wrote no %s: %v", converters[j.o.Format], file, err)
 	}
-	if j.o.Format == TFLite {
+	switch j.o.Format {
+	case TFLite:
 		if err := j.writeMetadata(ctx, artefact); err != nil {
+			return err
+		}
+	case ONNX:
+		if err := appendONNXMetadata(artefact, calibrationProps(j.res.Calibration)); err != nil {
 			return err
 		}
 	}
@@ -143,7 +149,7 @@ func (j *job) writeMetadata(ctx context.Context, artefact string) error {
 	}
 	info := j.src.info
 	desc := fmt.Sprintf("xcept Xception image classifier of %d classes (dataset %s), %s; input RGB pixels 0..255 squash-resized to %d×%d, output class probabilities",
-		len(info.Classes), j.src.run.Info.Dataset, j.describe(), info.ImageSize, info.ImageSize)
+		len(info.Classes), j.src.run.Info.Dataset, j.describe(), info.ImageSize, info.ImageSize) + calibrationNote(j.res.Calibration)
 	args := []string{"--model", artefact, "--labels", filepath.Join(j.st.Tmp, contract.LabelsFile), "--name", j.name, "--description", desc}
 	if _, err := pyenv.RunWith(ctx, py, metadataScript, args, j.p.writer()); err != nil {
 		return pyenv.Failure(ctx, "", err)
@@ -151,4 +157,16 @@ func (j *job) writeMetadata(ctx context.Context, artefact string) error {
 	j.res.TFLiteMetadata = true
 	j.p.printf("wrote TFLite Model Metadata (MediaPipe's writer: labels, normalisation, probabilities)")
 	return nil
+}
+
+// calibrationNote is what a TFLite description says of the calibration.
+func calibrationNote(c *calibrate.Deployed) string {
+	if c == nil {
+		return ""
+	}
+	note := fmt.Sprintf(", calibrated (temperature %.4g)", c.Temperature)
+	if r := c.Reject; r != nil {
+		note += fmt.Sprintf("; answer \"unknown\" when the top probability is below %.6g (accepts %.0f%% of the validation images)", r.Threshold, 100*r.Accept)
+	}
+	return note
 }

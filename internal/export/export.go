@@ -23,6 +23,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/xcept/xcept/internal/calibrate"
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/dataset"
@@ -139,6 +140,12 @@ type Result struct {
 	Labels     string            `json:"labels"`   // one class name per line, in the order of the probabilities
 	SizeBytes  int64             `json:"size_bytes"`
 	Signatures []SignatureSpec   `json:"signatures"`
+	// Calibration is the run's temperature, which the exported
+	// probabilities already include, and its "unknown" threshold on them,
+	// which `predict --reject` and `serve.reject` apply (nil: the model
+	// holds no temperature). A TFLite file's description and an ONNX
+	// file's metadata_props carry the same figures.
+	Calibration *calibrate.Deployed `json:"calibration,omitempty"`
 	// TFLiteMetadata: the .tflite carries TFLite Model Metadata (MediaPipe Tasks loads it).
 	TFLiteMetadata bool         `json:"tflite_metadata,omitempty"`
 	Verification   Verification `json:"verification"`

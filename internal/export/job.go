@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/xcept/xcept/internal/calibrate"
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/device"
@@ -40,6 +42,30 @@ func ReadPrecision(versionDir string) string {
 		return ""
 	}
 	return m.Precision
+}
+
+// ReadCalibration is the calibration an export's manifest records (the
+// SavedModel's assets.extra/xcept_export.json, or export.json beside a
+// TFLite or ONNX file); nil when it records none (an export older than the
+// field, a model without a temperature, a SavedModel xcept did not write).
+func ReadCalibration(versionDir string) (*calibrate.Deployed, error) {
+	for _, name := range []string{SavedModelManifest, ManifestFile} {
+		data, err := os.ReadFile(filepath.Join(versionDir, name))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		var m struct {
+			Calibration *calibrate.Deployed `json:"calibration"`
+		}
+		if err := json.Unmarshal(data, &m); err != nil {
+			return nil, fmt.Errorf("%s: %v", filepath.Join(versionDir, name), err)
+		}
+		return m.Calibration, nil
+	}
+	return nil, nil
 }
 
 // job is one export underway.
@@ -138,6 +164,9 @@ func (j *job) export(ctx context.Context) (*Result, error) {
 		Checkpoint: j.src.run.CheckpointPrefix(run.Best), Epoch: j.src.epoch,
 		Classes: info.Classes, ImageSize: info.ImageSize, TensorFlow: info.TensorFlowVersion,
 		Precision: info.Precision, Device: j.place,
+	}
+	if info.Calibratable() {
+		j.res.Calibration = j.src.run.Info.Calibration.Deployed()
 	}
 	j.p.printf("exporting %s of run %s (best checkpoint, epoch %d) as %s", info, j.src.run.Dir, j.src.epoch, j.describe())
 	var err error
