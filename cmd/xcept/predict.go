@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/xcept/xcept/internal/calibrate"
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/device"
 	"github.com/xcept/xcept/internal/infer"
@@ -27,6 +28,9 @@ type PredictOptions struct {
 	Batch      int
 	Engine     infer.EngineOptions
 	Limits     infer.Limits
+	// Reject answers "unknown" for images whose calibrated top probability
+	// is below the run's (or the export's) threshold.
+	Reject bool
 	// AllowUntrusted runs a --model that xcept did not export, or whose
 	// graph holds ops outside the allowlist (internal/trust).
 	AllowUntrusted bool
@@ -54,12 +58,20 @@ probabilities are theirs. Files TensorFlow would read differently from prepare
 (an EXIF orientation, animations, GIF, BMP, WebP, TIFF) are first decoded by xcept,
 upright, and passed on losslessly as PNG.
 
+--reject answers "unknown" for an image whose calibrated top probability is
+below the "unknown" threshold chosen on the validation split (run.json's
+calibration.reject for --run, the export's manifest for --model): its line
+reads "FILE: unknown (top probability P < threshold T): CLASS P, ..." and its
+JSON object has "unknown": true (false for the others). A model without a
+threshold is exit 5.
+
 A file that cannot be read is reported on its own line (or JSON object) and the
 others are still predicted.
 Exit codes: 0 every image predicted, 2 bad flags, 4 a file could not be read
 or a path does not exist, 5 the model failed, 130 interrupted.`,
 		Example: `  xcept predict --run runs/flowers photo.jpg more-photos/
-  xcept predict --model export/serving --top-k 3 --json photo.jpg`,
+  xcept predict --model export/serving --top-k 3 --json photo.jpg
+  xcept predict --run runs/flowers --reject photo.jpg`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Paths, o.Output = args, g.Output
@@ -78,6 +90,7 @@ or a path does not exist, 5 the model failed, 130 interrupted.`,
 	f.StringVar(&o.Model, "model", "", "exported serving SavedModel folder (or a TF Serving folder of versions)")
 	f.IntVar(&o.TopK, "top-k", 5, "classes to print per image, most probable first")
 	f.IntVar(&o.Batch, "batch", 32, "images per model call")
+	f.BoolVar(&o.Reject, "reject", false, "answer \"unknown\" below the model's calibrated threshold (chosen on the validation split to accept 95% of its images)")
 	f.BoolVar(&o.AllowUntrusted, "allow-untrusted-model", false, "run a --model that xcept did not export or whose graph holds ops inference does not need (models are programs: only one you trust)")
 	addDeviceFlag(f)
 	engineFlag(f)
@@ -165,6 +178,9 @@ type predictLine struct {
 	Top       []infer.Class    `json:"top,omitempty"`
 	Converted string           `json:"converted,omitempty"`
 	Error     *infer.FileError `json:"error,omitempty"`
+	// Unknown (with --reject): the top probability is below Threshold.
+	Unknown   *bool   `json:"unknown,omitempty"`
+	threshold float64 // with --reject, for the text line
 }
 
 func runPredict(ctx context.Context, o *PredictOptions) error {
@@ -176,6 +192,13 @@ func runPredict(ctx context.Context, o *PredictOptions) error {
 		return err
 	}
 	defer done()
+	var reject *calibrate.Rejection
+	if o.Reject {
+		if reject, err = s.Rejection(); err != nil {
+			return err
+		}
+		o.Notef("answering \"unknown\" below a top probability of %.4g (accepts %.0f%% of the validation images)", reject.Threshold, 100*reject.Accept)
+	}
 	inputs := infer.ExpandPaths(o.Paths)
 	var total, failed int
 	err = s.PredictFiles(ctx, inputs, o.Batch, o.Limits, func(p infer.Prediction) error {
@@ -185,6 +208,10 @@ func runPredict(ctx context.Context, o *PredictOptions) error {
 			failed++
 		} else {
 			line.Top = infer.Top(p.Probs, s.Classes, o.TopK)
+			if reject != nil {
+				unknown := reject.Unknown(p.Probs)
+				line.Unknown, line.threshold = &unknown, reject.Threshold
+			}
 		}
 		if o.JSON {
 			return o.Line(line)
@@ -211,6 +238,9 @@ func predictText(l predictLine) string {
 	parts := make([]string, len(l.Top))
 	for i, c := range l.Top {
 		parts[i] = fmt.Sprintf("%s %.4f", c.Name, c.Probability)
+	}
+	if l.Unknown != nil && *l.Unknown {
+		return fmt.Sprintf("%s: unknown (top probability %.4f < threshold %.4f): %s\n", l.File, l.Top[0].Probability, l.threshold, strings.Join(parts, ", "))
 	}
 	return l.File + ": " + strings.Join(parts, ", ") + "\n"
 }

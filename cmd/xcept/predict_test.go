@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"image"
 	"io/fs"
@@ -12,10 +13,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/export"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/imageio"
 	"github.com/xcept/xcept/internal/model"
@@ -389,4 +392,71 @@ func maxLogDiff(a, b []float64) float64 {
 		d = math.Max(d, math.Abs(math.Log(math.Max(a[i], 1e-300))-math.Log(math.Max(b[i], 1e-300))))
 	}
 	return d
+}
+
+// TestPredictReject: --reject answers "unknown" exactly for the images
+// whose top probability is below the threshold: run.json's with --run, the
+// export manifest's with --model (set here to the median confidence, so
+// that both answers occur), in JSON and text; a model without a threshold
+// is exit 5.
+func TestPredictReject(t *testing.T) {
+	runDir := trainedRun(t)
+	images, _ := filepath.Glob(filepath.Join(filepath.Dir(trainDataset(t)), "images", "*", "*"))
+	images = images[:min(len(images), 24)]
+	r, err := runs.Open(runDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	thr := r.Info.Calibration.Reject.Threshold
+	code, lines, stderr := predictJSON(t, append([]string{"--run", runDir, "--reject"}, images...)...)
+	if code != 0 || len(lines) != len(images) {
+		t.Fatalf("--run --reject: exit %d, %d lines for %d images: %s", code, len(lines), len(images), stderr)
+	}
+	if !strings.Contains(stderr, fmt.Sprintf(`answering "unknown" below a top probability of %.4g`, thr)) {
+		t.Errorf("stderr does not name the threshold %v: %s", thr, stderr)
+	}
+	var conf []float64
+	for _, l := range lines {
+		if l.Unknown == nil || *l.Unknown != (l.Top[0].Probability < thr) {
+			t.Errorf("%s: top %.4f, threshold %.4f, unknown %v", l.File, l.Top[0].Probability, thr, l.Unknown)
+		}
+		conf = append(conf, l.Top[0].Probability)
+	}
+	slices.Sort(conf)
+	median := conf[len(conf)/2]
+	below := slices.IndexFunc(conf, func(c float64) bool { return c >= median })
+
+	res := exportJSON(t, "--run", runDir, "--out", t.TempDir(), "--images", "4", "--min-agreement", "0")
+	manifest := filepath.Join(res.Path, export.SavedModelManifest)
+	var m map[string]any
+	if err := json.Unmarshal(mustRead(t, manifest), &m); err != nil {
+		t.Fatal(err)
+	}
+	m["calibration"].(map[string]any)["reject"].(map[string]any)["threshold"] = median
+	data, _ := json.Marshal(m)
+	if err := os.WriteFile(manifest, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, lines, stderr = predictJSON(t, append([]string{"--model", filepath.Dir(res.Path), "--reject"}, images...)...)
+	unknown := 0
+	for _, l := range lines {
+		if l.Unknown != nil && *l.Unknown {
+			unknown++
+		}
+	}
+	if code != 0 || unknown != below || below == 0 || below == len(images) {
+		t.Errorf("--model --reject at the median %.4f: exit %d, %d unknown, want %d of %d: %s", median, code, unknown, below, len(images), stderr)
+	}
+	code, stdout, _ := runXcept(t, nil, append([]string{"predict", "--model", res.Path, "--reject"}, images...)...)
+	if got := strings.Count(stdout, ": unknown (top probability "); code != 0 || got != below ||
+		!strings.Contains(stdout, fmt.Sprintf("< threshold %.4f): ", median)) {
+		t.Errorf("text: exit %d, %d unknown lines, want %d:\n%s", code, got, below, stdout)
+	}
+
+	bare := filepath.Join(t.TempDir(), "bare")
+	restoredServing(t, runDir, bare)
+	code, _, stderr = runXcept(t, nil, "predict", "--model", bare, "--reject", "--allow-untrusted-model", images[0])
+	if code != cli.ExitModel || !strings.Contains(stderr, `has no "unknown" threshold`) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+		t.Errorf("a model without a threshold: exit %d, %q; want %d and one line", code, stderr, cli.ExitModel)
+	}
 }

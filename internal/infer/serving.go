@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/xcept/xcept/internal/calibrate"
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/graph"
@@ -33,6 +34,12 @@ type Serving struct {
 	owned   bool         // Close closes the session
 	model   *model.Model // closed by Close when set
 	pixels  *Pixels      // onnxruntime: runs decoded pixels
+
+	// The "unknown" threshold (Rejection), where it was looked for, and
+	// what to do without one.
+	reject                *calibrate.Rejection
+	rejectErr             error
+	rejectFrom, rejectFix string
 }
 
 // NewServing wraps an open serving session (a run's restored serving
@@ -60,7 +67,9 @@ func OpenRunServing(ctx context.Context, r *run.Run, o EngineOptions) (*Serving,
 		return nil, err
 	}
 	if p != nil {
-		return &Serving{Classes: p.Info.Classes, Engine: EngineONNXRuntime, pixels: p}, nil
+		s := &Serving{Classes: p.Info.Classes, Engine: EngineONNXRuntime, pixels: p}
+		s.setRunRejection(r, p.Info)
+		return s, nil
 	}
 	m, err := OpenServing(r, o.Session)
 	if err != nil {
@@ -72,6 +81,7 @@ func OpenRunServing(ctx context.Context, r *run.Run, o EngineOptions) (*Serving,
 		return nil, err
 	}
 	s.model = m
+	s.setRunRejection(r, m.Info)
 	return s, nil
 }
 
@@ -103,6 +113,7 @@ func OpenSavedModel(dir string, opts graph.SessionOptions, allowUntrusted bool) 
 		return nil, err
 	}
 	sv.owned = true
+	sv.setExportRejection(dir, path)
 	return sv, nil
 }
 
