@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 
+	"github.com/xcept/xcept/internal/calibrate"
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/device"
 	"github.com/xcept/xcept/internal/export"
@@ -38,12 +39,15 @@ type ServeOptions struct {
 	Session  graph.SessionOptions
 	// AllowUntrusted loads versions trust.Check refuses.
 	AllowUntrusted bool
-	Verbose        bool
-	Listener       net.Listener     // tests: listen here instead of Host:Port
-	GRPCListener   net.Listener     // tests: answer gRPC here instead of Host:GRPCPort
-	Ready          func(url string) // tests: called once the server answers
-	Loader         serve.Loader     // tests: nil loads SavedModels with the C API
-	Context        context.Context  // cancelled by SIGTERM or Ctrl-C
+	// Reject adds the "unknown" and "class" outputs to serving_default's
+	// answer (serve.Rejecting), from each version's export manifest.
+	Reject       bool
+	Verbose      bool
+	Listener     net.Listener     // tests: listen here instead of Host:Port
+	GRPCListener net.Listener     // tests: answer gRPC here instead of Host:GRPCPort
+	Ready        func(url string) // tests: called once the server answers
+	Loader       serve.Loader     // tests: nil loads SavedModels with the C API
+	Context      context.Context  // cancelled by SIGTERM or Ctrl-C
 }
 
 // serveKeys binds configuration keys to flags.
@@ -63,6 +67,7 @@ var serveKeys = map[string]string{
 	"serve.max_batch_pixels":      "max-batch-pixels",
 	"serve.poll":                  "poll",
 	"serve.allow_untrusted_model": "allow-untrusted-model",
+	"serve.reject":                "reject",
 }
 
 // NewServeCmd builds `xcept serve`.
@@ -92,6 +97,12 @@ export, or whose graph holds an op xcept's models do not need (a file,
 process or Python op), is refused (and on hot reload not served) unless
 --allow-untrusted-model. SIGTERM or Ctrl-C stops accepting, lets requests
 in flight finish and exits 0.
+
+With --reject (serve.reject), serving_default's answer also has, per image,
+"unknown" (true when the calibrated top probability is below the version's
+"unknown" threshold, from its assets.extra/xcept_export.json) and "class" (the
+top class's name, or "unknown"); probabilities and classes are unchanged. A
+version exported without a threshold is not served.
 
 The server listens on 127.0.0.1 unless --host says otherwise.`,
 		Example: `  xcept serve --model export/flowers
@@ -127,6 +138,7 @@ The server listens on 127.0.0.1 unless --host says otherwise.`,
 	f.Int64("max-request-pixels", 0, "most pixels of all a request's images together, from their headers; 413 above it (serve.max_request_pixels)")
 	f.Int64("max-batch-pixels", 0, "most pixels of the images of one model run, and of the images being decoded at once (serve.max_batch_pixels)")
 	f.Duration("poll", 0, "how often --model is checked for a new version folder; 0 never (serve.poll)")
+	f.Bool("reject", false, "add \"unknown\" (bool) and \"class\" (the top class or \"unknown\") to serving_default's answer, by each version's calibrated threshold (serve.reject)")
 	f.Bool("allow-untrusted-model", false, "serve versions xcept did not export or whose graph holds ops inference does not need (models are programs: only ones you trust) (serve.allow_untrusted_model)")
 	return cmd
 }
@@ -178,6 +190,7 @@ func (o *ServeOptions) fromConfig(v *viper.Viper) error {
 		return err
 	}
 	o.AllowUntrusted = v.GetBool("serve.allow_untrusted_model")
+	o.Reject = v.GetBool("serve.reject")
 	switch {
 	case c.Name == "." || c.Name == string(filepath.Separator) || strings.ContainsAny(c.Name, "/: ") || c.Name == "":
 		return cli.Usagef("serve.name (--name) %q: a model name cannot be empty or hold '/', ':' or spaces (it is part of the URL)", c.Name)
@@ -252,6 +265,9 @@ func runServe(o ServeOptions) error {
 		}
 		load = serve.SavedModelLoader(o.Session, o.AllowUntrusted)
 	}
+	if o.Reject {
+		load = serve.Rejecting(load, versionThreshold)
+	}
 	srv, err := serve.New(o.Server, load)
 	if err != nil {
 		return cli.Modelf("%v", err) // serve names the folder and the version
@@ -281,6 +297,12 @@ func runServe(o ServeOptions) error {
 	grpcAddr := ""
 	if gln != nil {
 		grpcAddr = gln.Addr().String()
+	}
+	if o.Reject {
+		if c, err := export.ReadCalibration(filepath.Join(o.Server.Dir, versions.Name(srv.Version()))); err == nil && c != nil && c.Reject != nil {
+			o.Notef("answering \"unknown\" below a top probability of %.4g (version %d's threshold; accepts %.0f%% of its validation images)",
+				c.Reject.Threshold, srv.Version(), 100*c.Reject.Accept)
+		}
 	}
 	if err := announce(o, url, grpcAddr, srv.Version(), place); err != nil {
 		ln.Close()
@@ -312,6 +334,20 @@ func runServe(o ServeOptions) error {
 		return cli.Modelf("serve: %v", err)
 	}
 	return nil
+}
+
+// versionThreshold is a version folder's "unknown" threshold, from its
+// export manifest; a version without one cannot be served with serve.reject.
+func versionThreshold(dir string) (*calibrate.Rejection, error) {
+	c, err := export.ReadCalibration(dir)
+	if err != nil {
+		return nil, err
+	}
+	if c == nil || c.Reject == nil {
+		return nil, fmt.Errorf("%s records no \"unknown\" threshold (exported before thresholds, or not by xcept): export the run again, or serve without serve.reject (--reject)",
+			filepath.Join(dir, export.SavedModelManifest))
+	}
+	return c.Reject, nil
 }
 
 func unwrapListenError(err error) error {

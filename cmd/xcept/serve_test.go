@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -208,4 +209,96 @@ func inFlight(url string) bool {
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
 	return bytes.Contains(data, []byte("xcept_serve_requests_in_flight 1\n"))
+}
+
+// TestServeReject: serve.reject (config key or --reject) adds "unknown"
+// and "class" to serving_default's answer by the export's threshold, in
+// xcept serve's own process on a real export; an export without a
+// threshold is exit 5 with one line.
+func TestServeReject(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, []byte("serve:\n  reject: true\n"), 0o644)
+	for file, args := range map[string][]string{"": {"--model", dir, "--reject"}, cfg: {"--model", dir}} {
+		g := &Globals{ConfigFile: file, Output: cli.Output{Stdout: io.Discard, Stderr: io.Discard}}
+		cmd := NewServeCmd(g)
+		if err := cmd.ParseFlags(args); err != nil {
+			t.Fatal(err)
+		}
+		v, err := g.Config(cmd.Flags(), serveKeys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var o ServeOptions
+		o.Server.Dir = dir
+		if err := o.fromConfig(v); err != nil || !o.Reject {
+			t.Errorf("%v: reject %v, %v", args, o.Reject, err)
+		}
+	}
+
+	res := exportJSON(t, "--run", trainedRun(t), "--out", t.TempDir(), "--images", "4", "--min-agreement", "0")
+	thr := res.Calibration.Reject.Threshold
+	cmd := exec.Command(os.Args[0], "serve", "--model", filepath.Dir(res.Path), "--port", "0", "--json", "--reject", "--poll", "0")
+	cmd.Env = append(os.Environ(), "XCEPT_TEST_AS_MAIN=1", "XCEPT_RUNTIME_INTRA_OP_THREADS=2")
+	stdout, _ := cmd.StdoutPipe()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	sc := bufio.NewScanner(stdout)
+	var ready struct{ Predict string }
+	if !sc.Scan() || json.Unmarshal(sc.Bytes(), &ready) != nil {
+		cmd.Wait()
+		t.Fatalf("no listening line; stderr: %s", stderr.String())
+	}
+	images, _ := filepath.Glob(filepath.Join(filepath.Dir(trainDataset(t)), "images", "*", "*"))
+	var instances []string
+	for _, p := range images[:8] {
+		instances = append(instances, `{"b64": "`+base64.StdEncoding.EncodeToString(mustRead(t, p))+`"}`)
+	}
+	resp, err := http.Post(ready.Predict, "application/json", strings.NewReader(`{"instances": [`+strings.Join(instances, ",")+`]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var answer struct {
+		Predictions []struct {
+			Probabilities []float32
+			Classes       []string
+			Unknown       *bool
+			Class         string
+		}
+	}
+	if resp.StatusCode != 200 || json.Unmarshal(body, &answer) != nil || len(answer.Predictions) != 8 {
+		t.Fatalf("predict: %d %s", resp.StatusCode, body)
+	}
+	for i, p := range answer.Predictions {
+		top := 0
+		for j := range p.Probabilities {
+			if p.Probabilities[j] > p.Probabilities[top] {
+				top = j
+			}
+		}
+		unknown := float64(p.Probabilities[top]) < thr
+		want := p.Classes[top]
+		if unknown {
+			want = "unknown"
+		}
+		if p.Unknown == nil || *p.Unknown != unknown || p.Class != want {
+			t.Errorf("image %d: top %v (threshold %v): unknown %v class %q, want %v %q", i, p.Probabilities[top], thr, p.Unknown, p.Class, unknown, want)
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	if !strings.Contains(stderr.String(), fmt.Sprintf(`answering "unknown" below a top probability of %.4g (version 1's threshold`, thr)) {
+		t.Errorf("stderr does not name the threshold %v:\n%s", thr, stderr.String())
+	}
+
+	code, _, errOut := runXcept(t, nil, "-q", "serve", "--model", testmodel.TinyServingExport(t), "--reject", "--port", "0")
+	if code != cli.ExitModel || !strings.Contains(errOut, `records no "unknown" threshold`) || strings.Count(errOut, "\n") != 1 {
+		t.Errorf("an export without a threshold: exit %d, %q; want %d and one line", code, errOut, cli.ExitModel)
+	}
 }

@@ -66,7 +66,14 @@ const (
 	OutClassIndex    = "class_index"
 	OutLogits        = "logits"      // float32 [batch, classes]: uncalibrated (eval_step, eval_head_step)
 	OutTemperature   = "temperature" // float32 scalar (set_temperature)
+	// Added by `xcept serve` with serve.reject to serving_default's answer,
+	// computed from probabilities and classes (not in the graph).
+	OutUnknown = "unknown" // bool [batch]: the top probability is below the "unknown" threshold
+	OutClass   = "class"   // string [batch]: the top class's name, or "unknown"
 )
+
+// UnknownClass is the answer for an image below the "unknown" threshold.
+const UnknownClass = "unknown"
 
 // Where the class names are kept.
 const (
