@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,7 +68,7 @@ func checkMediaPipe(t *testing.T, runDir string, res *export.Result) {
 		t.Errorf("metadata read back: %s", rows[0])
 	}
 	if c := res.Calibration; c == nil || c.Reject == nil ||
-		!strings.Contains(meta.Metadata.Description, fmt.Sprintf(`answer "unknown" when the top probability is below %.6g`, c.Reject.Threshold)) {
+		!strings.Contains(meta.Metadata.Description, `answer "unknown" below `+c.Reject.Describe()) {
 		t.Errorf("the description %q does not give the calibration %+v", meta.Metadata.Description, c)
 	}
 	same := 0

@@ -58,12 +58,13 @@ probabilities are theirs. Files TensorFlow would read differently from prepare
 (an EXIF orientation, animations, GIF, BMP, WebP, TIFF) are first decoded by xcept,
 upright, and passed on losslessly as PNG.
 
---reject answers "unknown" for an image whose calibrated top probability is
+--reject answers "unknown" for an image whose calibrated top probability p is
 below the "unknown" threshold chosen on the validation split (run.json's
-calibration.reject for --run, the export's manifest for --model): its line
-reads "FILE: unknown (top probability P < threshold T): CLASS P, ..." and its
-JSON object has "unknown": true (false for the others). A model without a
-threshold is exit 5.
+calibration.reject for --run, the export's manifest for --model), compared as
+log-odds, log(p / the sum of the other probabilities), which still ranks
+images whose p rounds to 1: its line reads "FILE: unknown (log-odds S <
+threshold T): CLASS P, ..." and its JSON object has "unknown": true (false for
+the others). A model without a threshold is exit 5.
 
 A file that cannot be read is reported on its own line (or JSON object) and the
 others are still predicted.
@@ -179,8 +180,8 @@ type predictLine struct {
 	Converted string           `json:"converted,omitempty"`
 	Error     *infer.FileError `json:"error,omitempty"`
 	// Unknown (with --reject): the top probability is below Threshold.
-	Unknown   *bool   `json:"unknown,omitempty"`
-	threshold float64 // with --reject, for the text line
+	Unknown *bool  `json:"unknown,omitempty"`
+	why     string // with --reject, for the text line: the score against the threshold
 }
 
 func runPredict(ctx context.Context, o *PredictOptions) error {
@@ -197,7 +198,7 @@ func runPredict(ctx context.Context, o *PredictOptions) error {
 		if reject, err = s.Rejection(); err != nil {
 			return err
 		}
-		o.Notef("answering \"unknown\" below a top probability of %.4g (accepts %.0f%% of the validation images)", reject.Threshold, 100*reject.Accept)
+		o.Notef("answering \"unknown\" below %s (accepts %.0f%% of the validation images)", reject.Describe(), 100*reject.Accept)
 	}
 	inputs := infer.ExpandPaths(o.Paths)
 	var total, failed int
@@ -210,7 +211,8 @@ func runPredict(ctx context.Context, o *PredictOptions) error {
 			line.Top = infer.Top(p.Probs, s.Classes, o.TopK)
 			if reject != nil {
 				unknown := reject.Unknown(p.Probs)
-				line.Unknown, line.threshold = &unknown, reject.Threshold
+				line.Unknown = &unknown
+				line.why = fmt.Sprintf("%s < threshold %.4g", reject.Says(p.Probs), reject.Threshold)
 			}
 		}
 		if o.JSON {
@@ -240,7 +242,7 @@ func predictText(l predictLine) string {
 		parts[i] = fmt.Sprintf("%s %.4f", c.Name, c.Probability)
 	}
 	if l.Unknown != nil && *l.Unknown {
-		return fmt.Sprintf("%s: unknown (top probability %.4f < threshold %.4f): %s\n", l.File, l.Top[0].Probability, l.threshold, strings.Join(parts, ", "))
+		return fmt.Sprintf("%s: unknown (%s): %s\n", l.File, l.why, strings.Join(parts, ", "))
 	}
 	return l.File + ": " + strings.Join(parts, ", ") + "\n"
 }

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xcept/xcept/internal/calibrate"
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/export"
 	"github.com/xcept/xcept/internal/graph"
@@ -395,10 +396,9 @@ func maxLogDiff(a, b []float64) float64 {
 }
 
 // TestPredictReject: --reject answers "unknown" exactly for the images
-// whose top probability is below the threshold: run.json's with --run, the
-// export manifest's with --model (set here to the median confidence, so
-// that both answers occur), in JSON and text; a model without a threshold
-// is exit 5.
+// whose score is below the threshold: run.json's with --run, the export
+// manifest's with --model (set here to the median score, so that both
+// answers occur), in JSON and text; a model without a threshold is exit 5.
 func TestPredictReject(t *testing.T) {
 	runDir := trainedRun(t)
 	images, _ := filepath.Glob(filepath.Join(filepath.Dir(trainDataset(t)), "images", "*", "*"))
@@ -407,24 +407,28 @@ func TestPredictReject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	thr := r.Info.Calibration.Reject.Threshold
+	reject := *r.Info.Calibration.Reject
+	if reject.Score != calibrate.ScoreLogOdds {
+		t.Fatalf("the run's rejection score is %q, want %q", reject.Score, calibrate.ScoreLogOdds)
+	}
 	code, lines, stderr := predictJSON(t, append([]string{"--run", runDir, "--reject"}, images...)...)
 	if code != 0 || len(lines) != len(images) {
 		t.Fatalf("--run --reject: exit %d, %d lines for %d images: %s", code, len(lines), len(images), stderr)
 	}
-	if !strings.Contains(stderr, fmt.Sprintf(`answering "unknown" below a top probability of %.4g`, thr)) {
-		t.Errorf("stderr does not name the threshold %v: %s", thr, stderr)
+	if !strings.Contains(stderr, `answering "unknown" below `+reject.Describe()) {
+		t.Errorf("stderr does not name the threshold %+v: %s", reject, stderr)
 	}
-	var conf []float64
+	var scores []float64
 	for _, l := range lines {
-		if l.Unknown == nil || *l.Unknown != (l.Top[0].Probability < thr) {
-			t.Errorf("%s: top %.4f, threshold %.4f, unknown %v", l.File, l.Top[0].Probability, thr, l.Unknown)
+		row := rowOf(l) // top-k 3 of 3 classes: every probability
+		if l.Unknown == nil || *l.Unknown != (calibrate.LogOdds(row) < reject.Threshold) {
+			t.Errorf("%s: probabilities %v, log-odds %v, threshold %v: unknown %v", l.File, row, calibrate.LogOdds(row), reject.Threshold, l.Unknown)
 		}
-		conf = append(conf, l.Top[0].Probability)
+		scores = append(scores, calibrate.LogOdds(row))
 	}
-	slices.Sort(conf)
-	median := conf[len(conf)/2]
-	below := slices.IndexFunc(conf, func(c float64) bool { return c >= median })
+	slices.Sort(scores)
+	median := scores[len(scores)/2]
+	below := slices.IndexFunc(scores, func(c float64) bool { return c >= median })
 
 	res := exportJSON(t, "--run", runDir, "--out", t.TempDir(), "--images", "4", "--min-agreement", "0")
 	manifest := filepath.Join(res.Path, export.SavedModelManifest)
@@ -445,11 +449,11 @@ func TestPredictReject(t *testing.T) {
 		}
 	}
 	if code != 0 || unknown != below || below == 0 || below == len(images) {
-		t.Errorf("--model --reject at the median %.4f: exit %d, %d unknown, want %d of %d: %s", median, code, unknown, below, len(images), stderr)
+		t.Errorf("--model --reject at the median %.4g: exit %d, %d unknown, want %d of %d: %s", median, code, unknown, below, len(images), stderr)
 	}
 	code, stdout, _ := runXcept(t, nil, append([]string{"predict", "--model", res.Path, "--reject"}, images...)...)
-	if got := strings.Count(stdout, ": unknown (top probability "); code != 0 || got != below ||
-		!strings.Contains(stdout, fmt.Sprintf("< threshold %.4f): ", median)) {
+	if got := strings.Count(stdout, ": unknown (log-odds "); code != 0 || got != below ||
+		!strings.Contains(stdout, fmt.Sprintf(" < threshold %.4g): ", median)) {
 		t.Errorf("text: exit %d, %d unknown lines, want %d:\n%s", code, got, below, stdout)
 	}
 
@@ -459,4 +463,14 @@ func TestPredictReject(t *testing.T) {
 	if code != cli.ExitModel || !strings.Contains(stderr, `has no "unknown" threshold`) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
 		t.Errorf("a model without a threshold: exit %d, %q; want %d and one line", code, stderr, cli.ExitModel)
 	}
+}
+
+// rowOf is a predict line's probabilities in class order, as the float32s
+// the model answered.
+func rowOf(l predictLine) []float32 {
+	row := make([]float32, len(l.Top))
+	for _, c := range l.Top {
+		row[c.Index] = float32(c.Probability)
+	}
+	return row
 }

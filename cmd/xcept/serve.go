@@ -100,7 +100,8 @@ in flight finish and exits 0.
 
 With --reject (serve.reject), serving_default's answer also has, per image,
 "unknown" (true when the calibrated top probability is below the version's
-"unknown" threshold, from its assets.extra/xcept_export.json) and "class" (the
+"unknown" threshold, from its assets.extra/xcept_export.json, compared as
+log-odds) and "class" (the
 top class's name, or "unknown"); probabilities and classes are unchanged. A
 version exported without a threshold is not served.
 
@@ -300,8 +301,8 @@ func runServe(o ServeOptions) error {
 	}
 	if o.Reject {
 		if c, err := export.ReadCalibration(filepath.Join(o.Server.Dir, versions.Name(srv.Version()))); err == nil && c != nil && c.Reject != nil {
-			o.Notef("answering \"unknown\" below a top probability of %.4g (version %d's threshold; accepts %.0f%% of its validation images)",
-				c.Reject.Threshold, srv.Version(), 100*c.Reject.Accept)
+			o.Notef("answering \"unknown\" below %s (version %d's threshold; accepts %.0f%% of its validation images)",
+				c.Reject.Describe(), srv.Version(), 100*c.Reject.Accept)
 		}
 	}
 	if err := announce(o, url, grpcAddr, srv.Version(), place); err != nil {

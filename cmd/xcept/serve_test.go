@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -237,7 +236,7 @@ func TestServeReject(t *testing.T) {
 	}
 
 	res := exportJSON(t, "--run", trainedRun(t), "--out", t.TempDir(), "--images", "4", "--min-agreement", "0")
-	thr := res.Calibration.Reject.Threshold
+	reject := res.Calibration.Reject
 	cmd := exec.Command(os.Args[0], "serve", "--model", filepath.Dir(res.Path), "--port", "0", "--json", "--reject", "--poll", "0")
 	cmd.Env = append(os.Environ(), "XCEPT_TEST_AS_MAIN=1", "XCEPT_RUNTIME_INTRA_OP_THREADS=2")
 	stdout, _ := cmd.StdoutPipe()
@@ -282,19 +281,19 @@ func TestServeReject(t *testing.T) {
 				top = j
 			}
 		}
-		unknown := float64(p.Probabilities[top]) < thr
+		unknown := reject.Unknown(p.Probabilities)
 		want := p.Classes[top]
 		if unknown {
 			want = "unknown"
 		}
 		if p.Unknown == nil || *p.Unknown != unknown || p.Class != want {
-			t.Errorf("image %d: top %v (threshold %v): unknown %v class %q, want %v %q", i, p.Probabilities[top], thr, p.Unknown, p.Class, unknown, want)
+			t.Errorf("image %d: %v (%s, threshold %v): unknown %v class %q, want %v %q", i, p.Probabilities, reject.Says(p.Probabilities), reject.Threshold, p.Unknown, p.Class, unknown, want)
 		}
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	cmd.Wait()
-	if !strings.Contains(stderr.String(), fmt.Sprintf(`answering "unknown" below a top probability of %.4g (version 1's threshold`, thr)) {
-		t.Errorf("stderr does not name the threshold %v:\n%s", thr, stderr.String())
+	if !strings.Contains(stderr.String(), `answering "unknown" below `+reject.Describe()+` (version 1's threshold`) {
+		t.Errorf("stderr does not name the threshold %+v:\n%s", reject, stderr.String())
 	}
 
 	code, _, errOut := runXcept(t, nil, "-q", "serve", "--model", testmodel.TinyServingExport(t), "--reject", "--port", "0")

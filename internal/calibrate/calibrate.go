@@ -275,8 +275,9 @@ type Fit struct {
 	Epoch       int     `json:"epoch,omitempty"` // that checkpoint's epoch
 	Before      Scores  `json:"before"`          // T = 1
 	After       Scores  `json:"after"`
-	// Reject is the "unknown" threshold on the calibrated confidence,
-	// chosen on the same split to accept DefaultAccept of its images.
+	// Reject is the "unknown" threshold on the calibrated probabilities'
+	// log-odds (ScoreLogOdds), chosen on the same split to accept
+	// DefaultAccept of its images.
 	Reject *Rejection `json:"reject,omitempty"`
 }
 
@@ -295,7 +296,7 @@ func FitSplit(split string, logits []float32, labels []int32, k int) (*Fit, erro
 	if err != nil {
 		return nil, err
 	}
-	reject, err := Threshold(Confidences(calibrated, k), DefaultAccept)
+	reject, err := ChooseThreshold(ScoreLogOdds, calibrated, k, DefaultAccept)
 	if err != nil {
 		return nil, err
 	}

@@ -10,16 +10,35 @@ import (
 // chosen to accept on the validation split.
 const DefaultAccept = 0.95
 
-// ScoreConfidence names the rejection score: the calibrated top probability.
-const ScoreConfidence = "confidence"
+// Rejection scores, by name.
+const (
+	// ScoreConfidence is the calibrated top probability p (runs calibrated
+	// before ScoreLogOdds).
+	ScoreConfidence = "confidence"
+	// ScoreLogOdds is the log-odds of the calibrated top probability,
+	// log(p / (1 − p)) with 1 − p computed as the sum of the other
+	// probabilities: it ranks images as the confidence does wherever
+	// float32 can tell their top probabilities apart, and goes on ranking
+	// them where the top probability rounds to 1 (p ≥ 1 − 6e-8), which a
+	// sharp temperature makes the rule for confident images. +Inf when
+	// every other probability is 0.
+	ScoreLogOdds = "log_odds"
+)
+
+// maxThreshold stands in for +Inf in a threshold (JSON has no infinity):
+// it accepts exactly the scores of +Inf, as +Inf would.
+const maxThreshold = math.MaxFloat64
 
 // Rejection is the "unknown" rule: an image whose score is below
 // Threshold is answered as unknown.
 type Rejection struct {
-	Score     string  `json:"score"`     // ScoreConfidence
+	Score     string  `json:"score"`     // ScoreLogOdds (ScoreConfidence in older runs)
 	Accept    float64 `json:"accept"`    // the share of validation images asked to be accepted
 	Threshold float64 `json:"threshold"` // accept when score ≥ Threshold
 	Accepted  float64 `json:"accepted"`  // the share of validation images it accepts
+	// Confidence is Threshold as a top probability, for people (for
+	// ScoreLogOdds 1 / (1 + e^−Threshold), which may print as 1).
+	Confidence float64 `json:"confidence,omitempty"`
 }
 
 // Confidences are the top probability of each row.
@@ -47,8 +66,87 @@ func Threshold(scores []float64, accept float64) (*Rejection, error) {
 	// m-th highest, s[n-m].
 	n := len(s)
 	m := int(math.Ceil(accept*float64(n) - 1e-9))
-	t := s[n-max(1, m)]
-	return &Rejection{Score: ScoreConfidence, Accept: accept, Threshold: t, Accepted: AcceptedShare(scores, t)}, nil
+	t := min(s[n-max(1, m)], maxThreshold)
+	return &Rejection{Score: ScoreConfidence, Accept: accept, Threshold: t, Accepted: AcceptedShare(scores, t), Confidence: t}, nil
+}
+
+// ChooseThreshold scores rows of calibrated probabilities (n × k) by the
+// named score and returns the highest threshold accepting at least accept
+// of them.
+func ChooseThreshold(score string, probs []float32, k int, accept float64) (*Rejection, error) {
+	scores, err := ScoresOf(score, probs, k)
+	if err != nil {
+		return nil, err
+	}
+	r, err := Threshold(scores, accept)
+	if err != nil {
+		return nil, err
+	}
+	r.Score = score
+	r.Confidence = r.confidence()
+	return r, nil
+}
+
+// ScoresOf is each row's score by name.
+func ScoresOf(score string, probs []float32, k int) ([]float64, error) {
+	f, err := scoreFunc(score)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]float64, 0, len(probs)/k)
+	for r := 0; r*k < len(probs); r++ {
+		out = append(out, f(probs[r*k:(r+1)*k]))
+	}
+	return out, nil
+}
+
+func scoreFunc(score string) (func([]float32) float64, error) {
+	switch score {
+	case ScoreConfidence:
+		return Confidence, nil
+	case ScoreLogOdds:
+		return LogOdds, nil
+	}
+	return nil, fmt.Errorf("rejection score %q: this xcept knows %s and %s", score, ScoreLogOdds, ScoreConfidence)
+}
+
+// LogOdds is ScoreLogOdds of one row of probabilities.
+func LogOdds(row []float32) float64 {
+	top, p := argmax(row)
+	var rest float64
+	for j, q := range row {
+		if j != top {
+			rest += float64(q)
+		}
+	}
+	if rest <= 0 {
+		return math.Inf(1)
+	}
+	return math.Log(p) - math.Log(rest)
+}
+
+// confidence is the threshold as a top probability.
+func (r *Rejection) confidence() float64 {
+	if r.Score != ScoreLogOdds {
+		return r.Threshold
+	}
+	return 1 / (1 + math.Exp(-r.Threshold))
+}
+
+// ScoreRow is one row's score by the rule's score (a score this xcept
+// does not know scores -Inf: everything is unknown rather than accepted).
+func (r *Rejection) ScoreRow(row []float32) float64 {
+	f, err := scoreFunc(r.Score)
+	if err != nil {
+		return math.Inf(-1)
+	}
+	return f(row)
+}
+
+// Check reports a rule this xcept cannot apply (an unknown score).
+func (r *Rejection) Check() error {
+	_, err := scoreFunc(r.Score)
+	return err
 }
 
 // AcceptedShare is the share of scores at or above threshold.
@@ -119,7 +217,7 @@ func Confidence(row []float32) float64 {
 
 // Unknown reports whether a row of calibrated probabilities is answered
 // "unknown": its score is below the threshold.
-func (r *Rejection) Unknown(row []float32) bool { return Confidence(row) < r.Threshold }
+func (r *Rejection) Unknown(row []float32) bool { return r.ScoreRow(row) < r.Threshold }
 
 // Deployed is what an exported model carries of its run's fit: the
 // temperature its probabilities already include, and the "unknown"
@@ -135,4 +233,23 @@ func (f *Fit) Deployed() *Deployed {
 		return nil
 	}
 	return &Deployed{Temperature: f.Temperature, Reject: f.Reject}
+}
+
+// Describe says the rule for people: "a log-odds of 9.21 (a top
+// probability of 0.9999)", or for ScoreConfidence "a top probability of
+// 0.7312".
+func (r *Rejection) Describe() string {
+	if r.Score == ScoreLogOdds {
+		return fmt.Sprintf("a log-odds of %.4g (a top probability of %.6g)", r.Threshold, r.confidence())
+	}
+	return fmt.Sprintf("a top probability of %.4g", r.Threshold)
+}
+
+// Says is how a row's score reads in a message, "log-odds 6.91" or "top
+// probability 0.4123".
+func (r *Rejection) Says(row []float32) string {
+	if r.Score == ScoreLogOdds {
+		return fmt.Sprintf("log-odds %.4g", r.ScoreRow(row))
+	}
+	return fmt.Sprintf("top probability %.4f", r.ScoreRow(row))
 }

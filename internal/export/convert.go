@@ -166,7 +166,15 @@ func calibrationNote(c *calibrate.Deployed) string {
 	}
 	note := fmt.Sprintf(", calibrated (temperature %.4g)", c.Temperature)
 	if r := c.Reject; r != nil {
-		note += fmt.Sprintf("; answer \"unknown\" when the top probability is below %.6g (accepts %.0f%% of the validation images)", r.Threshold, 100*r.Accept)
+		note += fmt.Sprintf("; answer \"unknown\" below %s (%s; accepts %.0f%% of the validation images)", r.Describe(), scoreNote(r.Score), 100*r.Accept)
 	}
 	return note
+}
+
+// scoreNote defines a rejection score in a description.
+func scoreNote(score string) string {
+	if score == calibrate.ScoreLogOdds {
+		return "log-odds: log(top probability / the sum of the other probabilities)"
+	}
+	return "the top probability"
 }

@@ -54,8 +54,13 @@ func TestAppendONNXMetadata(t *testing.T) {
 }
 
 func TestCalibrationNote(t *testing.T) {
-	c := &calibrate.Deployed{Temperature: 1.5, Reject: &calibrate.Rejection{Score: calibrate.ScoreConfidence, Accept: 0.95, Threshold: 0.71234567}}
-	if got, want := calibrationNote(c), `, calibrated (temperature 1.5); answer "unknown" when the top probability is below 0.712346 (accepts 95% of the validation images)`; got != want {
+	c := &calibrate.Deployed{Temperature: 1.5, Reject: &calibrate.Rejection{Score: calibrate.ScoreLogOdds, Accept: 0.95, Threshold: 2.5}}
+	if got, want := calibrationNote(c), `, calibrated (temperature 1.5); answer "unknown" below a log-odds of 2.5 (a top probability of 0.924142) `+
+		`(log-odds: log(top probability / the sum of the other probabilities); accepts 95% of the validation images)`; got != want {
+		t.Errorf("note %q, want %q", got, want)
+	}
+	c.Reject = &calibrate.Rejection{Score: calibrate.ScoreConfidence, Accept: 0.95, Threshold: 0.71234567}
+	if got, want := calibrationNote(c), `, calibrated (temperature 1.5); answer "unknown" below a top probability of 0.7123 (the top probability; accepts 95% of the validation images)`; got != want {
 		t.Errorf("note %q, want %q", got, want)
 	}
 	if calibrationNote(nil) != "" || strings.Contains(calibrationNote(&calibrate.Deployed{Temperature: 2}), "unknown") {
