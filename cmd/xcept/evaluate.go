@@ -17,6 +17,7 @@ func NewEvaluateCmd(g *Globals) *cobra.Command {
 		minAccuracy float64
 		minRecall   []string
 		maxECE      float64
+		minAUROC    float64
 	)
 	cmd := &cobra.Command{
 		Use:   "evaluate (--run runs/NAME [--split test|val|DIR] | --predictions FILE --labels labels.txt) [gates]",
@@ -44,6 +45,17 @@ probabilities, and for a run whose model holds a temperature (fitted by train
 and finetune on the validation split) the same figures uncalibrated (T = 1),
 with a reliability diagram (reliability.png).
 
+--ood DIR (with --run) predicts a folder of images of none of the model's
+classes (any layout) and reports how well the calibrated top probability tells
+them from the evaluated images: AUROC, and the share of each accepted at the
+run's "unknown" threshold (chosen on the validation split to accept 95% of its
+images). --min-ood-auroc X gates on that AUROC.
+
+--tta (with --run) also predicts every evaluated image mirrored left to right
+and reports accuracy, ECE and NLL of the mean of the two predictions beside
+those of the image alone (the rest of the report stays without TTA, as predict
+and serve answer).
+
 Gates make CI fail on a bad model: every report is still written, then the
 command exits with code 3 and one line naming each failed gate and by how much.
 Exit codes: 0 done and every gate passed, 2 bad flags, 3 a gate failed, 4 a
@@ -52,6 +64,7 @@ model's, 5 the model failed, 6 another process is writing the run (reports into
 the run folder need its lock), 130 interrupted.`,
 		Example: `  xcept evaluate --run runs/flowers --min-accuracy 0.9 --min-recall 0.8
   xcept evaluate --run runs/flowers --max-ece 0.05
+  xcept evaluate --run runs/flowers --ood other-photos/ --min-ood-auroc 0.9 --tta
   xcept evaluate --run runs/flowers --split new-photos/ --out eval-new
   xcept evaluate --predictions preds.csv --labels ds/labels.txt --out eval
   xcept evaluate --predictions preds.csv --labels labels.txt --min-accuracy 0.9 --min-recall 0.8 --min-recall cat=0.95 --json`,
@@ -67,6 +80,13 @@ the run folder need its lock), 130 interrupted.`,
 			}
 			if cmd.Flags().Changed("max-ece") {
 				gate, err := metrics.MaxECE(maxECE)
+				if err != nil {
+					return cli.Usagef("%v", err)
+				}
+				opts.Gates = append(opts.Gates, gate)
+			}
+			if cmd.Flags().Changed("min-ood-auroc") {
+				gate, err := metrics.MinOODAUROC(minAUROC)
 				if err != nil {
 					return cli.Usagef("%v", err)
 				}
@@ -109,6 +129,9 @@ the run folder need its lock), 130 interrupted.`,
 	f.IntVar(&opts.TopK, "top-k", 5, "k of the top-k accuracy (needs probability columns)")
 	f.Float64Var(&minAccuracy, "min-accuracy", 0, "gate: fail (exit 3) when accuracy is below this fraction")
 	f.Float64Var(&maxECE, "max-ece", 0, "gate: fail (exit 3) when the expected calibration error (15 bins) of the probabilities is above this fraction")
+	f.Float64Var(&minAUROC, "min-ood-auroc", 0, "gate: fail (exit 3) when the AUROC of the evaluated against the --ood images is below this fraction")
+	f.StringVar(&opts.OOD, "ood", "", "with --run: folder of images of none of the classes; reports AUROC and the share accepted at the \"unknown\" threshold")
+	f.BoolVar(&opts.TTA, "tta", false, "with --run: also report accuracy and ECE of the mean of each image's and its mirror image's predictions")
 	f.StringArrayVar(&minRecall, "min-recall", nil, "gate: fail when the recall of every class (X) or of one class (CLASS=X) is below X; repeatable")
 	return cmd
 }

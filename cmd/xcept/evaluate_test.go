@@ -104,6 +104,11 @@ func TestEvaluateExitCodes(t *testing.T) {
 		{"no predictions flag", []string{"--labels", "labels.txt"}, cli.ExitUsage, "--predictions FILE is required"},
 		{"no labels flag", []string{"--predictions", "preds.csv"}, cli.ExitUsage, "--labels labels.txt is required"},
 		{"bad top-k", []string{"--predictions", "preds.csv", "--labels", "labels.txt", "--top-k", "0"}, cli.ExitUsage, "--top-k 0"},
+		{"ood without run", []string{"--predictions", "preds.csv", "--labels", "labels.txt", "--ood", "."}, cli.ExitUsage, "--ood needs --run"},
+		{"tta without run", []string{"--predictions", "preds.csv", "--labels", "labels.txt", "--tta"}, cli.ExitUsage, "--tta needs --run"},
+		{"auroc not a fraction", []string{"--run", "r", "--ood", ".", "--min-ood-auroc", "2"}, cli.ExitUsage, "--min-ood-auroc 2: want a fraction from 0 to 1"},
+		{"auroc gate without ood", []string{"--run", "r", "--min-ood-auroc", "0.9"}, cli.ExitUsage, "--min-ood-auroc 0.9 needs --ood DIR"},
+		{"missing ood folder", []string{"--run", "r", "--ood", "nope"}, cli.ExitData, "--ood nope: no such folder"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

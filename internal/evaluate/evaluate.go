@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/xcept/xcept/internal/calibrate"
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/device"
@@ -35,6 +36,8 @@ type Options struct {
 	Gates       []metrics.Gate // CI gates
 	Engine      infer.EngineOptions
 	Limits      infer.Limits
+	OOD         string // with Run: a folder of images of none of the classes (AUROC, share accepted at the threshold)
+	TTA         bool   // with Run: also score the mean of each image's and its mirror image's predictions
 }
 
 // Validate checks flag combinations, naming the flag at fault, and fills
@@ -48,6 +51,12 @@ func (o *Options) Validate() error {
 	}
 	if o.Labels == "" {
 		return cli.Usagef("--labels labels.txt is required with --predictions: it gives the classes and their order")
+	}
+	switch {
+	case o.OOD != "":
+		return cli.Usagef("--ood needs --run: it predicts the folder with the run's model")
+	case o.TTA:
+		return cli.Usagef("--tta needs --run: it predicts mirrored images with the run's model")
 	}
 	if o.TopK < 1 {
 		return cli.Usagef("--top-k %d: want 1 or more", o.TopK)
@@ -74,6 +83,16 @@ func (o *Options) validateRun() error {
 		return cli.Usagef("--batch %d: want 1 or more", o.Batch)
 	case o.Split == "":
 		return cli.Usagef("--split is empty: give test, val, train or a folder")
+	}
+	for _, g := range o.Gates {
+		if g.Metric == metrics.GateOODAUROC && o.OOD == "" {
+			return cli.Usagef("%s needs --ood DIR: a folder of images of none of the classes", g)
+		}
+	}
+	if o.OOD != "" {
+		if st, err := os.Stat(o.OOD); err != nil || !st.IsDir() {
+			return cli.Dataf("--ood %s: no such folder (want a folder of images of none of the classes)", o.OOD)
+		}
 	}
 	return nil
 }
@@ -179,12 +198,31 @@ func runModel(ctx context.Context, o Options) (*Result, error) {
 	defer m.Close()
 	place.Use(info.Precision)
 	place.Announce(o.Stderr, o.Quiet)
+	var reject *calibrate.Rejection
+	if o.OOD != "" {
+		if reject = infer.RunRejection(r, info); reject == nil {
+			return nil, cli.Modelf("--ood: run %s has no \"unknown\" threshold (calibration.reject in run.json): train or finetune it with a model that holds a temperature (prepare rebuilds the model)", r.Dir)
+		}
+	}
+	m.TTA = o.TTA
 	ev, err := src.predict(ctx, m)
 	if err != nil {
 		return nil, err
 	}
 	if len(ev.Rows) == 0 {
 		return nil, cli.Dataf("%s: no image could be evaluated", src.name)
+	}
+	var tta *calibrate.TTA
+	if o.TTA {
+		if tta, err = infer.MeasureTTA(ev, len(info.Classes)); err != nil {
+			return nil, err
+		}
+	}
+	var ood *calibrate.OOD
+	if o.OOD != "" {
+		if ood, err = src.measureOOD(ctx, m, ev, reject); err != nil {
+			return nil, err
+		}
 	}
 	gallery, err := src.gallery(info.Classes, ev)
 	if err != nil {
@@ -209,6 +247,8 @@ func runModel(ctx context.Context, o Options) (*Result, error) {
 		Gallery:     gallery,
 		Temperature: temperature(r, info),
 		Fit:         r.Info.Calibration,
+		OOD:         ood,
+		TTA:         tta,
 	})
 	return finish(o, &Result{Summary: sum, Device: place}, err)
 }

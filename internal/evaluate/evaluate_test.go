@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/metrics"
 	"github.com/xcept/xcept/internal/report"
 )
 
@@ -19,6 +20,13 @@ func TestValidate(t *testing.T) {
 	// An --out whose predictions.csv is the input itself.
 	if err := os.Link(preds, filepath.Join(dir, report.FilePredictions)); err != nil {
 		t.Fatal(err)
+	}
+	auroc, err := metrics.MinOODAUROC(0.9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := metrics.MinOODAUROC(1.5); err == nil || !strings.Contains(err.Error(), "--min-ood-auroc 1.5") {
+		t.Errorf("--min-ood-auroc 1.5: %v", err)
 	}
 	tests := []struct {
 		name string
@@ -35,6 +43,10 @@ func TestValidate(t *testing.T) {
 		{"run with labels", Options{Run: "r", Labels: "l.txt", Split: "test", Batch: 1, TopK: 5}, "--labels is for --predictions"},
 		{"run batch", Options{Run: "r", Split: "test", TopK: 5}, "--batch 0"},
 		{"run split", Options{Run: "r", Batch: 1, TopK: 5}, "--split is empty"},
+		{"run ood tta", Options{Run: "r", Split: "test", Batch: 1, TopK: 5, OOD: dir, TTA: true, Gates: []metrics.Gate{auroc}}, ""},
+		{"ood without run", Options{Predictions: preds, Labels: "l.txt", TopK: 5, OOD: dir}, "--ood needs --run"},
+		{"tta without run", Options{Predictions: preds, Labels: "l.txt", TopK: 5, TTA: true}, "--tta needs --run"},
+		{"auroc gate without ood", Options{Run: "r", Split: "test", Batch: 1, TopK: 5, Gates: []metrics.Gate{auroc}}, "--min-ood-auroc 0.9 needs --ood DIR"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -48,6 +60,10 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("Validate: %v is not a usage error", err)
 			}
 		})
+	}
+	missing := Options{Run: "r", Split: "test", Batch: 1, TopK: 5, OOD: filepath.Join(dir, "nope")}
+	if err := missing.Validate(); cli.KindOf(err) != cli.KindData || !strings.Contains(err.Error(), "--ood "+missing.OOD+": no such folder") {
+		t.Errorf("a missing --ood folder: %v, want a data error naming it", err)
 	}
 	o := Options{Predictions: preds, Labels: "l.txt", TopK: 5}
 	if err := o.Validate(); err != nil || o.Out != filepath.Join(dir, "preds-report") {

@@ -38,6 +38,14 @@ func (res *Result) Text() string {
 		}
 		b.WriteString("\n")
 	}
+	if t := s.TTA; t != nil {
+		fmt.Fprintf(&b, "\ntest-time augmentation (%s): accuracy %.4f, ECE %.4f, NLL %.4f (without: accuracy %.4f, ECE %.4f, NLL %.4f)\n",
+			strings.Join(t.Views, " + "), t.With.Accuracy, t.With.ECE, t.With.NLL, t.Without.Accuracy, t.Without.ECE, t.Without.NLL)
+	}
+	if d := s.OOD; d != nil {
+		fmt.Fprintf(&b, "\nout of distribution (%d --ood images against the %d evaluated): AUROC %.4f; at the \"unknown\" threshold %.4f, %.1f%% of the --ood images and %.1f%% of the evaluated ones accepted (asked: %.0f%%)\n",
+			d.Images, d.Known, d.AUROC, d.Threshold, 100*d.OODAccepted, 100*d.KnownAccepted, 100*d.Accept)
+	}
 	if len(s.MostConfused) > 0 {
 		b.WriteString("\nmost confused (true -> predicted):\n")
 		for _, p := range s.MostConfused[:min(5, len(s.MostConfused))] {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 
+	"github.com/xcept/xcept/internal/calibrate"
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/dataset"
@@ -43,7 +44,11 @@ func newSource(r *run.Run, info *model.Info, o Options) (*source, error) {
 		if n, _ := loader.Count(shards); n == 0 {
 			return nil, cli.Dataf("the dataset %s has no %s images: choose another --split (test, val, train or a folder)", r.Info.Dataset, o.Split)
 		}
-		return &source{name: fmt.Sprintf("the %s split of %s", o.Split, r.Info.Dataset), shards: shards, o: o}, nil
+		fit := imageio.Squash
+		if f, err := imageio.ParseFit(ds.Image.Resize); err == nil {
+			fit = f // --ood's images are resized as prepare resized the split's
+		}
+		return &source{name: fmt.Sprintf("the %s split of %s", o.Split, r.Info.Dataset), shards: shards, fit: fit, o: o}, nil
 	}
 	if st, err := os.Stat(o.Split); err != nil || !st.IsDir() {
 		return nil, cli.Dataf("--split %s: no such folder (want test, val, train, or a folder with one sub-folder per class)", o.Split)
@@ -75,6 +80,31 @@ func (s *source) predict(ctx context.Context, m *infer.Pixels) (*infer.Evaluated
 		s.o.Notef("%d unreadable files left out of the evaluation", skipped)
 	}
 	return ev, err
+}
+
+// measureOOD predicts the --ood folder and measures the threshold on it
+// against the evaluated images.
+func (s *source) measureOOD(ctx context.Context, m *infer.Pixels, ev *infer.Evaluated, reject *calibrate.Rejection) (*calibrate.OOD, error) {
+	skipped := 0
+	probs, n, err := infer.PredictFolder(ctx, m, s.o.OOD, s.fit, s.o.Batch, s.o.Limits, func(e *infer.FileError) {
+		skipped++
+		s.o.Notef("skipped %s: %s (%s)", e.Path, e.Reason, e.Detail)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if skipped > 0 {
+		s.o.Notef("%d unreadable files left out of --ood", skipped)
+	}
+	if n == 0 {
+		return nil, cli.Dataf("--ood %s: no image could be read", s.o.OOD)
+	}
+	known, _ := infer.Probabilities(ev)
+	ood, err := calibrate.MeasureOOD(known, probs, m.Info.NumClasses, reject)
+	if err != nil {
+		return nil, cli.Dataf("--ood: %v", err)
+	}
+	return ood, nil
 }
 
 // galleryShown is how many mistakes the page shows.

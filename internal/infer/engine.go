@@ -69,8 +69,11 @@ type Pixels struct {
 	Engine string // EngineTensorFlow | EngineONNXRuntime
 	Dir    string // what runs: the model folder, or the ONNX file
 	Info   *model.Info
-	tf     *model.Model
-	onnx   *ort.Session
+	// TTA: PredictRecords and PredictLabelled also predict every image
+	// mirrored left to right (Evaluated.Flipped), for test-time augmentation.
+	TTA  bool
+	tf   *model.Model
+	onnx *ort.Session
 }
 
 // Predict returns n × classes probabilities.

@@ -22,6 +22,37 @@ import (
 type Evaluated struct {
 	Rows    []metrics.Row
 	Records []int // record index of each row in its split, -1 for files
+	// Flipped (with Pixels.TTA) are the probabilities of each row's image
+	// mirrored left to right.
+	Flipped [][]float64
+}
+
+// predictViews predicts n images, and with m.TTA their mirror images too.
+func predictViews(m *Pixels, images []uint8, n int, ev *Evaluated) ([]float32, error) {
+	probs, err := m.Predict(images, n)
+	if err != nil || !m.TTA {
+		return probs, err
+	}
+	flipped, err := m.Predict(HFlip(images, n, m.Info.ImageSize), n)
+	if err != nil {
+		return nil, err
+	}
+	ev.Flipped = append(ev.Flipped, Rows(flipped, n)...)
+	return probs, nil
+}
+
+// HFlip returns n square RGB images of size × size (NHWC) mirrored left
+// to right.
+func HFlip(images []uint8, n, size int) []uint8 {
+	out := make([]uint8, len(images))
+	row := size * 3
+	for r := 0; r < n*size; r++ {
+		src, dst := images[r*row:(r+1)*row], out[r*row:(r+1)*row]
+		for x := 0; x < size; x++ {
+			copy(dst[x*3:x*3+3], src[(size-1-x)*3:(size-x)*3])
+		}
+	}
+	return out
 }
 
 // PredictRecords runs predict over a split's records in record order,
@@ -48,7 +79,7 @@ func PredictRecords(ctx context.Context, m *Pixels, shards []string, batchSize i
 			}
 			return nil, err
 		}
-		probs, err := m.Predict(b.Images, b.N())
+		probs, err := predictViews(m, b.Images, b.N(), ev)
 		if err != nil {
 			return nil, cli.Modelf("predicting %s: %v", m.Dir, err)
 		}
@@ -88,7 +119,7 @@ func PredictLabelled(ctx context.Context, m *Pixels, files []LabelledFile, fit i
 		if len(kept) == 0 {
 			continue
 		}
-		probs, err := m.Predict(images, len(kept))
+		probs, err := predictViews(m, images, len(kept), ev)
 		if err != nil {
 			return nil, cli.Modelf("predicting %s: %v", m.Dir, err)
 		}

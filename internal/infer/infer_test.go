@@ -321,3 +321,29 @@ func TestResolveSavedModel(t *testing.T) {
 		}
 	}
 }
+
+func TestHFlip(t *testing.T) {
+	// Two 2×2 images; pixel (x, y) of image i holds i, x, y.
+	var images []uint8
+	for i := range 2 {
+		for y := range 2 {
+			for x := range 2 {
+				images = append(images, uint8(i), uint8(x), uint8(y))
+			}
+		}
+	}
+	got := HFlip(images, 2, 2)
+	for i := range 2 {
+		for y := range 2 {
+			for x := range 2 {
+				p := got[((i*2+y)*2+x)*3:][:3]
+				if p[0] != uint8(i) || p[1] != uint8(1-x) || p[2] != uint8(y) {
+					t.Errorf("image %d pixel (%d, %d) = %v, want the pixel (%d, %d)", i, x, y, p, 1-x, y)
+				}
+			}
+		}
+	}
+	if images[3] != 0 || images[4] != 1 {
+		t.Error("HFlip changed its input")
+	}
+}

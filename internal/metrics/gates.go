@@ -22,7 +22,21 @@ const (
 	GateAccuracy = "accuracy"
 	GateRecall   = "recall"
 	GateECE      = "ece"
+	GateOODAUROC = "ood_auroc" // evaluate --ood's AUROC (computed by internal/calibrate)
 )
+
+// MinOODAUROC builds the --min-ood-auroc gate.
+func MinOODAUROC(v float64) (Gate, error) {
+	if v < 0 || v > 1 || v != v {
+		return Gate{}, fmt.Errorf("--min-ood-auroc %v: want a fraction from 0 to 1 (0.5 is chance)", v)
+	}
+	return Gate{Metric: GateOODAUROC, Min: v}, nil
+}
+
+// CheckMin judges a minimum gate computed outside this package (ood_auroc).
+func CheckMin(g Gate, value float64) GateResult {
+	return GateResult{Gate: g.String(), Metric: g.Metric, Min: g.Min, Value: value, Passed: value >= g.Min}
+}
 
 // MaxECE builds the --max-ece gate.
 func MaxECE(v float64) (Gate, error) {
@@ -43,6 +57,8 @@ func (g Gate) String() string {
 	switch {
 	case g.Metric == GateECE:
 		return "--max-ece " + strconv.FormatFloat(g.Max, 'g', -1, 64)
+	case g.Metric == GateOODAUROC:
+		return "--min-ood-auroc " + v
 	case g.Metric == GateAccuracy:
 		return "--min-accuracy " + v
 	case g.Class == "":
@@ -123,6 +139,9 @@ func (r GateResult) Describe() string {
 	if r.Metric == GateECE {
 		return fmt.Sprintf("expected calibration error %.4f > %.4f by %.4f (%s)", r.Value, r.Max, r.Value-r.Max, r.Gate)
 	}
+	if r.Metric == GateOODAUROC {
+		what = "AUROC of the evaluated against the --ood images"
+	}
 	return fmt.Sprintf("%s %.4f < %.4f by %.4f (%s)", what, r.Value, r.Min, r.Min-r.Value, r.Gate)
 }
 
@@ -136,7 +155,7 @@ func CheckGates(rep *Report, gates []Gate) ([]GateResult, error) {
 	for _, g := range gates {
 		base := GateResult{Gate: g.String(), Metric: g.Metric, Min: g.Min}
 		switch {
-		case g.Metric == GateECE:
+		case g.Metric == GateECE || g.Metric == GateOODAUROC:
 			continue
 		case g.Metric == GateAccuracy:
 			base.Value, base.Passed = rep.Accuracy, rep.Accuracy >= g.Min

@@ -39,6 +39,10 @@ type Input struct {
 	// the validation split.
 	Temperature float64
 	Fit         *calibrate.Fit
+	// OOD is evaluate --ood's measure of the "unknown" threshold (nil
+	// without); TTA evaluate --tta's comparison (nil without).
+	OOD *calibrate.OOD
+	TTA *calibrate.TTA
 }
 
 // Summary is what an evaluation found, printed by --json and rendered on
@@ -56,6 +60,8 @@ type Summary struct {
 	Report       *metrics.Report      `json:"report"`
 	MostConfused []metrics.Pair       `json:"most_confused"`
 	Calibration  *Calibration         `json:"calibration,omitempty"` // nil without probabilities
+	OOD          *calibrate.OOD       `json:"ood,omitempty"`         // evaluate --ood
+	TTA          *calibrate.TTA       `json:"tta,omitempty"`         // evaluate --tta
 	Gates        []metrics.GateResult `json:"gates"`
 	GatesPassed  bool                 `json:"gates_passed"`
 	Files        map[string]string    `json:"files"`
@@ -111,10 +117,19 @@ func Write(in Input) (*Summary, error) {
 		}
 		gates = append(gates, metrics.CheckMax(g, cal.Evaluated.ECE))
 	}
+	for _, g := range in.Gates {
+		if g.Metric != metrics.GateOODAUROC {
+			continue
+		}
+		if in.OOD == nil {
+			return nil, cli.Usagef("%s needs --ood DIR: a folder of images of none of the classes", g)
+		}
+		gates = append(gates, metrics.CheckMin(g, in.OOD.AUROC))
+	}
 	s := &Summary{
 		Source: in.Source, Samples: len(in.Rows), Classes: len(in.Classes),
 		Accuracy: rep.Accuracy, MacroF1: rep.Macro.F1, WeightedF1: rep.Weighted.F1,
-		Report: rep, MostConfused: cm.MostConfused(mostConfusedShown), Calibration: cal,
+		Report: rep, MostConfused: cm.MostConfused(mostConfusedShown), Calibration: cal, OOD: in.OOD, TTA: in.TTA,
 		Gates: gates, GatesPassed: metrics.FailedGates(gates) == "",
 		Files: map[string]string{},
 	}

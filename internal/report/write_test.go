@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xcept/xcept/internal/calibrate"
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/metrics"
 )
@@ -244,5 +245,39 @@ func TestWorstMistakesMostConfidentFirst(t *testing.T) {
 	cs := cards([]GalleryItem{{Path: "/nonexistent/x.jpg"}, {Image: []byte("not an image")}})
 	if cs[0].Problem != "image not found" || cs[1].Problem != "unreadable image" || cs[0].DataURI != "" {
 		t.Errorf("cards for bad images: %+v", cs)
+	}
+}
+
+// TestWriteOODAndTTA: evaluate --ood's and --tta's figures are in the
+// summary (report JSON) and on the page, and --min-ood-auroc gates on the
+// AUROC with one line.
+func TestWriteOODAndTTA(t *testing.T) {
+	names := []string{"cat", "dog"}
+	rows := []metrics.Row{{True: 0, Pred: 0, Probs: []float64{0.9, 0.1}}, {True: 1, Pred: 1, Probs: []float64{0.3, 0.7}}}
+	ood := &calibrate.OOD{Score: calibrate.ScoreConfidence, Threshold: 0.62, Accept: 0.95, Known: 2, Images: 3, AUROC: 0.8333, KnownAccepted: 1, OODAccepted: 0.3333}
+	tta := &calibrate.TTA{Views: []string{"identity", "hflip"}, Without: calibrate.Scores{Accuracy: 0.5, ECE: 0.21, NLL: 0.7}, With: calibrate.Scores{Accuracy: 1, ECE: 0.12, NLL: 0.4}}
+	gate, _ := metrics.MinOODAUROC(0.9)
+	out := t.TempDir()
+	sum, err := Write(Input{Classes: names, Rows: rows, OutDir: out, OOD: ood, TTA: tta, Gates: []metrics.Gate{gate}})
+	if want := "gate failed: AUROC of the evaluated against the --ood images 0.8333 < 0.9000 by 0.0667 (--min-ood-auroc 0.9)"; err == nil || err.Error() != want || cli.ExitCode(err) != cli.ExitGate {
+		t.Errorf("gate: %v, want %q", err, want)
+	}
+	if sum == nil || sum.OOD != ood || sum.TTA != tta {
+		t.Fatalf("summary %+v", sum)
+	}
+	data, _ := json.Marshal(sum)
+	for _, want := range []string{`"ood":{"score":"confidence","threshold":0.62`, `"auroc":0.8333`, `"ood_accepted":0.3333`, `"known_accepted":1`, `"tta":{"views":["identity","hflip"]`} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("summary JSON lacks %s: %s", want, data)
+		}
+	}
+	page, _ := os.ReadFile(filepath.Join(out, FileReportHTML))
+	for _, want := range []string{`<section id="ood">`, "AUROC 0.8333", "<td>33.3%</td>", `<section id="tta">`, "identity, hflip", "<td>0.1200</td>"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("report.html lacks %q", want)
+		}
+	}
+	if _, err := Write(Input{Classes: names, Rows: rows, OutDir: t.TempDir(), Gates: []metrics.Gate{gate}}); cli.ExitCode(err) != cli.ExitUsage {
+		t.Errorf("--min-ood-auroc without --ood: %v", err)
 	}
 }
