@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xcept/xcept/internal/calibrate"
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/metrics"
 	"github.com/xcept/xcept/internal/report"
@@ -68,5 +69,25 @@ func TestValidate(t *testing.T) {
 	o := Options{Predictions: preds, Labels: "l.txt", TopK: 5}
 	if err := o.Validate(); err != nil || o.Out != filepath.Join(dir, "preds-report") {
 		t.Errorf("default --out %q (%v), want %s", o.Out, err, filepath.Join(dir, "preds-report"))
+	}
+}
+
+// TestTextOODAndTTA: the summary for people gives --ood's and --tta's figures.
+func TestTextOODAndTTA(t *testing.T) {
+	rows := []metrics.Row{{True: 0, Pred: 0, Probs: []float64{0.9, 0.1}}, {True: 1, Pred: 1, Probs: []float64{0.2, 0.8}}}
+	sum, err := report.Write(report.Input{Classes: []string{"cat", "dog"}, Rows: rows, OutDir: t.TempDir(),
+		OOD: &calibrate.OOD{Score: calibrate.ScoreLogOdds, Threshold: 21.1484, Accept: 0.95, Known: 173, Images: 60, AUROC: 0.9904, KnownAccepted: 0.9538, OODAccepted: 0.05},
+		TTA: &calibrate.TTA{Views: []string{"identity", "hflip"}, With: calibrate.Scores{Accuracy: 1, ECE: 0.0027, NLL: 0.0036}, Without: calibrate.Scores{Accuracy: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := (&Result{Summary: sum}).Text()
+	for _, want := range []string{
+		"test-time augmentation (identity + hflip): accuracy 1.0000, ECE 0.0027, NLL 0.0036 (without: accuracy 1.0000, ECE 0.0000, NLL 0.0000)",
+		`out of distribution (60 --ood images against the 173 evaluated): AUROC 0.9904; at the "unknown" threshold 21.15, 5.0% of the --ood images and 95.4% of the evaluated ones accepted (asked: 95%)`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("text lacks %q:\n%s", want, text)
+		}
 	}
 }

@@ -43,7 +43,7 @@ func (res *Result) Text() string {
 			strings.Join(t.Views, " + "), t.With.Accuracy, t.With.ECE, t.With.NLL, t.Without.Accuracy, t.Without.ECE, t.Without.NLL)
 	}
 	if d := s.OOD; d != nil {
-		fmt.Fprintf(&b, "\nout of distribution (%d --ood images against the %d evaluated): AUROC %.4f; at the \"unknown\" threshold %.4f, %.1f%% of the --ood images and %.1f%% of the evaluated ones accepted (asked: %.0f%%)\n",
+		fmt.Fprintf(&b, "\nout of distribution (%d --ood images against the %d evaluated): AUROC %.4f; at the \"unknown\" threshold %.4g, %.1f%% of the --ood images and %.1f%% of the evaluated ones accepted (asked: %.0f%%)\n",
 			d.Images, d.Known, d.AUROC, d.Threshold, 100*d.OODAccepted, 100*d.KnownAccepted, 100*d.Accept)
 	}
 	if len(s.MostConfused) > 0 {

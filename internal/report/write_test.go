@@ -254,7 +254,7 @@ func TestWorstMistakesMostConfidentFirst(t *testing.T) {
 func TestWriteOODAndTTA(t *testing.T) {
 	names := []string{"cat", "dog"}
 	rows := []metrics.Row{{True: 0, Pred: 0, Probs: []float64{0.9, 0.1}}, {True: 1, Pred: 1, Probs: []float64{0.3, 0.7}}}
-	ood := &calibrate.OOD{Score: calibrate.ScoreConfidence, Threshold: 0.62, Accept: 0.95, Known: 2, Images: 3, AUROC: 0.8333, KnownAccepted: 1, OODAccepted: 0.3333}
+	ood := &calibrate.OOD{Score: calibrate.ScoreLogOdds, Threshold: 2.5, Confidence: 0.924142, Accept: 0.95, Known: 2, Images: 3, AUROC: 0.8333, KnownAccepted: 1, OODAccepted: 0.3333}
 	tta := &calibrate.TTA{Views: []string{"identity", "hflip"}, Without: calibrate.Scores{Accuracy: 0.5, ECE: 0.21, NLL: 0.7}, With: calibrate.Scores{Accuracy: 1, ECE: 0.12, NLL: 0.4}}
 	gate, _ := metrics.MinOODAUROC(0.9)
 	out := t.TempDir()
@@ -266,13 +266,13 @@ func TestWriteOODAndTTA(t *testing.T) {
 		t.Fatalf("summary %+v", sum)
 	}
 	data, _ := json.Marshal(sum)
-	for _, want := range []string{`"ood":{"score":"confidence","threshold":0.62`, `"auroc":0.8333`, `"ood_accepted":0.3333`, `"known_accepted":1`, `"tta":{"views":["identity","hflip"]`} {
+	for _, want := range []string{`"ood":{"score":"log_odds","threshold":2.5,"confidence":0.924142`, `"auroc":0.8333`, `"ood_accepted":0.3333`, `"known_accepted":1`, `"tta":{"views":["identity","hflip"]`} {
 		if !strings.Contains(string(data), want) {
 			t.Errorf("summary JSON lacks %s: %s", want, data)
 		}
 	}
 	page, _ := os.ReadFile(filepath.Join(out, FileReportHTML))
-	for _, want := range []string{`<section id="ood">`, "AUROC 0.8333", "<td>33.3%</td>", `<section id="tta">`, "identity, hflip", "<td>0.1200</td>"} {
+	for _, want := range []string{`<section id="ood">`, "log-odds 2.5, a top probability of 0.924142;", "AUROC 0.8333", "<td>33.3%</td>", `<section id="tta">`, "identity, hflip", "<td>0.1200</td>"} {
 		if !strings.Contains(string(page), want) {
 			t.Errorf("report.html lacks %q", want)
 		}
