@@ -319,15 +319,11 @@ func testEvaluateRunExitCodes(t *testing.T, runDir string) {
 	// A run whose dataset has other classes than its model: two classes.
 	gen := demodata.Defaults()
 	gen.Classes, gen.PerClass, gen.Width, gen.Height = 2, 12, quadrantSize, quadrantSize
-	demodata.Generate(filepath.Join(dir, "two"), gen)
-	if code, _, stderr := runXcept(t, nil, "-q", "prepare", "--data", filepath.Join(dir, "two"), "--out", filepath.Join(dir, "two-ds"),
-		"--image-size", "128", "--no-model"); code != 0 {
-		t.Fatal(stderr)
-	}
+	twoDS := tempDemoDataset(t, gen, 128, "")
 	r, _ := runs.Open(runDir)
 	mismatched := filepath.Join(dir, "mismatched")
 	info := r.Info
-	info.Dataset = filepath.Join(dir, "two-ds")
+	info.Dataset = twoDS
 	if _, err := runs.Create(mismatched, info); err != nil {
 		t.Fatal(err)
 	}

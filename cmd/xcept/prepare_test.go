@@ -16,6 +16,7 @@ import (
 	"github.com/xcept/xcept/internal/dataset"
 	"github.com/xcept/xcept/internal/demodata"
 	"github.com/xcept/xcept/internal/model"
+	"github.com/xcept/xcept/internal/testenv/demoset"
 )
 
 // prepareData writes a small demo folder plus one truncated file.
@@ -63,6 +64,29 @@ func runXcept(t *testing.T, env map[string]string, args ...string) (code int, st
 	var out, errOut bytes.Buffer
 	code = run(context.Background(), args, &out, &errOut)
 	return code, out.String(), errOut.String()
+}
+
+// demoDataset generates gen's demo images in dir/images and prepares them
+// at size px into dir/ds as `xcept prepare --no-model` does with the
+// default configuration, with model (unless "") as the dataset's model.
+func demoDataset(ctx context.Context, dir string, gen demodata.Options, size int, model string) (string, error) {
+	o, err := prepareOptionsFor(&Globals{Output: cli.Output{Stdout: io.Discard, Stderr: io.Discard}}, "", "")
+	if err != nil {
+		return "", err
+	}
+	o.Dataset.ImageSize = size
+	p, err := demoset.Make(ctx, dir, demoset.Options{Images: gen, Prepare: o.Dataset, Model: model})
+	return p.Dataset, err
+}
+
+// tempDemoDataset is demoDataset in a temporary folder of t.
+func tempDemoDataset(t *testing.T, gen demodata.Options, size int, model string) string {
+	t.Helper()
+	ds, err := demoDataset(t.Context(), t.TempDir(), gen, size, model)
+	if err != nil {
+		t.Fatalf("preparing the demo dataset: %v", err)
+	}
+	return ds
 }
 
 func TestPrepareVerb(t *testing.T) {

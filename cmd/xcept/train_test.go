@@ -40,16 +40,8 @@ func trainDataset(t *testing.T) string {
 		}
 		gen := demodata.Defaults()
 		gen.Classes, gen.PerClass, gen.Width, gen.Height, gen.Seed = 3, 40, 96, 96, 3
-		if err := demodata.Generate(filepath.Join(dir, "images"), gen); err != nil {
-			return "", err
-		}
-		ds := filepath.Join(dir, "ds")
-		var out, errOut strings.Builder
-		if code := run(t.Context(), []string{"prepare", "--data", filepath.Join(dir, "images"), "--out", ds, "--image-size", "96", "--no-model"}, &out, &errOut); code != 0 {
-			return "", errors.New(errOut.String())
-		}
 		// The tiny model is built for the same class names (circle, square, triangle) and size.
-		return ds, os.Symlink(modelDir, filepath.Join(ds, "model"))
+		return demoDataset(t.Context(), dir, gen, 96, modelDir)
 	})
 }
 
@@ -324,15 +316,9 @@ func dirStillThere(dir string) bool {
 func TestTrainRefusesBadInputBeforeWriting(t *testing.T) {
 	ds := trainDataset(t)
 	unknown := writeTrainConfig(t, "trian:\n  epochs: 3\n")
-	twoClass := t.TempDir()
 	gen := demodata.Defaults()
 	gen.Classes, gen.PerClass, gen.Width, gen.Height = 2, 12, 96, 96
-	demodata.Generate(filepath.Join(twoClass, "images"), gen)
-	var o, e strings.Builder
-	if code := run(t.Context(), []string{"prepare", "--data", filepath.Join(twoClass, "images"), "--out", filepath.Join(twoClass, "ds"), "--image-size", "96", "--no-model"}, &o, &e); code != 0 {
-		t.Fatal(e.String())
-	}
-	os.Symlink(testmodel.Tiny(t), filepath.Join(twoClass, "ds", "model")) // 3 classes
+	twoClass := filepath.Dir(tempDemoDataset(t, gen, 96, testmodel.Tiny(t))) // a model of 3 classes
 	cases := []struct {
 		name string
 		args []string

@@ -15,6 +15,7 @@ import (
 	"github.com/xcept/xcept/internal/demodata"
 	"github.com/xcept/xcept/internal/imageio"
 	"github.com/xcept/xcept/internal/testenv"
+	"github.com/xcept/xcept/internal/testenv/demoset"
 	"github.com/xcept/xcept/internal/tfexample"
 	"github.com/xcept/xcept/internal/tfrecord"
 )
@@ -42,22 +43,13 @@ func prepared(t testing.TB) (string, *dataset.Manifest) {
 		if err != nil {
 			return preparedDemo{}, err
 		}
-		data, out := filepath.Join(root, "images"), filepath.Join(root, "ds")
 		gen := demodata.Defaults()
 		gen.Classes, gen.PerClass, gen.Width, gen.Height = demoClasses, 20, 80, 72
-		if err := demodata.Generate(data, gen); err != nil {
-			return preparedDemo{}, err
-		}
-		_, err = dataset.Prepare(context.Background(), dataset.Options{
-			Data: data, Out: out, ImageSize: demoSize, Fractions: dataset.Fractions{Train: 0.7, Val: 0.3}, Seed: 3,
-			Fit: imageio.Squash, Format: imageio.JPEG, Quality: 90, ShardBytes: 16 << 10,
-			MaxPixels: 1 << 24, MaxFileBytes: 1 << 24, MinSide: 16, Workers: 2,
-		})
-		if err != nil {
-			return preparedDemo{}, err
-		}
-		m, err := dataset.ReadManifest(out)
-		return preparedDemo{out, m}, err
+		prep := demoset.PrepareOptions(demoSize)
+		prep.Fractions, prep.Seed, prep.ShardBytes = dataset.Fractions{Train: 0.7, Val: 0.3}, 3, 16<<10
+		prep.MaxPixels, prep.MaxFileBytes = 1<<24, 1<<24
+		p, err := demoset.Make(context.Background(), root, demoset.Options{Images: gen, Prepare: prep})
+		return preparedDemo{p.Dataset, p.Manifest}, err
 	})
 	return d.dir, d.m
 }

@@ -47,6 +47,10 @@ func (s *MLflowServer) Start() {
 		"--artifacts-destination", filepath.Join(s.Dir, "artifacts"),
 		"--host", "127.0.0.1", "--port", fmt.Sprint(s.port), "--workers", "1")
 	cmd.Dir = s.Dir
+	// No job runner: xcept uses the tracking API only, and the runner's
+	// consumer processes (MLflow's GenAI jobs) would cost seconds of CPU at
+	// every start and keep polling while the tests run.
+	cmd.Env = append(os.Environ(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false")
 	log, err := os.Create(filepath.Join(s.Dir, fmt.Sprintf("server-%d.log", time.Now().UnixNano())))
 	if err != nil {
 		s.t.Fatal(err)

@@ -2,15 +2,14 @@ package train
 
 import (
 	"math"
-	"path/filepath"
 	"testing"
 
 	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/dataset"
 	"github.com/xcept/xcept/internal/demodata"
 	"github.com/xcept/xcept/internal/graph"
-	"github.com/xcept/xcept/internal/imageio"
 	"github.com/xcept/xcept/internal/model"
+	"github.com/xcept/xcept/internal/testenv/demoset"
 	"github.com/xcept/xcept/internal/testmodel"
 )
 
@@ -20,24 +19,12 @@ import (
 // head has trained.
 func TestFrozenValidationKeepsFeatures(t *testing.T) {
 	modelDir := testmodel.Tiny(t)
-	dir := t.TempDir()
 	gen := demodata.Defaults()
 	gen.Classes, gen.PerClass, gen.Width, gen.Height, gen.Seed = 3, 14, 96, 96, 5
-	if err := demodata.Generate(filepath.Join(dir, "images"), gen); err != nil {
-		t.Fatal(err)
-	}
-	ds := filepath.Join(dir, "ds")
-	if _, err := dataset.Prepare(t.Context(), dataset.Options{
-		Data: filepath.Join(dir, "images"), Out: ds, ImageSize: 96, Fractions: dataset.Fractions{Train: 0.5, Val: 0.5}, Seed: 7,
-		Fit: imageio.Squash, Format: imageio.JPEG, Quality: 90, ShardBytes: 1 << 20,
-		MaxPixels: 10_000_000, MaxFileBytes: 8 << 20, MinSide: 16, Workers: 2,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	man, err := dataset.ReadManifest(ds)
-	if err != nil {
-		t.Fatal(err)
-	}
+	prep := demoset.PrepareOptions(96)
+	prep.Fractions, prep.Seed = dataset.Fractions{Train: 0.5, Val: 0.5}, 7
+	demo := demoset.Temp(t, demoset.Options{Images: gen, Prepare: prep})
+	ds, man := demo.Dataset, demo.Manifest
 	m, err := model.Open(modelDir, graph.SessionOptions{IntraOpThreads: 2})
 	if err != nil {
 		t.Fatal(err)
