@@ -1,6 +1,8 @@
 // Package testenv gives tests the heavy things they share: the project's
-// Python, the real-weights fixture of `make fixtures`, and Once, the
-// once-per-process cache for fixtures (prepared datasets, trained runs).
+// Python, the real-weights fixture of `make fixtures`, a real MLflow
+// server, and Once, the once-per-process cache for fixtures (prepared
+// datasets, trained runs). Prepared demo datasets come from its
+// sub-package demoset.
 package testenv
 
 import (
