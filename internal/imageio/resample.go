@@ -68,47 +68,54 @@ func makeTaps(lo, span, srcLen, dstLen int) taps {
 
 // scaleRGBA resamples the sr part of src into the dr part of dst. Both are
 // opaque (alpha is written as 255), and sr and dr lie inside their images.
+//
+// The vertical pass comes first: for each destination row it streams the
+// few source rows it reads (uint8, in memory order) into one int32 row,
+// then the horizontal pass reads that short row. All sums are exact
+// integers with one rounding at the end, so the order of the passes does
+// not change a single value (see TestScaleOrderExact); it only makes the
+// pass over the large source a simple streaming loop.
 func scaleRGBA(dst *image.RGBA, dr image.Rectangle, src *image.RGBA, sr image.Rectangle) {
 	b := src.Rect
 	tx := makeTaps(sr.Min.X-b.Min.X, sr.Dx(), b.Dx(), dr.Dx())
 	ty := makeTaps(sr.Min.Y-b.Min.Y, sr.Dy(), b.Dy(), dr.Dy())
 	dw := dr.Dx()
-	// Horizontal pass over the rows of sr, into 3 int32 channels per pixel
-	// at 1<<weightBits scale.
-	tmp := make([]int32, sr.Dy()*dw*3)
-	for y := range sr.Dy() {
-		srow := src.Pix[(sr.Min.Y-b.Min.Y+y)*src.Stride:]
-		trow := tmp[y*dw*3 : (y+1)*dw*3]
-		for x := range dw {
-			n := tx.count[x]
-			w := tx.weight[x*tx.n : x*tx.n+n]
-			p := srow[4*tx.first[x] : 4*(tx.first[x]+n)]
-			var r, g, bl int32
-			for k, wk := range w {
-				r += wk * int32(p[4*k])
-				g += wk * int32(p[4*k+1])
-				bl += wk * int32(p[4*k+2])
-			}
-			trow[3*x], trow[3*x+1], trow[3*x+2] = r, g, bl
-		}
+	// The source columns the horizontal taps read, [x0, x1).
+	x0, x1 := tx.first[0], tx.first[0]
+	for x := range dw {
+		x0, x1 = min(x0, tx.first[x]), max(x1, tx.first[x]+tx.count[x])
 	}
-	// Vertical pass, a whole row at a time so memory is read in order.
+	sw := x1 - x0
+	row := make([]int32, sw*4) // one destination row after the vertical pass, RGBA at 1<<weightBits scale
 	const shift = 2 * weightBits
-	acc := make([]int64, dw*3)
 	for y := range dr.Dy() {
-		clear(acc)
+		clear(row)
 		n := ty.count[y]
-		first := ty.first[y] - (sr.Min.Y - b.Min.Y)
 		for k, wk := range ty.weight[y*ty.n : y*ty.n+n] {
-			row := tmp[(first+k)*dw*3 : (first+k+1)*dw*3]
-			for i, v := range row {
-				acc[i] += int64(wk) * int64(v)
+			off := (ty.first[y]+k)*src.Stride + 4*x0
+			srow := src.Pix[off : off+len(row)]
+			acc := row[:len(srow)]
+			for i := 0; i+3 < len(srow) && i+3 < len(acc); i += 4 { // alpha skipped
+				acc[i] += wk * int32(srow[i])
+				acc[i+1] += wk * int32(srow[i+1])
+				acc[i+2] += wk * int32(srow[i+2])
 			}
 		}
 		drow := dst.Pix[(dr.Min.Y-dst.Rect.Min.Y+y)*dst.Stride+(dr.Min.X-dst.Rect.Min.X)*4:]
+		drow = drow[:4*dw]
 		for x := range dw {
-			p := drow[4*x : 4*x+4]
-			p[0], p[1], p[2], p[3] = round8(acc[3*x], shift), round8(acc[3*x+1], shift), round8(acc[3*x+2], shift), 255
+			c := tx.count[x]
+			w := tx.weight[x*tx.n : x*tx.n+c]
+			p := row[4*(tx.first[x]-x0) : 4*(tx.first[x]-x0+c)]
+			var r, g, bl int64
+			for k, wk := range w {
+				q := p[4*k : 4*k+3]
+				r += int64(wk) * int64(q[0])
+				g += int64(wk) * int64(q[1])
+				bl += int64(wk) * int64(q[2])
+			}
+			d := drow[4*x : 4*x+4]
+			d[0], d[1], d[2], d[3] = round8(r, shift), round8(g, shift), round8(bl, shift), 255
 		}
 	}
 }
