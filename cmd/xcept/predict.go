@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
 
 	"github.com/xcept/xcept/internal/calibrate"
 	"github.com/xcept/xcept/internal/cli"
@@ -100,7 +101,7 @@ or a path does not exist, 5 the model failed, 130 interrupted.`,
 
 // engineFlag adds --engine, bound to runtime.engine by inferConfig.
 func engineFlag(f *pflag.FlagSet) {
-	f.String("engine", "", "auto | tensorflow | onnxruntime: the engine that runs the model (runtime.engine; default auto)")
+	f.String("engine", "", "tensorflow | onnxruntime | auto: the engine that runs the model (runtime.engine; default tensorflow)")
 }
 
 // inferConfig reads what inference takes from the layered configuration:
@@ -117,20 +118,32 @@ func inferConfig(g *Globals, flags *pflag.FlagSet) (infer.EngineOptions, infer.L
 	}
 	lim := infer.Limits{MaxFileBytes: v.GetInt64("prepare.max_file_mb") << 20}
 	lim.MaxPixels = v.GetInt64("prepare.max_pixels")
-	eo := infer.EngineOptions{Engine: v.GetString("runtime.engine")}
-	if eo.Session, err = sessionOptions(v); err != nil {
+	eo, err := engineConfig(v)
+	if err != nil {
 		return eo, lim, err
 	}
 	if flags.Lookup("engine") == nil {
 		eo.Engine = infer.EngineTensorFlow // Grad-CAM and training run on TensorFlow only
 	}
-	if err := infer.ValidEngine(eo.Engine); err != nil {
-		return eo, lim, err
-	}
 	if !g.Quiet {
 		eo.Progress = g.Stderr
 	}
 	return eo, lim, nil
+}
+
+// engineConfig reads the runtime section's engine settings: runtime.engine,
+// onnxruntime's spinning and execution providers, and the session options
+// both engines share.
+func engineConfig(v *viper.Viper) (infer.EngineOptions, error) {
+	eo := infer.EngineOptions{Engine: v.GetString("runtime.engine"), Spin: v.GetBool("runtime.onnxruntime_spin")}
+	var err error
+	if eo.Session, err = sessionOptions(v); err != nil {
+		return eo, err
+	}
+	if eo.Providers, err = infer.ParseProviders(v.GetString("runtime.onnxruntime_providers")); err != nil {
+		return eo, err
+	}
+	return eo, infer.ValidEngine(eo.Engine)
 }
 
 func (o *PredictOptions) validate() error {

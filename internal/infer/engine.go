@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/xcept/xcept/internal/cli"
@@ -44,13 +45,39 @@ func ValidEngine(e string) error {
 type EngineOptions struct {
 	Engine  string // auto | tensorflow | onnxruntime
 	Session graph.SessionOptions
+	// Spin lets onnxruntime's threads busy-wait (runtime.onnxruntime_spin).
+	Spin bool
+	// Providers are onnxruntime's execution providers in order
+	// (runtime.onnxruntime_providers; see ParseProviders).
+	Providers []string
 	// Progress gets the one line saying which engine runs and why, and the
 	// conversion's progress (nil: discarded).
 	Progress io.Writer
 }
 
-func (o EngineOptions) ort() ort.Options {
-	return ort.Options{IntraOpThreads: o.Session.IntraOpThreads, InterOpThreads: o.Session.InterOpThreads}
+// ORT is onnxruntime's session options for o.
+func (o EngineOptions) ORT() ort.Options {
+	return ort.Options{IntraOpThreads: o.Session.IntraOpThreads, InterOpThreads: o.Session.InterOpThreads, Spin: o.Spin, Providers: o.Providers}
+}
+
+// ParseProviders reads runtime.onnxruntime_providers: execution providers
+// separated by commas, in order of preference (tensorrt, cuda, cpu).
+func ParseProviders(s string) ([]string, error) {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		if !slices.Contains(ort.Providers, p) {
+			return nil, cli.Usagef("runtime.onnxruntime_providers %q: %q is not one of %s", s, p, strings.Join(ort.Providers, ", "))
+		}
+		out = append(out, p)
+	}
+	if len(out) == 0 {
+		return nil, cli.Usagef("runtime.onnxruntime_providers %q: name at least one of %s", s, strings.Join(ort.Providers, ", "))
+	}
+	return out, nil
 }
 
 // Say prints one line on o.Progress.
@@ -149,7 +176,7 @@ func openONNX(ctx context.Context, r *run.Run, o EngineOptions) (*Pixels, error)
 	if err != nil {
 		return nil, err
 	}
-	s, err := ort.Open(path, o.ort())
+	s, err := ort.Open(path, o.ORT())
 	if err != nil {
 		return nil, cli.Modelf("%v", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 
 	onnxruntime "github.com/yalue/onnxruntime_go"
@@ -121,7 +122,33 @@ type Session struct {
 type Options struct {
 	IntraOpThreads int
 	InterOpThreads int
+	// Spin lets the thread pools busy-wait for work between and inside runs
+	// (runtime.onnxruntime_spin; onnxruntime's own default is to spin).
+	// Off, idle threads sleep: on a shared or busy machine spinning burns
+	// CPU time other work needs (measured in README, "Inference engines").
+	Spin bool
+	// Providers are the execution providers in order of preference
+	// (runtime.onnxruntime_providers): ProviderTensorRT and ProviderCUDA need
+	// onnxruntime-gpu's library and CUDA (Dockerfile.gpu); the CPU is always
+	// last, for what they do not take. Empty: the CPU only.
+	Providers []string
 }
+
+// Execution providers.
+const (
+	ProviderCPU      = "cpu"
+	ProviderCUDA     = "cuda"
+	ProviderTensorRT = "tensorrt"
+)
+
+// Providers lists runtime.onnxruntime_providers' values.
+var Providers = []string{ProviderTensorRT, ProviderCUDA, ProviderCPU}
+
+// Session configuration keys of onnxruntime (onnxruntime_session_options_config_keys.h).
+const (
+	keyIntraSpin = "session.intra_op.allow_spinning"
+	keyInterSpin = "session.inter_op.allow_spinning"
+)
 
 // ErrShape is a model that is not xcept's float signature.
 var ErrShape = errors.New("not an xcept image model")
@@ -144,26 +171,88 @@ func Open(path string, opts Options) (*Session, error) {
 		out.DataType != onnxruntime.TensorElementDataTypeFloat || len(out.Dimensions) != 2 || out.Dimensions[1] < 1 {
 		return nil, fmt.Errorf("%s: input %s, output %s; want float [batch, size, size, 3] → float [batch, classes]: %w", path, &in, &out, ErrShape)
 	}
-	so, err := onnxruntime.NewSessionOptions()
+	so, err := sessionOptions(opts)
 	if err != nil {
 		return nil, err
 	}
 	defer so.Destroy()
-	if opts.IntraOpThreads > 0 {
-		if err := so.SetIntraOpNumThreads(opts.IntraOpThreads); err != nil {
-			return nil, err
-		}
-	}
-	if opts.InterOpThreads > 0 {
-		if err := so.SetInterOpNumThreads(opts.InterOpThreads); err != nil {
-			return nil, err
-		}
-	}
 	s, err := onnxruntime.NewDynamicAdvancedSession(path, []string{in.Name}, []string{out.Name}, so)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", path, oneLine(err))
 	}
 	return &Session{Path: path, Input: in.Name, Output: out.Name, Size: int(d[1]), Classes: int(out.Dimensions[1]), s: s}, nil
+}
+
+// sessionOptions are onnxruntime's session options for opts; the caller
+// destroys them.
+func sessionOptions(opts Options) (*onnxruntime.SessionOptions, error) {
+	so, err := onnxruntime.NewSessionOptions()
+	if err != nil {
+		return nil, err
+	}
+	err = func() error {
+		if opts.IntraOpThreads > 0 {
+			if err := so.SetIntraOpNumThreads(opts.IntraOpThreads); err != nil {
+				return err
+			}
+		}
+		if opts.InterOpThreads > 0 {
+			if err := so.SetInterOpNumThreads(opts.InterOpThreads); err != nil {
+				return err
+			}
+		}
+		spin := "0"
+		if opts.Spin {
+			spin = "1"
+		}
+		for _, key := range []string{keyIntraSpin, keyInterSpin} {
+			if err := so.AddSessionConfigEntry(key, spin); err != nil {
+				return err
+			}
+		}
+		for _, p := range opts.Providers {
+			if err := appendProvider(so, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	}()
+	if err != nil {
+		so.Destroy()
+		return nil, fmt.Errorf("onnxruntime session options: %v", oneLine(err))
+	}
+	return so, nil
+}
+
+// appendProvider adds one execution provider with onnxruntime's default
+// options for it (device 0). A library without it (the CPU wheel's) is an
+// error naming the provider.
+func appendProvider(so *onnxruntime.SessionOptions, name string) error {
+	switch name {
+	case ProviderCPU:
+		return nil // always there, after the others
+	case ProviderCUDA:
+		po, err := onnxruntime.NewCUDAProviderOptions()
+		if err != nil {
+			return fmt.Errorf("the %s execution provider: %v (it needs onnxruntime-gpu's library and CUDA: see Dockerfile.gpu)", name, oneLine(err))
+		}
+		defer po.Destroy()
+		if err := so.AppendExecutionProviderCUDA(po); err != nil {
+			return fmt.Errorf("the %s execution provider: %v (it needs onnxruntime-gpu's library and CUDA: see Dockerfile.gpu)", name, oneLine(err))
+		}
+	case ProviderTensorRT:
+		po, err := onnxruntime.NewTensorRTProviderOptions()
+		if err != nil {
+			return fmt.Errorf("the %s execution provider: %v (it needs onnxruntime-gpu's library, CUDA and TensorRT: see Dockerfile.gpu)", name, oneLine(err))
+		}
+		defer po.Destroy()
+		if err := so.AppendExecutionProviderTensorRT(po); err != nil {
+			return fmt.Errorf("the %s execution provider: %v (it needs onnxruntime-gpu's library, CUDA and TensorRT: see Dockerfile.gpu)", name, oneLine(err))
+		}
+	default:
+		return fmt.Errorf("execution provider %q: use %s", name, strings.Join(Providers, ", "))
+	}
+	return nil
 }
 
 // Predict runs n uint8 RGB images of the model's size (NHWC) and returns
