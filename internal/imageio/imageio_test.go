@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"image"
 	"image/color"
+	"math"
 	"image/gif"
 	"image/jpeg"
 	"image/png"
@@ -587,4 +588,44 @@ func BenchmarkScale(b *testing.B) {
 			scaleRGBAHorizontalFirst(dst, dst.Rect, src, src.Rect)
 		}
 	})
+}
+
+// ResizeFloat is Resize before the rounding: within half a level (plus the
+// fixed-point weights' own error) of it everywhere, exact where nothing is
+// resampled, and Pad's border is the same grey.
+func TestResizeFloat(t *testing.T) {
+	noise := image.NewRGBA(image.Rect(0, 0, 300, 200))
+	v := uint32(3)
+	for i := range noise.Pix {
+		v = v*1664525 + 1013904223
+		noise.Pix[i] = uint8(v >> 24)
+		if i%4 == 3 {
+			noise.Pix[i] = 255
+		}
+	}
+	for _, fit := range []Fit{Squash, CenterCrop, Pad} {
+		for _, size := range []int{61, 150, 299} {
+			got := ResizeFloat(noise, size, fit)
+			want := Resize(noise, size, fit)
+			worst := 0.0
+			for i, j := 0, 0; j < len(got); i, j = i+4, j+3 {
+				for c := range 3 {
+					worst = max(worst, math.Abs(float64(got[j+c])-float64(want.Pix[i+c])))
+				}
+			}
+			if worst > 0.55 {
+				t.Errorf("fit %v, %d px: %.3f levels from Resize, want ≤ 0.55", fit, size, worst)
+			}
+		}
+	}
+	same := ResizeFloat(noise.SubImage(image.Rect(0, 0, 200, 200)).(*image.RGBA), 200, Squash)
+	for y := range 200 {
+		for x := range 200 {
+			for c := range 3 {
+				if g, w := same[(y*200+x)*3+c], float32(noise.Pix[y*noise.Stride+4*x+c]); g != w {
+					t.Fatalf("200 px to 200 px changed (%d,%d) channel %d: %v, want %v", x, y, c, g, w)
+				}
+			}
+		}
+	}
 }

@@ -26,6 +26,7 @@ type taps struct {
 	count  []int
 	n      int
 	weight []int32
+	exact  []float32 // the same weights unrounded (ResizeFloat)
 }
 
 // triangle is the bilinear kernel, support 1.
@@ -39,6 +40,7 @@ func makeTaps(lo, span, srcLen, dstLen int) taps {
 	support := stretch
 	t := taps{first: make([]int, dstLen), count: make([]int, dstLen), n: int(math.Ceil(2*support)) + 1}
 	t.weight = make([]int32, dstLen*t.n)
+	t.exact = make([]float32, dstLen*t.n)
 	fw := make([]float64, t.n)
 	for i := range dstLen {
 		centre := float64(lo) + (float64(i)+0.5)*scale - 0.5
@@ -52,6 +54,9 @@ func makeTaps(lo, span, srcLen, dstLen int) taps {
 			sum += fw[k]
 		}
 		w := t.weight[i*t.n : i*t.n+n]
+		for k := range n {
+			t.exact[i*t.n+k] = float32(fw[k] / sum)
+		}
 		total, biggest := int32(0), 0
 		for k := range w {
 			w[k] = int32(math.Round(fw[k] / sum * (1 << weightBits)))
@@ -123,4 +128,49 @@ func scaleRGBA(dst *image.RGBA, dr image.Rectangle, src *image.RGBA, sr image.Re
 func round8(v int64, shift uint) uint8 {
 	v = (v + 1<<(shift-1)) >> shift
 	return uint8(min(255, max(0, v)))
+}
+
+// scaleFloat is scaleRGBA with the unrounded weights, in float32 and
+// without rounding to whole levels: RGB values of the sr part of src into
+// the dr part of dst, a size×size×3 float image (stride 3*size).
+func scaleFloat(dst []float32, size int, dr image.Rectangle, src *image.RGBA, sr image.Rectangle) {
+	b := src.Rect
+	tx := makeTaps(sr.Min.X-b.Min.X, sr.Dx(), b.Dx(), dr.Dx())
+	ty := makeTaps(sr.Min.Y-b.Min.Y, sr.Dy(), b.Dy(), dr.Dy())
+	dw := dr.Dx()
+	x0, x1 := tx.first[0], tx.first[0]
+	for x := range dw {
+		x0, x1 = min(x0, tx.first[x]), max(x1, tx.first[x]+tx.count[x])
+	}
+	row := make([]float32, (x1-x0)*4)
+	for y := range dr.Dy() {
+		clear(row)
+		n := ty.count[y]
+		for k, wk := range ty.exact[y*ty.n : y*ty.n+n] {
+			off := (ty.first[y]+k)*src.Stride + 4*x0
+			srow := src.Pix[off : off+len(row)]
+			acc := row[:len(srow)]
+			for i := 0; i+3 < len(srow) && i+3 < len(acc); i += 4 {
+				acc[i] += wk * float32(srow[i])
+				acc[i+1] += wk * float32(srow[i+1])
+				acc[i+2] += wk * float32(srow[i+2])
+			}
+		}
+		drow := dst[((dr.Min.Y+y)*size+dr.Min.X)*3:]
+		drow = drow[:3*dw]
+		for x := range dw {
+			c := tx.count[x]
+			w := tx.exact[x*tx.n : x*tx.n+c]
+			p := row[4*(tx.first[x]-x0) : 4*(tx.first[x]-x0+c)]
+			var r, g, bl float32
+			for k, wk := range w {
+				q := p[4*k : 4*k+3]
+				r += wk * q[0]
+				g += wk * q[1]
+				bl += wk * q[2]
+			}
+			d := drow[3*x : 3*x+3]
+			d[0], d[1], d[2] = r, g, bl
+		}
+	}
 }

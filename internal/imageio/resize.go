@@ -88,6 +88,25 @@ func Resize(src *image.RGBA, size int, fit Fit) *image.RGBA {
 	return dst
 }
 
+// ResizeFloat is Resize without the rounding to whole levels: the same
+// geometry and filter, computed in float32 from unrounded weights, as RGB
+// values (size×size×3, row-major). It is what the serving graph's
+// tf.image.resize(method="bilinear", antialias=True) gives a model, so an
+// engine fed by Go (onnxruntime) sees what TensorFlow's serving_default sees
+// on the same decoded image, to float rounding.
+func ResizeFloat(src *image.RGBA, size int, fit Fit) []float32 {
+	dst := make([]float32, size*size*3)
+	sr, dr := Layout(src.Rect.Dx(), src.Rect.Dy(), size, fit)
+	sr = sr.Add(src.Rect.Min)
+	if fit == Pad {
+		for i := range dst {
+			dst[i] = PadGrey
+		}
+	}
+	scaleFloat(dst, size, dr, src, sr)
+	return dst
+}
+
 // Encode writes img as format (JPEG at quality 1–100, or PNG). Both
 // encoders are deterministic, which the byte-identical datasets rely on.
 func Encode(img image.Image, format Format, quality int) ([]byte, error) {

@@ -3,6 +3,7 @@ package infer
 import (
 	"context"
 	"errors"
+	"image"
 	"io"
 	"os"
 	"runtime"
@@ -133,7 +134,13 @@ func PredictLabelled(ctx context.Context, m *Pixels, files []LabelledFile, fit i
 
 // squares decodes and resizes files on all cores.
 func squares(files []LabelledFile, size int, fit imageio.Fit, lim Limits) ([][]uint8, []*FileError) {
-	pixels := make([][]uint8, len(files))
+	return decodeAll(files, lim, func(img *image.RGBA) []uint8 { return Square(img, size, fit) })
+}
+
+// decodeAll decodes files on all cores and makes each into what resize
+// returns.
+func decodeAll[T any](files []LabelledFile, lim Limits, resize func(*image.RGBA) []T) ([][]T, []*FileError) {
+	pixels := make([][]T, len(files))
 	errs := make([]*FileError, len(files))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
@@ -147,7 +154,7 @@ func squares(files []LabelledFile, size int, fit imageio.Fit, lim Limits) ([][]u
 				errs[i] = ferr
 				return
 			}
-			pixels[i] = Square(img, size, fit)
+			pixels[i] = resize(img)
 		}()
 	}
 	wg.Wait()

@@ -2,6 +2,7 @@ package infer
 
 import (
 	"context"
+	"image"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -303,16 +304,18 @@ func (s *Serving) predictBatch(preds []Prediction, feeds [][]byte, lim Limits) e
 	return nil
 }
 
-// predictPixels decodes and squash-resizes a batch's files in Go and runs
-// the good ones together on the pixel engine.
+// predictPixels decodes and squash-resizes a batch's files in Go, to float
+// values as the serving graph resizes (imageio.ResizeFloat), and runs the
+// good ones together on onnxruntime.
 func (s *Serving) predictPixels(inputs []Input, lim Limits) ([]Prediction, error) {
 	files := make([]LabelledFile, len(inputs))
 	for i, in := range inputs {
 		files[i].Input = in
 	}
-	pixels, errs := squares(files, s.pixels.Info.ImageSize, imageio.Squash, lim)
+	size := s.pixels.Info.ImageSize
+	pixels, errs := decodeAll(files, lim, func(img *image.RGBA) []float32 { return imageio.ResizeFloat(img, size, imageio.Squash) })
 	preds := make([]Prediction, len(inputs))
-	var images []uint8
+	var images []float32
 	var idx []int
 	for i, in := range inputs {
 		preds[i].Input, preds[i].Err = in, errs[i]
@@ -324,7 +327,7 @@ func (s *Serving) predictPixels(inputs []Input, lim Limits) ([]Prediction, error
 	if len(idx) == 0 {
 		return preds, nil
 	}
-	probs, err := s.pixels.Predict(images, len(idx))
+	probs, err := s.pixels.onnx.PredictFloat(images, len(idx))
 	if err != nil {
 		return nil, cli.Modelf("predicting with %s: %v", s.pixels.Dir, err)
 	}
