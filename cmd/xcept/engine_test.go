@@ -115,6 +115,8 @@ func TestEnginesAgree(t *testing.T) {
 		}
 	})
 
+	t.Run("Serve", func(t *testing.T) { serveEngines(t, r) })
+
 	t.Run("EvaluateReportIdentical", func(t *testing.T) {
 		out := t.TempDir()
 		for _, engine := range []string{infer.EngineTensorFlow, infer.EngineONNXRuntime} {
@@ -201,8 +203,11 @@ func TestEngineLibraryMissing(t *testing.T) {
 	}
 	img := quadrantJPEG(t)
 	missing := filepath.Join(t.TempDir(), "libonnxruntime.so")
-	xcept := func(engine string) (int, string, string) {
-		cmd := exec.Command(os.Args[0], "predict", "--run", r.Dir, "--engine", engine, img)
+	xcept := func(engine string, args ...string) (int, string, string) {
+		if args == nil {
+			args = []string{"predict", "--run", r.Dir, "--engine", engine, img}
+		}
+		cmd := exec.Command(os.Args[0], args...)
 		cmd.Env = append(os.Environ(), "XCEPT_TEST_AS_MAIN=1", ort.LibraryEnv+"="+missing)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -220,6 +225,11 @@ func TestEngineLibraryMissing(t *testing.T) {
 	code, stdout, stderr := xcept(infer.EngineAuto)
 	if code != 0 || !strings.Contains(stderr, "engine: tensorflow (runtime.engine auto, onnxruntime not used: ") || !strings.Contains(stderr, missing) || stdout == "" {
 		t.Errorf("--engine auto without the library: exit %d, stdout %q, stderr %q; want TensorFlow and the reason", code, stdout, stderr)
+	}
+	// serve too, before it loads any version or listens.
+	code, _, stderr = xcept("", "serve", "--model", t.TempDir(), "--engine", infer.EngineONNXRuntime)
+	if code != cli.ExitModel || strings.Count(strings.TrimSpace(stderr), "\n") != 0 || !strings.Contains(stderr, missing) {
+		t.Errorf("serve --engine onnxruntime without the library: exit %d, stderr %q; want 5 and one line naming %s", code, stderr, missing)
 	}
 }
 

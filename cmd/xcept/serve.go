@@ -21,6 +21,8 @@ import (
 	"github.com/xcept/xcept/internal/export"
 	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/graph"
+	"github.com/xcept/xcept/internal/infer"
+	"github.com/xcept/xcept/internal/ort"
 	"github.com/xcept/xcept/internal/serve"
 	"github.com/xcept/xcept/internal/versions"
 )
@@ -37,6 +39,9 @@ type ServeOptions struct {
 	GRPCPort int
 	Grace    time.Duration // how long requests in flight may take after SIGTERM
 	Session  graph.SessionOptions
+	// Engine is what runs the versions (runtime.engine, --engine) and
+	// onnxruntime's options.
+	Engine infer.EngineOptions
 	// AllowUntrusted loads versions trust.Check refuses.
 	AllowUntrusted bool
 	// Reject adds the "unknown" and "class" outputs to serving_default's
@@ -53,6 +58,7 @@ type ServeOptions struct {
 // serveKeys binds configuration keys to flags.
 var serveKeys = map[string]string{
 	"runtime.device":              deviceFlag,
+	"runtime.engine":              "engine",
 	"serve.name":                  "name",
 	"serve.host":                  "host",
 	"serve.port":                  "port",
@@ -105,6 +111,9 @@ log-odds) and "class" (the
 top class's name, or "unknown"); probabilities and classes are unchanged. A
 version exported without a threshold is not served.
 
+With --engine onnxruntime (runtime.engine) the versions run on onnxruntime:
+an ONNX export (DIR/<version>/NAME.onnx and labels.txt) as it is, a SavedModel
+through its conversion, made once and cached in xcept's cache folder.
 The server listens on 127.0.0.1 unless --host says otherwise.`,
 		Example: `  xcept serve --model export/flowers
   xcept serve --model export/flowers --host 0.0.0.0 --port 8501 --max-batch 16 --batch-timeout 2ms
@@ -126,6 +135,7 @@ The server listens on 127.0.0.1 unless --host says otherwise.`,
 	f := cmd.Flags()
 	addDeviceFlag(f)
 	f.StringVar(&o.Server.Dir, "model", "", "export folder holding version folders DIR/<version>/saved_model.pb (required)")
+	engineFlag(f)
 	f.String("name", "", "model name in URLs, /v1/models/NAME (serve.name; default: the --model folder's name)")
 	f.String("host", "", "address to listen on; 0.0.0.0 for every interface (serve.host)")
 	f.Int("port", 0, "port to listen on; 0 picks a free one (serve.port)")
@@ -187,9 +197,10 @@ func (o *ServeOptions) fromConfig(v *viper.Viper) error {
 	c.Limits.MaxPixels = v.GetInt64("serve.max_pixels")
 	c.Limits.MaxRequestPixels = v.GetInt64("serve.max_request_pixels")
 	c.Batch.MaxBatchPixels = v.GetInt64("serve.max_batch_pixels")
-	if o.Session, err = sessionOptions(v); err != nil {
+	if o.Engine, err = engineConfig(v); err != nil {
 		return err
 	}
+	o.Session = o.Engine.Session
 	o.AllowUntrusted = v.GetBool("serve.allow_untrusted_model")
 	o.Reject = v.GetBool("serve.reject")
 	switch {
@@ -244,6 +255,36 @@ func castDuration(x any) (time.Duration, error) {
 	return 0, fmt.Errorf("not a duration")
 }
 
+// onnxLoader is serve's loader on onnxruntime when runtime.engine asks for
+// it (nil: TensorFlow's), having said which engine serves in one line:
+// onnxruntime must load, auto falls back to TensorFlow when it does not.
+// It takes ONNX exports as they are and SavedModel exports through their
+// cached conversion.
+func onnxLoader(o ServeOptions, log io.Writer) (serve.Loader, error) {
+	switch o.Engine.Engine {
+	case infer.EngineTensorFlow:
+		return nil, nil
+	case infer.EngineAuto:
+		if err := ort.Load(); err != nil {
+			fmt.Fprintf(log, "engine: tensorflow (runtime.engine auto, onnxruntime not used: %v)\n", err)
+			return nil, nil
+		}
+	}
+	if err := ort.Load(); err != nil {
+		return nil, cli.Modelf("%v", err)
+	}
+	fmt.Fprintf(log, "engine: onnxruntime %s (runtime.engine %s: ONNX exports as they are, SavedModels through their cached conversion in %s)\n",
+		ort.Version(), o.Engine.Engine, export.ONNXCacheDir())
+	convert := func(ctx context.Context, dir string) (string, error) {
+		path, _, err := export.CachedSavedModelONNX(ctx, dir, log)
+		if err != nil {
+			return "", fmt.Errorf("converting %s to ONNX: %v", dir, oneLine(err.Error()))
+		}
+		return path, nil
+	}
+	return serve.ONNXLoader(o.Context, o.Engine.ORT(), convert, o.AllowUntrusted), nil
+}
+
 // runServe loads the newest version and answers until the context ends.
 func runServe(o ServeOptions) error {
 	log := o.Stderr
@@ -256,6 +297,15 @@ func runServe(o ServeOptions) error {
 	}
 	load := o.Loader
 	var place *device.Placement
+	if load == nil {
+		var err error
+		if load, err = onnxLoader(o, log); err != nil {
+			return err
+		}
+		if load != nil {
+			o.Server.Complete = versions.CompleteAny // ONNX exports too
+		}
+	}
 	if load == nil {
 		if err := graph.Load(); err != nil {
 			return cli.Modelf("%v", err)

@@ -90,7 +90,7 @@ func ScriptPath(name string) (string, error) {
 		fmt.Fprintf(h, "%s\x00%d\x00", n, len(data))
 		h.Write(data)
 	}
-	dir := filepath.Join(cacheDir(), "scripts", hex.EncodeToString(h.Sum(nil)[:8]))
+	dir := filepath.Join(CacheDir(), "scripts", hex.EncodeToString(h.Sum(nil)[:8]))
 	for _, n := range names {
 		if err := writeOnce(filepath.Join(dir, n), files[n]); err != nil {
 			return "", err
@@ -111,8 +111,8 @@ func writeOnce(path string, data []byte) error {
 	return atomicfile.WriteFile(path, data)
 }
 
-// cacheDir is $XCEPT_CACHE, else the user cache folder, else the temp folder.
-func cacheDir() string {
+// CacheDir is $XCEPT_CACHE, else the user cache folder, else the temp folder.
+func CacheDir() string {
 	if d := os.Getenv("XCEPT_CACHE"); d != "" {
 		return d
 	}

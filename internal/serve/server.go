@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/xcept/xcept/internal/versions"
 	"io"
 	"net"
 	"net/http"
@@ -36,6 +37,10 @@ type Config struct {
 	// AccessLog, when set, one line per request.
 	Log       io.Writer
 	AccessLog io.Writer
+	// Complete decides which version folders are complete versions (nil:
+	// versions.Complete, SavedModels only; onnxruntime's loader takes
+	// versions.CompleteAny, ONNX exports too).
+	Complete func(dir string) (string, bool)
 }
 
 // Server is a loaded model and its HTTP API.
@@ -57,7 +62,11 @@ func New(cfg Config, load Loader) (*Server, error) {
 		cfg.Limits.Decode = NewBudget(cfg.Batch.MaxBatchPixels)
 	}
 	s := &Server{cfg: cfg, met: newMetrics(cfg.Name)}
-	s.mgr = &manager{dir: cfg.Dir, load: load, batch: cfg.Batch, met: s.met, logf: s.logf,
+	complete := cfg.Complete
+	if complete == nil {
+		complete = versions.Complete
+	}
+	s.mgr = &manager{dir: cfg.Dir, load: load, complete: complete, batch: cfg.Batch, met: s.met, logf: s.logf,
 		states: map[int64]VersionState{}, failed: map[int64]string{}}
 	if err := s.mgr.poll(); err != nil {
 		return nil, err

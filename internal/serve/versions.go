@@ -28,11 +28,19 @@ func explainEmpty(dir string) string {
 	case fileExists(filepath.Join(dir, versions.SavedModelFile)):
 		return fmt.Sprintf("%s is a SavedModel itself, but serve (like TF Serving) expects version folders: move it to %s",
 			dir, filepath.Join(dir, versions.Name(1)))
+	case hasONNXVersion(dir):
+		return fmt.Sprintf("%s holds an ONNX export (DIR/<version>/NAME.onnx): serve it with --engine onnxruntime (runtime.engine)", dir)
 	case fileExists(filepath.Join(dir, "serving", versions.SavedModelFile)):
 		return fmt.Sprintf("%s is an xcept model folder: export it first (xcept export), then serve the export", dir)
 	}
 	return fmt.Sprintf("%s has no complete version folder (%s with %s and %s); export one with xcept export",
 		dir, filepath.Join(dir, versions.Name(1)), versions.SavedModelFile, versions.VariablesIndex)
+}
+
+// hasONNXVersion says whether base holds a complete ONNX version folder.
+func hasONNXVersion(base string) bool {
+	vs, _ := versions.ScanFunc(base, versions.CompleteONNX)
+	return len(vs) > 0
 }
 
 func fileExists(path string) bool {
@@ -53,11 +61,12 @@ type servable struct {
 // version is loaded and warmed up while the old one serves, swapped in
 // atomically, and the old one is closed once its requests have finished.
 type manager struct {
-	dir   string
-	load  Loader
-	batch BatchConfig
-	met   *metrics
-	logf  func(format string, args ...any)
+	dir      string
+	load     Loader
+	complete func(dir string) (string, bool) // which version folders are complete
+	batch    BatchConfig
+	met      *metrics
+	logf     func(format string, args ...any)
 
 	mu      sync.RWMutex
 	current *servable
@@ -104,7 +113,7 @@ func (m *manager) setState(st VersionState) {
 func (m *manager) poll() error {
 	m.pollMu.Lock()
 	defer m.pollMu.Unlock()
-	vs, err := versions.Scan(m.dir)
+	vs, err := versions.ScanFunc(m.dir, m.complete)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", m.dir, err)
 	}

@@ -60,7 +60,11 @@ func Parse(name string) (int64, bool) {
 }
 
 // Scan lists the complete version folders of base, newest first.
-func Scan(base string) ([]Version, error) {
+func Scan(base string) ([]Version, error) { return ScanFunc(base, Complete) }
+
+// ScanFunc is Scan with complete deciding which folders are complete
+// versions (Complete, CompleteONNX, CompleteAny).
+func ScanFunc(base string, complete func(dir string) (string, bool)) ([]Version, error) {
 	entries, err := os.ReadDir(base)
 	if err != nil {
 		return nil, err
@@ -72,7 +76,7 @@ func Scan(base string) ([]Version, error) {
 			continue
 		}
 		v := Version{Number: n, Dir: filepath.Join(base, e.Name())}
-		if v.Stamp, ok = Complete(v.Dir); ok {
+		if v.Stamp, ok = complete(v.Dir); ok {
 			out = append(out, v)
 		}
 	}
@@ -88,6 +92,47 @@ func Newest(base string) (Version, bool) {
 		return Version{}, false
 	}
 	return vs[0], true
+}
+
+// ONNXLabels is the labels file beside an ONNX export's model.
+const ONNXLabels = "labels.txt"
+
+// ONNXModel is the one .onnx file of an ONNX export's version folder
+// (NAME.onnx, as xcept export --format onnx writes it), or "" when there
+// is not exactly one.
+func ONNXModel(dir string) string {
+	m, _ := filepath.Glob(filepath.Join(dir, "*.onnx"))
+	if len(m) != 1 {
+		return ""
+	}
+	return m[0]
+}
+
+// CompleteONNX says whether dir is a complete ONNX version (one .onnx file
+// and labels.txt), and returns their stamp.
+func CompleteONNX(dir string) (string, bool) {
+	model := ONNXModel(dir)
+	if model == "" {
+		return "", false
+	}
+	var stamp string
+	for _, f := range []string{filepath.Base(model), ONNXLabels} {
+		st, err := os.Stat(filepath.Join(dir, f))
+		if err != nil || !st.Mode().IsRegular() {
+			return "", false
+		}
+		stamp += fmt.Sprintf("%s:%d:%d;", f, st.Size(), st.ModTime().UnixNano())
+	}
+	return stamp, true
+}
+
+// CompleteAny is a complete SavedModel version or, failing that, a
+// complete ONNX one (what serve takes on onnxruntime).
+func CompleteAny(dir string) (string, bool) {
+	if stamp, ok := Complete(dir); ok {
+		return stamp, true
+	}
+	return CompleteONNX(dir)
 }
 
 // Complete says whether dir holds the files of a complete version, and

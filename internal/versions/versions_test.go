@@ -104,3 +104,48 @@ func TestNext(t *testing.T) {
 		t.Errorf("Next = %d, %v; want 4 (after 3; files and other names ignored)", v, err)
 	}
 }
+
+// An ONNX export's version folder (NAME.onnx and labels.txt) is complete
+// only for CompleteONNX and CompleteAny; a SavedModel stays complete for all
+// but CompleteONNX; two .onnx files or no labels are not a version.
+func TestCompleteONNX(t *testing.T) {
+	base := t.TempDir()
+	write := func(name string) {
+		p := filepath.Join(base, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("1/flowers.onnx")
+	write("1/labels.txt")
+	write("2/a.onnx")
+	write("2/b.onnx")
+	write("2/labels.txt")
+	write("3/flowers.onnx")
+	complete(t, base, "4")
+	for _, tt := range []struct {
+		name     string
+		complete func(string) (string, bool)
+		want     []int64
+	}{
+		{"Complete", Complete, []int64{4}},
+		{"CompleteONNX", CompleteONNX, []int64{1}},
+		{"CompleteAny", CompleteAny, []int64{4, 1}},
+	} {
+		vs, err := ScanFunc(base, tt.complete)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int64
+		for _, v := range vs {
+			got = append(got, v.Number)
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%s: versions %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	if m := ONNXModel(filepath.Join(base, "1")); filepath.Base(m) != "flowers.onnx" {
+		t.Errorf("ONNXModel = %q", m)
+	}
+}
