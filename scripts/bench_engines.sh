@@ -5,11 +5,15 @@
 # its own process.
 #
 # xcept's figures are end to end (Go decoding, resizing and the model): the
-# wall and CPU time of `xcept predict` on 1+M images minus that on 1 image,
-# divided by M, so process start, model load and warm-up cancel out. The
+# wall and CPU time of `xcept predict --batch B` on B+1+M images minus that on
+# B+1 images, divided by M, so process start, model load and the first run
+# of each batch shape (a full batch, then the one image left) cancel out. The
 # conversion to ONNX happens once, before the timed runs (its own line).
 # onnxruntime's own figure (scripts/bench_ort.py) is the median of in-process
-# calls on random pixels, with no decoding.
+# calls on random pixels, with no decoding, with onnxruntime's default options
+# and with spinning off as xcept runs it. The decoding and resizing xcept
+# does for onnxruntime (Go, per image) is the difference; its cost alone is
+# measured by `go test ./internal/infer -bench BenchmarkSquare`.
 #
 #   BENCH_SIZE=299 BENCH_M=32 BENCH_THREADS=2 make bench-engines
 #
@@ -42,20 +46,22 @@ if [ ! -f "$run/checkpoints/best/state.json" ]; then
 		"$(realpath "$model")" "$size" >"$run/run.json"
 fi
 # Real photos when the fixture is there, else generated JPEGs.
-imgs=$work/images
+imgs=$work/images-$m
 if [ ! -d "$imgs" ]; then
 	mkdir -p "$imgs"
 	src=${XCEPT_CACHE:-$HOME/.cache/xcept}/fixtures/kitchenware
 	i=0
-	while [ $i -lt $((m + 1)) ]; do
+	while [ $i -lt $((m + 17)) ]; do
 		for f in "$src"/*/*.jpg; do
-			[ $i -lt $((m + 1)) ] || break
+			[ $i -lt $((m + 17)) ] || break
 			cp "$f" "$imgs/$(printf %04d $i).jpg"
 			i=$((i + 1))
 		done
 	done
 fi
 one=$(ls "$imgs"/*.jpg | head -1)
+# first N: the first N images.
+first() { ls "$imgs"/*.jpg | head -"$1"; }
 
 # timed ENGINE BATCH FILES...: "wall_s cpu_s" of one xcept predict process.
 timed() {
@@ -65,22 +71,29 @@ timed() {
 	awk '{printf "%s %.2f", $1, $2 + $3}' "$work/time"
 }
 
+load() { cut -d' ' -f1 /proc/loadavg; }
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 t0=$(date +%s.%N)
 "$x" predict --run "$run" --engine onnxruntime "$one" >/dev/null 2>"$work/convert.err" || { cat "$work/convert.err"; exit 1; }
 echo "conversion (first onnxruntime predict, cached afterwards): $(echo "$(date +%s.%N) - $t0" | bc) s wall"
 onnx=$(ls "$run"/checkpoints/best/model-*.onnx)
 
-printf '%-28s %12s %12s %14s %14s\n' contender "b1 ms/img" "b1 cpu ms" "b16 ms/img" "b16 cpu ms"
-for engine in tensorflow onnxruntime; do
+# Contenders: TensorFlow; onnxruntime as xcept runs it (runtime.onnxruntime_spin
+# false, the default); onnxruntime with its threads spinning (its own default).
+printf '%-36s %10s %10s %10s %10s %6s\n' contender "b1 ms/img" "b1 cpu ms" "b16 ms/img" "b16 cpu ms" load
+for contender in tensorflow onnxruntime onnxruntime-spin; do
+	engine=${contender%-spin} spin=false
+	[ "$contender" = onnxruntime-spin ] && spin=true
 	row=()
 	for batch in 1 16; do
-		read -r w1 c1 <<<"$(timed $engine "$batch" "$one")"
-		read -r wn cn <<<"$(timed $engine "$batch" "$imgs"/*.jpg)"
+		# batch+1 images (a full batch and one more: both shapes' first
+		# runs) against batch+1+M: the M images between run in full batches.
+		read -r w1 c1 <<<"$(XCEPT_RUNTIME_ONNXRUNTIME_SPIN=$spin timed "$engine" "$batch" $(first $((batch + 1))))"
+		read -r wn cn <<<"$(XCEPT_RUNTIME_ONNXRUNTIME_SPIN=$spin timed "$engine" "$batch" $(first $((batch + 1 + m))))"
 		row+=("$(echo "($wn - $w1) * 1000 / $m" | bc -l | xargs printf %.1f)" "$(echo "($cn - $c1) * 1000 / $m" | bc -l | xargs printf %.1f)")
 	done
-	printf '%-28s %12s %12s %14s %14s\n' "xcept predict $engine" "${row[@]}"
+	printf '%-36s %10s %10s %10s %10s %6s\n' "xcept predict $contender" "${row[@]}" "$(load)"
 done
-ort=$("$py" scripts/bench_ort.py --model "$onnx" --size "$size" --threads "$threads")
-echo "onnxruntime Python (anchor): $ort"
+echo "onnxruntime Python (anchor, its defaults: spinning): $("$py" scripts/bench_ort.py --model "$onnx" --size "$size" --threads "$threads")"
+echo "onnxruntime Python (anchor, spinning off as xcept): $("$py" scripts/bench_ort.py --model "$onnx" --size "$size" --threads "$threads" --spin 0)"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
