@@ -134,14 +134,7 @@ func TestRealWeightsOOD(t *testing.T) {
 	modelDir := testmodel.Real(t)
 	dir := t.TempDir()
 	images := filepath.Dir(filepath.Dir(realQuadrantImages(t, 120, 5)[0]))
-	ds := filepath.Join(dir, "ds")
-	if code, _, stderr := runXcept(t, nil, "-q", "prepare", "--data", images, "--out", ds, "--split", "0.4,0.3,0.3",
-		"--image-size", fmt.Sprint(testmodel.RealSize), "--no-model"); code != 0 {
-		t.Fatalf("prepare: %s", stderr)
-	}
-	if err := os.Symlink(modelDir, filepath.Join(ds, "model")); err != nil {
-		t.Fatal(err)
-	}
+	ds := preparedFolder(t, images, testmodel.RealSize, "0.4,0.3,0.3", modelDir)
 	cfg := writeTrainConfig(t, "augment:\n  enabled: false\n")
 	runDir := filepath.Join(dir, "runs", "real")
 	code, _, stderr := runXcept(t, nil, "--config", cfg, "-q", "train", "--data", ds, "--run", runDir, "--epochs", "30", "--seed", "11")

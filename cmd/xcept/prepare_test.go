@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -70,13 +73,41 @@ func runXcept(t *testing.T, env map[string]string, args ...string) (code int, st
 // at size px into dir/ds as `xcept prepare --no-model` does with the
 // default configuration, with model (unless "") as the dataset's model.
 func demoDataset(ctx context.Context, dir string, gen demodata.Options, size int, model string) (string, error) {
-	o, err := prepareOptionsFor(&Globals{Output: cli.Output{Stdout: io.Discard, Stderr: io.Discard}}, "", "")
+	o, err := defaultPrepareOptions(size)
 	if err != nil {
 		return "", err
 	}
-	o.Dataset.ImageSize = size
-	p, err := demoset.Make(ctx, dir, demoset.Options{Images: gen, Prepare: o.Dataset, Model: model})
+	p, err := demoset.Make(ctx, dir, demoset.Options{Images: gen, Prepare: o, Model: model})
 	return p.Dataset, err
+}
+
+// defaultPrepareOptions are `xcept prepare --no-model --image-size size`'s
+// with the default configuration.
+func defaultPrepareOptions(size int) (dataset.Options, error) {
+	o, err := prepareOptionsFor(&Globals{Output: cli.Output{Stdout: io.Discard, Stderr: io.Discard}}, "", "")
+	o.Dataset.ImageSize = size
+	return o.Dataset, err
+}
+
+// preparedFolder prepares the image folder images (one sub-folder per
+// class) at size px into a temporary folder of t as `xcept prepare
+// --no-model` does with the default configuration, but for the split
+// (train,val,test shares; "" for the default), with model as the
+// dataset's model.
+func preparedFolder(t *testing.T, images string, size int, split, model string) string {
+	t.Helper()
+	o, err := defaultPrepareOptions(size)
+	if err == nil && split != "" {
+		o.Fractions, err = dataset.ParseFractions(split)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := demoset.Folder(t.Context(), images, filepath.Join(t.TempDir(), "ds"), demoset.Options{Prepare: o, Model: model})
+	if err != nil {
+		t.Fatalf("preparing %s: %v", images, err)
+	}
+	return p.Dataset
 }
 
 // tempDemoDataset is demoDataset in a temporary folder of t.
@@ -245,4 +276,40 @@ func TestProgressOnlyOnATerminal(t *testing.T) {
 	if !strings.Contains(b.String(), "auditing") {
 		t.Errorf("progress bar drew %q", b.String())
 	}
+}
+
+// TestPreparedFolderIsPrepare: the datasets tests prepare with
+// preparedFolder (and demoDataset) are byte for byte what `xcept prepare
+// --no-model` writes, so that the tests of the other verbs read what users'
+// datasets hold.
+func TestPreparedFolderIsPrepare(t *testing.T) {
+	images := prepareData(t)
+	viaCLI := filepath.Join(t.TempDir(), "ds")
+	if code, _, stderr := runXcept(t, nil, "-q", "prepare", "--data", images, "--out", viaCLI, "--image-size", "48",
+		"--split", "0.5,0.25,0.25", "--no-model"); code != 0 {
+		t.Fatalf("prepare: exit %d: %s", code, stderr)
+	}
+	helper := preparedFolder(t, images, 48, "0.5,0.25,0.25", "")
+	want, got := readTree(t, viaCLI), readTree(t, helper)
+	if len(want) == 0 || !maps.EqualFunc(want, got, bytes.Equal) {
+		t.Errorf("preparedFolder wrote %v, prepare %v", slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want)))
+	}
+}
+
+// readTree reads every file below dir, by path relative to dir.
+func readTree(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	files := map[string][]byte{}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		files[rel], err = os.ReadFile(path)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
 }

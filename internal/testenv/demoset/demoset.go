@@ -43,19 +43,26 @@ func PrepareOptions(size int) dataset.Options {
 
 // Make generates o.Images into dir/images and prepares them into dir/ds.
 func Make(ctx context.Context, dir string, o Options) (Prepared, error) {
-	p := Prepared{Images: filepath.Join(dir, "images"), Dataset: filepath.Join(dir, "ds")}
-	if err := demodata.Generate(p.Images, o.Images); err != nil {
-		return p, err
+	images := filepath.Join(dir, "images")
+	if err := demodata.Generate(images, o.Images); err != nil {
+		return Prepared{Images: images}, err
 	}
+	return Folder(ctx, images, filepath.Join(dir, "ds"), o)
+}
+
+// Folder prepares the image folder images (made by another generator,
+// such as demodata.Composite) into out as o says; o.Images is not used.
+func Folder(ctx context.Context, images, out string, o Options) (Prepared, error) {
+	p := Prepared{Images: images, Dataset: out}
 	prep := o.Prepare
-	prep.Data, prep.Out = p.Images, p.Dataset
+	prep.Data, prep.Out = images, out
 	rep, err := dataset.Prepare(ctx, prep)
 	if err != nil {
 		return p, err
 	}
 	p.Manifest = rep.Manifest
 	if o.Model != "" {
-		err = os.Symlink(o.Model, filepath.Join(p.Dataset, dataset.ModelDir))
+		err = os.Symlink(o.Model, filepath.Join(out, dataset.ModelDir))
 	}
 	return p, err
 }
