@@ -88,6 +88,12 @@ bench: build
 bench-real: build fixtures
 	scripts/bench_real.sh
 
+# xcept audit on real labelled images with flipped labels and planted
+# near-duplicate copies: precision, recall, cleanlab agreement, threshold grid.
+.PHONY: bench-audit
+bench-audit: build fixtures
+	scripts/audit/bench_audit.sh
+
 # xcept predict on TensorFlow and onnxruntime against onnxruntime's own
 # figure (not part of make test): BENCH_SIZE=299 BENCH_M=32 make bench-engines
 .PHONY: bench-engines

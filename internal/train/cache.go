@@ -81,6 +81,53 @@ func OpenFeatureCache(ctx context.Context, m *model.Model, data Data, manifestSH
 	return mapCache(dir)
 }
 
+// Exists says whether the cache for this model, data and configuration has
+// been computed, under root.
+func Exists(m *model.Model, manifestSHA string, cfg Config, root string) (bool, error) {
+	key, err := CacheKey(m, manifestSHA, cfg)
+	if err != nil {
+		return false, err
+	}
+	_, err = os.Stat(filepath.Join(root, key, "meta.json"))
+	return err == nil, nil
+}
+
+// TrainView is view v of every training image, TrainLabels' order, Dim
+// values each (the mapped file: read only, valid until Close).
+func (c *FeatureCache) TrainView(v int) []float32 { return c.train[v] }
+
+// Val is the validation images' features, ValLabels' order.
+func (c *FeatureCache) Val() []float32 { return c.val }
+
+// ComputeFeatures runs the features signature over one pass of the loader
+// (give no Shuffle and no Augment for the images as they are) and returns
+// the rows in record order with their labels, in memory.
+func ComputeFeatures(ctx context.Context, m *model.Model, o loader.Options) ([]float32, []int32, error) {
+	l, err := loader.Open(ctx, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer l.Close()
+	var feats []float32
+	var labels []int32
+	for {
+		b, err := l.Next()
+		if err == io.EOF {
+			return feats, labels, nil
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		f, err := m.Features(b.Images, b.N())
+		if err != nil {
+			return nil, nil, err
+		}
+		feats = append(feats, f...)
+		labels = append(labels, b.Labels...)
+		l.Recycle(b)
+	}
+}
+
 // buildCache computes every feature into a temporary folder, then renames it.
 func buildCache(ctx context.Context, m *model.Model, data Data, cfg Config, key, dir string, notify Notify) error {
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {

@@ -355,11 +355,11 @@ func (j *Job) source(ctx context.Context, r *run.Run, m *model.Model, ds *datase
 	if !j.Cfg.FeatureCache {
 		return NewImageSource(m, contract.SigTrainStep, data, j.Cfg)
 	}
-	sum, err := fileSHA(filepath.Join(r.Info.Dataset, dataset.ManifestFile))
+	sum, err := ManifestSHA(r.Info.Dataset)
 	if err != nil {
 		return nil, err
 	}
-	cache, err := OpenFeatureCache(ctx, m, data, sum, j.Cfg, cacheRoot(r), j.Out.notify)
+	cache, err := OpenFeatureCache(ctx, m, data, sum, j.Cfg, CacheRoot(r), j.Out.notify)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, cli.Interrupted
@@ -369,9 +369,9 @@ func (j *Job) source(ctx context.Context, r *run.Run, m *model.Model, ds *datase
 	return &CachedSource{Model: m, Cache: cache, Cfg: j.Cfg, Weights: weights}, nil
 }
 
-// cacheRoot keeps feature caches with the dataset, so every run of it
+// CacheRoot keeps feature caches with the dataset, so every run of it
 // shares them, or in the run folder when the dataset is read-only.
-func cacheRoot(r *run.Run) string {
+func CacheRoot(r *run.Run) string {
 	dir := filepath.Join(r.Info.Dataset, ".cache", "features")
 	if err := os.MkdirAll(dir, 0o755); err == nil {
 		if f, err := os.CreateTemp(dir, ".probe-"); err == nil {
@@ -383,8 +383,10 @@ func cacheRoot(r *run.Run) string {
 	return r.Path(".cache", "features")
 }
 
-func fileSHA(path string) (string, error) {
-	data, err := os.ReadFile(path)
+// ManifestSHA is the SHA-256 of a prepared dataset's manifest, the
+// dataset's part of a feature cache's key.
+func ManifestSHA(dir string) (string, error) {
+	data, err := os.ReadFile(filepath.Join(dir, dataset.ManifestFile))
 	if err != nil {
 		return "", err
 	}
