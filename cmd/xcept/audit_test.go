@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"image"
 	"image/jpeg"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"github.com/xcept/xcept/internal/auditrun"
 	"github.com/xcept/xcept/internal/demodata"
 	"github.com/xcept/xcept/internal/testenv"
+	"github.com/xcept/xcept/internal/testenv/demoset"
 	"github.com/xcept/xcept/internal/testmodel"
 )
 
@@ -25,7 +25,7 @@ var auditData testenv.Once[string]
 // auditDataset is a prepared demo dataset (3 classes of 40, 96 px, the tiny
 // test model) with six images moved to another class's folder (their names
 // start with "flip-") and one image planted again as a JPEG of quality 60
-// (named "copy-…"), made once per test binary.
+// (named "copy-…"), prepared by demoset, made once per test binary.
 func auditDataset(t *testing.T) string {
 	t.Helper()
 	modelDir := testmodel.Tiny(t)
@@ -61,12 +61,8 @@ func auditDataset(t *testing.T) string {
 		if err := reencode(src, filepath.Join(images, classes[0].Name(), "copy-"+strings.TrimSuffix(name, ".png")+".jpg")); err != nil {
 			return "", err
 		}
-		ds := filepath.Join(dir, "ds")
-		var out, errOut strings.Builder
-		if code := run(t.Context(), []string{"prepare", "--data", images, "--out", ds, "--image-size", "96", "--no-model"}, &out, &errOut); code != 0 {
-			return "", errors.New(errOut.String())
-		}
-		return ds, os.Symlink(modelDir, filepath.Join(ds, "model"))
+		p, err := demoset.Folder(t.Context(), images, filepath.Join(dir, "ds"), demoset.Options{Prepare: demoset.PrepareOptions(96), Model: modelDir})
+		return p.Dataset, err
 	})
 }
 
