@@ -47,7 +47,8 @@ if [ ! -f "$run/checkpoints/best/state.json" ]; then
 fi
 # Real photos when the fixture is there, else generated JPEGs.
 imgs=$work/images-$m
-if [ ! -d "$imgs" ]; then
+if [ "$(ls "$imgs" 2>/dev/null | wc -l)" -lt $((m + 17)) ]; then
+	rm -rf "$imgs"
 	mkdir -p "$imgs"
 	src=${XCEPT_CACHE:-$HOME/.cache/xcept}/fixtures/kitchenware
 	i=0
