@@ -44,7 +44,7 @@ MIN_IMAGE_SIZE = 71  # Xception's smallest input
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 DOWNLOAD_TIMEOUT_SECONDS = 20  # an offline machine must fail fast, not hang
 FORMAT_VERSION = 1
-BUILDER_VERSION = 3  # 2: eval_head_step, --init-from, serving_default on encoded images; 3: temperature
+BUILDER_VERSION = 4  # 2: eval_head_step, --init-from, serving_default on encoded images; 3: temperature; 4: --feature-blocks
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
@@ -77,6 +77,11 @@ def parse_args(argv):
     p.add_argument("--dense-units", type=int, default=1024)
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--unfreeze-from", default="block11", help="Xception block (block1..block14) or layer name")
+    p.add_argument(
+        "--feature-blocks",
+        help="comma-separated Xception blocks, shallowest first, whose pooled outputs the head reads "
+        "(default: xcept_model.FEATURE_BLOCKS)",
+    )
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--init-from", help="checkpoint prefix (PREFIX.index exists) whose model weights to start from")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
@@ -154,7 +159,11 @@ def validate(args):
         raise UsageError(f"--out {out}: already exists; pass --overwrite to replace it")
     if not os.path.isdir(os.path.dirname(out)):
         raise UsageError(f"--out {out}: parent folder does not exist; create it first")
+    optional = {}
+    if args.feature_blocks is not None:
+        optional["feature_blocks"] = tuple(b.strip() for b in args.feature_blocks.split(","))
     return dict(
+        **optional,
         classes=read_classes(args),
         image_size=args.image_size,
         weights=resolve_weights(args.weights),
@@ -225,8 +234,10 @@ def describe(cfg, trainer, tmp):
         "unfreeze_from": cfg.unfreeze_from,
         "seed": cfg.seed,
         "init_from": cfg.init_from,
-        "feature_dim": xm.FEATURE_DIM,
-        "blocks": list(xm.BLOCKS),
+        "feature_blocks": list(cfg.feature_blocks),
+        "feature_dim": xm.feature_dim_of(cfg.feature_blocks),
+        # The blocks the base has (--unfreeze-from may name any of them).
+        "blocks": list(xm.BLOCKS[: xm.BLOCKS.index(cfg.feature_blocks[-1]) + 1]),
         "trainable_variables": {
             "train_step": len(trainer.head_variables()),
             "train_head_step": len(trainer.head_variables()),
@@ -248,6 +259,7 @@ def build(cfg, tmp):
     started = time.monotonic()
     source = f"checkpoint {cfg.init_from}" if cfg.init_from else f"weights {cfg.weights}"
     progress(f"building Xception {cfg.image_size} px, {cfg.num_classes} classes, {source}, {cfg.precision}")
+    xm.check_feature_blocks(cfg.feature_blocks, cfg.unfreeze_from)
     if cfg.init_from:
         shapes = xm.checkpoint_model_shapes(cfg.init_from)
         xm.check_checkpoint_head(cfg, shapes)
@@ -256,7 +268,7 @@ def build(cfg, tmp):
         xm.restore_model(model, cfg, shapes)
     trainer = xm.XceptModule(model, cfg, training=True)
     progress(f"saving trainer ({time.monotonic() - started:.1f} s)")
-    xm.save(trainer, xm.trainer_signatures(cfg.image_size), os.path.join(tmp, "trainer"))
+    xm.save(trainer, xm.trainer_signatures(cfg.image_size, xm.feature_dim_of(cfg.feature_blocks)), os.path.join(tmp, "trainer"))
     progress(f"saving serving ({time.monotonic() - started:.1f} s)")
     # The asset's source must be named as it will be in assets/; it lives
     # in a folder of its own that is removed once saved.

@@ -32,6 +32,7 @@ N = len(CLASSES)
 HEATMAP = 3  # block14's spatial size at 71 px
 DROPOUT = 0.2
 UNFREEZE = "block13"  # the shared model's; the --init-from model unfreezes block12
+FEATURES = 728 * 3 + 2048  # pooled block4, block8, block12 and block14, the default feature blocks
 
 
 def run_builder(*args, env=None, timeout=300):
@@ -110,15 +111,15 @@ EXPECTED = {
     "trainer": {
         "train_step": ({"images": IMAGES, **TRAIN_INPUTS}, TRAIN_OUTPUTS),
         "finetune_step": ({"images": IMAGES, **TRAIN_INPUTS}, TRAIN_OUTPUTS),
-        "train_head_step": ({"features": ("float32", [-1, 2048]), **TRAIN_INPUTS}, TRAIN_OUTPUTS),
+        "train_head_step": ({"features": ("float32", [-1, FEATURES]), **TRAIN_INPUTS}, TRAIN_OUTPUTS),
         "eval_step": ({"images": IMAGES, "labels": ("int32", [-1])}, {"loss": ("float32", []), "probabilities": PROBS, "logits": PROBS}),
         "eval_head_step": (
-            {"features": ("float32", [-1, 2048]), "labels": ("int32", [-1])},
+            {"features": ("float32", [-1, FEATURES]), "labels": ("int32", [-1])},
             {"loss": ("float32", []), "probabilities": PROBS, "logits": PROBS},
         ),
         "set_temperature": ({"temperature": ("float32", [])}, {"temperature": ("float32", [])}),
         "predict": ({"images": IMAGES}, {"probabilities": PROBS}),
-        "features": ({"images": IMAGES}, {"features": ("float32", [-1, 2048])}),
+        "features": ({"images": IMAGES}, {"features": ("float32", [-1, FEATURES])}),
         "explain": (
             {"images": IMAGES, "class_index": ("int32", [-1])},
             {"heatmap": ("float32", [-1, HEATMAP, HEATMAP]), "probabilities": PROBS, "class_index": ("int32", [-1])},
@@ -155,7 +156,7 @@ def test_model_json_describes_the_build(built):
     want = {
         "format_version": 1, "builder_version": build_model.BUILDER_VERSION, "classes": list(CLASSES), "num_classes": N,
         "image_size": SIZE, "weights": "none", "weights_sha256": None, "precision": "float32",
-        "dense_units": 32, "dropout": DROPOUT, "unfreeze_from": UNFREEZE, "seed": 42, "feature_dim": 2048,
+        "dense_units": 32, "dropout": DROPOUT, "unfreeze_from": UNFREEZE, "seed": 42, "feature_dim": FEATURES, "feature_blocks": list(xm.FEATURE_BLOCKS),
         "init_from": None,
         "blocks": [f"block{i}" for i in range(1, 15)],
         "tensorflow_version": tf.__version__, "keras_version": keras.__version__,
@@ -749,10 +750,52 @@ def test_mixed_float16_scales_the_loss_inside_the_tape():
         module = xm.XceptModule(xm.build_keras_model(cfg), cfg, training=True)
         assert isinstance(module.head_optimizer, keras.mixed_precision.LossScaleOptimizer)
         step = tf.function(module.train_head_step)
-        features = tf.constant(np.random.default_rng(0).uniform(size=(6, 2048)), tf.float32)
+        features = tf.constant(np.random.default_rng(0).uniform(size=(6, FEATURES)), tf.float32)
         labels = tf.constant([0, 0, 1, 1, 2, 2], tf.int32)
         inputs = {k: v for k, v in step_inputs(None, labels, lr=1e-2).items() if k != "images"}
         losses = [float(step(features=features, **inputs)["loss"]) for _ in range(10)]
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert losses[-1] < losses[0], losses
+
+
+@pytest.mark.parametrize(
+    "blocks, unfreeze, message",
+    [
+        (("block4", "block15"), "block3", "unknown block block15"),
+        ((), "block3", "no blocks"),
+        (("block8", "block4"), "block3", "shallowest first"),
+        (("block4", "block4"), "block3", "list each block once"),
+        (("block4", "block8"), "block11", "the base ends at block8"),
+    ],
+)
+def test_feature_blocks_are_checked(blocks, unfreeze, message):
+    with pytest.raises(xm.ConfigError, match=message):
+        xm.check_feature_blocks(blocks, unfreeze)
+
+
+def test_block_ends_are_the_residual_adds():
+    """Block N of 2..13 ends at its residual Add (add_{N-2} in a fresh Keras
+    session), block1 and block14 at their last activation; channels as stated."""
+    keras.backend.clear_session()
+    base = keras.applications.Xception(include_top=False, weights=None, input_shape=(SIZE, SIZE, 3))
+    want = {"block1": "block1_conv2_act", "block14": "block14_sepconv2_act"}
+    want.update({f"block{i}": "add" if i == 2 else f"add_{i - 2}" for i in range(2, 14)})
+    for block in xm.BLOCKS:
+        layer = xm.block_end(base, block)
+        assert layer.name == want[block], block
+        assert layer.output.shape[-1] == xm.BLOCK_CHANNELS[block], block
+
+
+def test_a_shallow_feature_block_cuts_the_base():
+    """--feature-blocks block4: the base ends at block4 (blocks 5–14 are not
+    computed at all), the head reads 728 features and Grad-CAM sees block4."""
+    cfg = xm.ModelConfig(classes=CLASSES, image_size=SIZE, weights="none", dense_units=8,
+                         feature_blocks=("block3", "block4"), unfreeze_from="block4")
+    module = xm.XceptModule(xm.build_keras_model(cfg), cfg, training=True)
+    assert module.base.layers[-1].name == "add_2"
+    assert not any(layer.name.startswith("block5_") for layer in module.base.layers)
+    images = tf.zeros([2, SIZE, SIZE, 3], tf.uint8)
+    assert module.features(images)["features"].shape == (2, 256 + 728)
+    heat = module.explain(images, tf.constant([-1, 0]))["heatmap"]
+    assert heat.shape == (2, 5, 5)  # block4's grid at 71 px

@@ -28,10 +28,11 @@ type BuildModelOptions struct {
 // modelFlags are the flags shared by every verb that builds a model, bound to
 // their configuration keys.
 var modelFlags = map[string]string{
-	"model.image_size":    "image-size",
-	"model.weights":       "weights",
-	"model.precision":     "precision",
-	"model.unfreeze_from": "unfreeze-from",
+	"model.image_size":     "image-size",
+	"model.weights":        "weights",
+	"model.precision":      "precision",
+	"model.unfreeze_from":  "unfreeze-from",
+	"model.feature_blocks": "feature-blocks",
 }
 
 // addModelFlags declares the flags of modelFlags on cmd.
@@ -41,19 +42,21 @@ func addModelFlags(cmd *cobra.Command) {
 	f.String("weights", "", "base weights: imagenet, none or a Keras Xception notop .h5 file (model.weights)")
 	f.String("precision", "", "float32, mixed_bfloat16 (CPU) or mixed_float16 (GPU) (model.precision)")
 	f.String("unfreeze-from", "", "first Xception block or layer fine-tuning trains (model.unfreeze_from)")
+	f.String("feature-blocks", "", "Xception blocks, shallowest first, whose pooled outputs the head reads, e.g. block14 (model.feature_blocks)")
 }
 
 // modelSpec reads the model section of the resolved configuration.
 func modelSpec(v *viper.Viper, classes []string) model.Spec {
 	return model.Spec{
-		Classes:      classes,
-		ImageSize:    v.GetInt("model.image_size"),
-		Weights:      v.GetString("model.weights"),
-		Precision:    v.GetString("model.precision"),
-		DenseUnits:   v.GetInt("model.dense_units"),
-		Dropout:      v.GetFloat64("model.dropout"),
-		UnfreezeFrom: v.GetString("model.unfreeze_from"),
-		Seed:         v.GetInt64("seed"),
+		Classes:       classes,
+		ImageSize:     v.GetInt("model.image_size"),
+		Weights:       v.GetString("model.weights"),
+		Precision:     v.GetString("model.precision"),
+		DenseUnits:    v.GetInt("model.dense_units"),
+		Dropout:       v.GetFloat64("model.dropout"),
+		UnfreezeFrom:  v.GetString("model.unfreeze_from"),
+		FeatureBlocks: model.ParseBlocks(v.GetString("model.feature_blocks")),
+		Seed:          v.GetInt64("seed"),
 	}
 }
 

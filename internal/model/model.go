@@ -47,6 +47,27 @@ const CalibrationBuilderVersion = 3
 // Calibratable reports whether the model holds a temperature.
 func (i *Info) Calibratable() bool { return i.BuilderVersion >= CalibrationBuilderVersion }
 
+// Features is the blocks whose pooled outputs the model's head reads.
+// Builders before version 4 recorded none: their head read block14 alone.
+func (i *Info) Features() []string {
+	if len(i.FeatureBlocks) == 0 {
+		return []string{"block14"}
+	}
+	return i.FeatureBlocks
+}
+
+// ParseBlocks splits a comma-separated block list (model.feature_blocks,
+// --feature-blocks); the builder checks the names.
+func ParseBlocks(list string) []string {
+	var blocks []string
+	for _, b := range strings.Split(list, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			blocks = append(blocks, b)
+		}
+	}
+	return blocks
+}
+
 // MinImageSize is the smallest input Keras Xception accepts.
 const MinImageSize = 71
 
@@ -59,7 +80,10 @@ type Spec struct {
 	DenseUnits   int
 	Dropout      float64
 	UnfreezeFrom string
-	Seed         int64
+	// FeatureBlocks are the Xception blocks, shallowest first, whose pooled
+	// outputs the head reads; empty: the builder's default.
+	FeatureBlocks []string
+	Seed          int64
 	// InitFrom, when set, is a checkpoint prefix whose model weights the
 	// built trainer starts from (fine-tuning at another unfreeze boundary).
 	InitFrom string
@@ -114,6 +138,9 @@ func (s Spec) args(dir, labels string, overwrite bool) []string {
 		"--dropout", strconv.FormatFloat(s.Dropout, 'g', -1, 64),
 		"--unfreeze-from", s.UnfreezeFrom,
 		"--seed", strconv.FormatInt(s.Seed, 10),
+	}
+	if len(s.FeatureBlocks) > 0 {
+		args = append(args, "--feature-blocks", strings.Join(s.FeatureBlocks, ","))
 	}
 	if s.InitFrom != "" {
 		args = append(args, "--init-from", s.InitFrom)
@@ -184,6 +211,7 @@ type Info struct {
 	Dropout            float64                             `json:"dropout"`
 	UnfreezeFrom       string                              `json:"unfreeze_from"`
 	Seed               int64                               `json:"seed"`
+	FeatureBlocks      []string                            `json:"feature_blocks"` // see Features
 	FeatureDim         int                                 `json:"feature_dim"`
 	Blocks             []string                            `json:"blocks"`
 	TrainableVariables map[string]int                      `json:"trainable_variables"`

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -55,7 +56,8 @@ func fixedBatch(m *model.Model, n int, seed int64) model.Batch {
 func TestInfo(t *testing.T) {
 	m := openTiny(t)
 	i := m.Info
-	if i.ImageSize != 96 || i.NumClasses != 3 || i.Weights != "none" || i.FeatureDim != 2048 || len(i.Blocks) != 14 {
+	if i.ImageSize != 96 || i.NumClasses != 3 || i.Weights != "none" || i.FeatureDim != 728*3+2048 || len(i.Blocks) != 14 ||
+		!slices.Equal(i.Features(), []string{"block4", "block8", "block12", "block14"}) {
 		t.Errorf("model.json = %+v", i)
 	}
 	for _, sig := range []string{"train_step", "finetune_step", "train_head_step", "eval_step", "predict", "features", "explain"} {
@@ -190,7 +192,7 @@ func TestHeadStepAndEval(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(feats) != 4*2048 {
+	if len(feats) != 4*m.Info.FeatureDim {
 		t.Fatalf("features: %d values", len(feats))
 	}
 	r, err := m.HeadStep(feats, b, model.StepParams{LearningRate: 1e-3})

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/xcept/xcept/internal/imageio"
@@ -18,14 +19,23 @@ import (
 )
 
 // kerasFeatures is the reference: tf_keras's own Xception with the same .h5,
-// Keras's preprocessing (x/127.5 - 1) and global average pooling, in
-// inference mode, on the same uint8 pixels (n × size × size × 3).
+// Keras's preprocessing (x/127.5 - 1) and global average pooling of each
+// feature block's output, concatenated, in inference mode, on the same uint8
+// pixels (n × size × size × 3). Block ends are named here as a fresh Keras
+// session names them (block N of 2..13 ends at its residual Add, add_{N-2}),
+// independently of the builder's rule.
 const kerasFeatures = `
 import sys, numpy as np, tf_keras as keras
-h5, pixels, n, size, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+h5, pixels, n, size, out, blocks = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
 x = np.fromfile(pixels, dtype=np.uint8).reshape(n, size, size, 3).astype("float32")
+keras.backend.clear_session()
 base = keras.applications.Xception(weights=h5, include_top=False, input_shape=(size, size, 3))
-pooled = keras.layers.GlobalAveragePooling2D()(base(keras.applications.xception.preprocess_input(x), training=False))
+ends = {"block1": "block1_conv2_act", "block14": "block14_sepconv2_act"}
+ends.update({f"block{i}": "add" if i == 2 else f"add_{i - 2}" for i in range(2, 14)})
+outs = [base.get_layer(ends[b]).output for b in blocks.split(",")]
+maps = keras.Model(base.input, outs)(keras.applications.xception.preprocess_input(x), training=False)
+maps = maps if isinstance(maps, list) else [maps]
+pooled = np.concatenate([keras.layers.GlobalAveragePooling2D()(m) for m in maps], axis=1)
 np.asarray(pooled, dtype="<f4").tofile(out)
 `
 
@@ -71,7 +81,7 @@ func TestRealWeightsFeaturesMatchKeras(t *testing.T) {
 	if err := os.WriteFile(in, pixels, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(py, "-c", kerasFeatures, spec.Weights, in, strconv.Itoa(len(photos)), strconv.Itoa(size), out)
+	cmd := exec.Command(py, "-c", kerasFeatures, spec.Weights, in, strconv.Itoa(len(photos)), strconv.Itoa(size), out, strings.Join(m.Info.Features(), ","))
 	cmd.Env = append(os.Environ(), "TF_USE_LEGACY_KERAS=1", "TF_CPP_MIN_LOG_LEVEL=3", "CUDA_VISIBLE_DEVICES=")
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("tf_keras reference: %v\n%s", err, msg)

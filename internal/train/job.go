@@ -274,7 +274,7 @@ func (j *Job) newRun(ctx context.Context) (*start, error) {
 // folder (sub) and makes it the run's model.
 func (j *Job) rebuild(ctx context.Context, r *run.Run, info *model.Info, sub string, edit func(*model.Spec)) (string, error) {
 	spec := model.Spec{Classes: info.Classes, ImageSize: info.ImageSize, Weights: info.Weights, Precision: info.Precision,
-		DenseUnits: info.DenseUnits, Dropout: info.Dropout, UnfreezeFrom: info.UnfreezeFrom, Seed: info.Seed}
+		DenseUnits: info.DenseUnits, Dropout: info.Dropout, UnfreezeFrom: info.UnfreezeFrom, FeatureBlocks: info.Features(), Seed: info.Seed}
 	edit(&spec)
 	dir := r.Path(sub)
 	var progress io.Writer
