@@ -21,8 +21,9 @@ import (
 )
 
 // FeatureCache holds the frozen base's pooled features: Views views of each
-// training image (augmented when augmentation is on, else one plain view)
-// and one plain view of each validation image. The files are memory-mapped,
+// training image (with augmentation on, the plain image and Views-1
+// augmented ones; else one plain view) and one plain view of each
+// validation image. The files are memory-mapped,
 // so memory does not grow with the dataset; the kernel pages them in.
 //
 // The cache is keyed by everything its values depend on: the model (its
@@ -47,7 +48,7 @@ type cacheMeta struct {
 	ValLabels   []int32 `json:"val_labels"`
 }
 
-const cacheFormat = "xcept-features-1"
+const cacheFormat = "xcept-features-2" // 2: view 0 unaugmented
 
 // CacheKey identifies the cache for a model, dataset and configuration.
 func CacheKey(m *model.Model, manifestSHA string, cfg Config) (string, error) {
@@ -151,7 +152,11 @@ func buildCache(ctx context.Context, m *model.Model, data Data, cfg Config, key,
 	opts := loader.Options{Shards: data.TrainShards, ImageSize: data.ImageSize, Classes: data.Classes, BatchSize: cfg.BatchSize, Workers: cfg.Workers, Seed: uint64(cfg.Seed)}
 	for v := 0; v < views; v++ {
 		o := opts
-		if aug != nil {
+		// View 0 is the plain image, the rest augmented: a head that never
+		// saw an unaugmented training image is judged on unaugmented ones.
+		// On Fashion-MNIST (1,000 images, ImageNet weights) five augmented
+		// views gave 0.797 test accuracy and no augmentation 0.824.
+		if aug != nil && v > 0 {
 			o.Augment, o.Views, o.View = aug, views, v
 		}
 		labels, err := writeFeatures(ctx, m, o, filepath.Join(tmp, fmt.Sprintf("train-%d.f32", v)))
