@@ -67,7 +67,8 @@ quietly() { # COMMAND...: its output only if it fails
 }
 
 # cached KEY COMMAND...: runs COMMAND under bench_run.py into runs/KEY.jsonl,
-# unless that file holds a finished run of the same command.
+# unless that file holds a finished run of the same command. Rerunning
+# NAME-train starts NAME's run folder afresh and reruns its later steps.
 cached() {
 	local key=$1
 	shift
@@ -80,9 +81,21 @@ cached() {
 		return 0
 	fi
 	rm -f "$sig"
+	if [[ $key == *-train ]]; then
+		rm -rf "${dir:?}/runs/${key%-train}"
+		rm -f "$dir/runs/${key%-train}"-{frozen-eval,finetune,eval}.cmd
+	fi
 	say "$name $key"
 	nice -n 5 "$py" scripts/bench_run.py --events "$events" --label "$key" -- "$@"
 	printf '%s' "$want" >"$sig"
+}
+
+# frozen_first NAME: the frozen phase's test evaluation must see the frozen
+# phase's best checkpoint, so it cannot be added after NAME was fine-tuned.
+frozen_first() {
+	if [ -f "$dir/runs/$1-finetune.cmd" ] && [ ! -f "$dir/runs/$1-frozen-eval.cmd" ]; then
+		die "$dir/runs/$1 was fine-tuned before its frozen phase was evaluated: rerun with BENCH_REAL_FRESH=1"
+	fi
 }
 
 for name in $datasets; do
@@ -117,11 +130,15 @@ EOF
 
 	cached classical "$py" scripts/bench_real_data.py classical --data "$dir/images" --model svc
 	cached xcept-defaults-train "${x[@]}" train --data "$ds" --run "$dir/runs/xcept-defaults" --seed 42
+	frozen_first xcept-defaults
+	cached xcept-defaults-frozen-eval "${x[@]}" evaluate --run "$dir/runs/xcept-defaults" --split test --out "$dir/runs/xcept-defaults/eval-frozen"
 	cached xcept-defaults-finetune "${x[@]}" finetune --run "$dir/runs/xcept-defaults" "${ft[@]}"
 	cached xcept-defaults-eval "${x[@]}" evaluate --run "$dir/runs/xcept-defaults" --split test --out "$dir/runs/xcept-defaults/eval"
 	if [ -n "$tuned" ]; then
 		xt=("$xcept" --config "$tuned" --json)
 		cached xcept-tuned-train "${xt[@]}" train --data "$ds" --run "$dir/runs/xcept-tuned" --seed 42
+		frozen_first xcept-tuned
+		cached xcept-tuned-frozen-eval "${xt[@]}" evaluate --run "$dir/runs/xcept-tuned" --split test --out "$dir/runs/xcept-tuned/eval-frozen"
 		cached xcept-tuned-finetune "${xt[@]}" finetune --run "$dir/runs/xcept-tuned"
 		cached xcept-tuned-eval "${xt[@]}" evaluate --run "$dir/runs/xcept-tuned" --split test --out "$dir/runs/xcept-tuned/eval"
 	fi

@@ -9,6 +9,8 @@ Contenders found per dataset:
   NAME-train.jsonl [+ NAME-finetune.jsonl] + NAME-eval.jsonl
                                       xcept: training CPU and wall are train + finetune,
                                       peak RSS the larger, test accuracy from evaluate --json
+  NAME-frozen-eval.jsonl              also a row "NAME, frozen only": train's CPU and wall,
+                                      test accuracy of the frozen phase's best checkpoint
 CPU-s is user + system of the process and its children (wait4), wall-s the
 process's own wall time; both cover training only, not the test evaluation.
 The "vs keras" column is the contender's CPU-s over keras-recipe's.
@@ -63,10 +65,10 @@ def one_process(path):
     return dict(acc=acc, cpu=s["user"] + s["sys"], wall=s["wall"], rss=s["maxrss_kb"] / 1024, epochs=epochs)
 
 
-def xcept(runs, name):
+def xcept(runs, name, phases=("train", "finetune"), evaluation="eval"):
     cpu = wall = rss = 0.0
     epochs = []
-    for phase in ("train", "finetune"):
+    for phase in phases:
         path = os.path.join(runs, f"{name}-{phase}.jsonl")
         if not os.path.exists(path):
             continue
@@ -76,7 +78,7 @@ def xcept(runs, name):
         wall += s["wall"]
         rss = max(rss, s["maxrss_kb"] / 1024)
         epochs.append(sum(1 for o in stdout_json(evs) if "phase_epoch" in o))
-    path = os.path.join(runs, f"{name}-eval.jsonl")
+    path = os.path.join(runs, f"{name}-{evaluation}.jsonl")
     acc = None
     if os.path.exists(path):
         evs = events(path)
@@ -94,6 +96,8 @@ def rows(runs):
         out.append(("classical (SVC, raw pixels)", one_process(os.path.join(runs, "classical.jsonl"))))
     names = sorted(f[: -len("-train.jsonl")] for f in os.listdir(runs) if f.endswith("-train.jsonl"))
     for name in names:
+        if os.path.exists(os.path.join(runs, f"{name}-frozen-eval.jsonl")):
+            out.append((f"{name}, frozen only", xcept(runs, name, ("train",), "frozen-eval")))
         out.append((name, xcept(runs, name)))
     if os.path.exists(os.path.join(runs, "keras-recipe.jsonl")):
         out.append(("keras-recipe", one_process(os.path.join(runs, "keras-recipe.jsonl"))))

@@ -68,11 +68,14 @@ def test_report_sums_xcept_phases_and_compares_cpu_with_keras(tmp_path):
     write_events(runs / "xcept-defaults-train.jsonl", [{"phase_epoch": 1}, {"phase_epoch": 2}], 99.0, 300.0, 1000 * 1024)
     write_events(runs / "xcept-defaults-finetune.jsonl", [{"phase_epoch": 1}], 49.0, 100.0, 1500 * 1024)
     write_events(runs / "xcept-defaults-eval.jsonl", [{"result": {"accuracy": 0.85}}], 5.0, 6.0, 900 * 1024)
+    write_events(runs / "xcept-defaults-frozen-eval.jsonl", [{"accuracy": 0.82}], 5.0, 6.0, 900 * 1024)
     write_events(runs / "keras-recipe.jsonl", [{"epoch": 1}, {"epoch": 2}, {"test_accuracy": 0.8}], 599.0, 900.0, 2000 * 1024)
     got = {n: r for n, r in bench_real_report.rows(str(runs))}
     assert got["classical (SVC, raw pixels)"]["acc"] == 0.77
     x = got["xcept-defaults"]
     assert (x["acc"], x["cpu"], x["wall"], x["rss"], x["epochs"]) == (0.85, 150.0, 400.0, 1500.0, "2+1")
+    f = got["xcept-defaults, frozen only"]
+    assert (f["acc"], f["cpu"], f["wall"], f["epochs"]) == (0.82, 100.0, 300.0, "2")
     assert got["keras-recipe"]["cpu"] == 600.0 and got["keras-recipe"]["epochs"] == 2
     table = bench_real_report.table(str(tmp_path), ["fashion"])
     assert "0.25×" in table  # 150 / 600 CPU-s
