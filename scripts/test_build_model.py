@@ -32,7 +32,7 @@ N = len(CLASSES)
 HEATMAP = 3  # block14's spatial size at 71 px
 DROPOUT = 0.2
 UNFREEZE = "block13"  # the shared model's; the --init-from model unfreezes block12
-FEATURES = 728 * 3 + 2048  # pooled block4, block8, block12 and block14, the default feature blocks
+FEATURES = 2048  # pooled block14, the default feature block
 
 
 def run_builder(*args, env=None, timeout=300):

@@ -56,8 +56,8 @@ func fixedBatch(m *model.Model, n int, seed int64) model.Batch {
 func TestInfo(t *testing.T) {
 	m := openTiny(t)
 	i := m.Info
-	if i.ImageSize != 96 || i.NumClasses != 3 || i.Weights != "none" || i.FeatureDim != 728*3+2048 || len(i.Blocks) != 14 ||
-		!slices.Equal(i.Features(), []string{"block4", "block8", "block12", "block14"}) {
+	if i.ImageSize != 96 || i.NumClasses != 3 || i.Weights != "none" || i.FeatureDim != 2048 || len(i.Blocks) != 14 ||
+		!slices.Equal(i.Features(), []string{"block14"}) || !slices.Equal(i.FeatureBlocks, []string{"block14"}) {
 		t.Errorf("model.json = %+v", i)
 	}
 	for _, sig := range []string{"train_step", "finetune_step", "train_head_step", "eval_step", "predict", "features", "explain"} {

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/xcept/xcept/internal/model"
 )
 
 func TestHint(t *testing.T) {
@@ -22,6 +24,8 @@ func TestHint(t *testing.T) {
 		{"the issue's real case: 0.95 vs 0.77", with(real, func(o *Outcome) { o.TrainAccuracy, o.ValAccuracy = 0.95, 0.77 }),
 			[]string{"hint: the head fits the training images (accuracy 0.950) far better than the validation images (0.770)",
 				"`xcept finetune --run runs/r`", "more head dropout (model.dropout, now 0)"}},
+		{"overfit on block14 alone: the middle blocks too", with(real, func(o *Outcome) { o.TrainAccuracy, o.ValAccuracy, o.FeatureBlocks = 0.95, 0.77, []string{"block14"} }),
+			[]string{"more head dropout (model.dropout, now 0), or, for images unlike ImageNet's photos, the middle blocks' features too (prepare again with --feature-blocks block4,block8,block12,block14)"}},
 		{"gap just under the threshold", with(real, func(o *Outcome) { o.TrainAccuracy, o.ValAccuracy = 0.94, 0.80 }), nil},
 		{"gap with dropout already high: no more dropout", with(real, func(o *Outcome) { o.TrainAccuracy, o.ValAccuracy, o.Dropout = 1, 0.8, 0.5 }),
 			[]string{"far better than the validation images (0.800): try `xcept finetune --run runs/r`, more training images"}},
@@ -69,7 +73,7 @@ func TestBestOutcomeReadsTheBestEpoch(t *testing.T) {
 	if err := writeHistory(path, rows); err != nil {
 		t.Fatal(err)
 	}
-	o, err := bestOutcome(PhaseTrain, "runs/r", path, &State{BestEpoch: 2}, 10, "imagenet", 0)
+	o, err := bestOutcome(PhaseTrain, "runs/r", path, &State{BestEpoch: 2}, &model.Info{NumClasses: 10, Weights: "imagenet"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +84,7 @@ func TestBestOutcomeReadsTheBestEpoch(t *testing.T) {
 		t.Error("no hint for 0.95 vs 0.77")
 	}
 	os.Remove(path)
-	o, err = bestOutcome(PhaseTrain, "runs/r", path, &State{BestEpoch: 2}, 10, "imagenet", 0)
+	o, err = bestOutcome(PhaseTrain, "runs/r", path, &State{BestEpoch: 2}, &model.Info{NumClasses: 10, Weights: "imagenet"})
 	if err != nil || !math.IsNaN(o.ValAccuracy) || Hint(o) != "" {
 		t.Errorf("no history: %+v, %v; want NaN accuracies and no hint", o, err)
 	}

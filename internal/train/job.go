@@ -161,7 +161,7 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 		}
 		return nil, cli.Modelf("calibrating run %s: %v", r.Dir, err)
 	}
-	outcome, err := bestOutcome(j.Cfg.Phase, r.Dir, r.Path(run.HistoryFile), state, m.Info.NumClasses, m.Info.Weights, m.Info.Dropout)
+	outcome, err := bestOutcome(j.Cfg.Phase, r.Dir, r.Path(run.HistoryFile), state, m.Info)
 	if err != nil {
 		return nil, err
 	}
