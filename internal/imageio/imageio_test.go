@@ -7,10 +7,10 @@ import (
 	"hash/crc32"
 	"image"
 	"image/color"
-	"math"
 	"image/gif"
 	"image/jpeg"
 	"image/png"
+	"math"
 	"slices"
 	"testing"
 
