@@ -18,7 +18,8 @@ import (
 // checkMediaPipe: MediaPipe Tasks' real ImageClassifier, created from an
 // exported .tflite through its TFLite Model Metadata, reads back the name and
 // labels and names the same top-1 class as `xcept predict` on the 9 kitchen
-// photos and 30 demo images (at least 95% of them). TestExportTFLite runs it
+// photos and 30 demo images (at least 95% of those xcept does not call a
+// near-tie). TestExportTFLite runs it
 // on its float32 and int8 exports.
 func checkMediaPipe(t *testing.T, runDir string, res *export.Result) {
 	t.Helper()
@@ -36,9 +37,15 @@ func checkMediaPipe(t *testing.T, runDir string, res *export.Result) {
 	if code != 0 || len(lines) != len(images) {
 		t.Fatalf("xcept predict: exit %d, %d lines for %d images: %s", code, len(lines), len(images), stderr)
 	}
-	want := map[string]string{}
+	// MediaPipe resizes the photo with its own resampler, which moves the
+	// probabilities a little: where xcept's top two classes are within
+	// nearTie of each other, either answer is right (the test model is small
+	// and the kitchen photos are of none of its classes).
+	const nearTie = 0.1
+	want, decisive := map[string]string{}, map[string]bool{}
 	for _, l := range lines {
 		want[l.File] = l.Top[0].Name
+		decisive[l.File] = len(l.Top) < 2 || l.Top[0].Probability-l.Top[1].Probability >= nearTie
 	}
 	script, err := pyenv.ScriptPath("mediapipe_classify.py")
 	if err != nil {
@@ -71,8 +78,8 @@ func checkMediaPipe(t *testing.T, runDir string, res *export.Result) {
 		!strings.Contains(meta.Metadata.Description, `answer "unknown" below `+c.Reject.Describe()) {
 		t.Errorf("the description %q does not give the calibration %+v", meta.Metadata.Description, c)
 	}
-	same := 0
-	var differ []string
+	same, counted := 0, 0
+	var differ, ties []string
 	for _, row := range rows[1:] {
 		var got struct {
 			File  string `json:"file"`
@@ -81,16 +88,27 @@ func checkMediaPipe(t *testing.T, runDir string, res *export.Result) {
 		if err := json.Unmarshal([]byte(row), &got); err != nil {
 			t.Fatalf("line %q: %v", row, err)
 		}
-		if got.Class == want[got.File] {
-			same++
-		} else {
-			differ = append(differ, filepath.Base(got.File)+": "+got.Class+" vs "+want[got.File])
+		name := filepath.Base(got.File) + ": " + got.Class + " vs " + want[got.File]
+		switch {
+		case !decisive[got.File]:
+			if got.Class != want[got.File] {
+				ties = append(ties, name)
+			}
+		case got.Class == want[got.File]:
+			same, counted = same+1, counted+1
+		default:
+			counted++
+			differ = append(differ, name)
 		}
 	}
-	rate := float64(same) / float64(len(images))
-	t.Logf("%s: MediaPipe ImageClassifier agrees with xcept predict on %d of %d images (%.1f%%) in %.1fs (predict + MediaPipe); differ: %v", filepath.Base(res.Artefact), same, len(images), 100*rate, time.Since(started).Seconds(), differ)
+	rate := float64(same) / float64(counted)
+	t.Logf("%s: MediaPipe ImageClassifier agrees with xcept predict on %d of the %d images whose top two classes are %.2f or more apart (%.1f%%), in %.1fs (predict + MediaPipe); differ: %v; %d near-ties, flipped: %v",
+		filepath.Base(res.Artefact), same, counted, nearTie, 100*rate, time.Since(started).Seconds(), differ, len(images)-counted, ties)
+	if counted < len(images)*2/3 {
+		t.Fatalf("only %d of %d images have a decisive top-1: the comparison would prove little", counted, len(images))
+	}
 	if rate < 0.95 {
-		t.Errorf("MediaPipe's top-1 equals xcept predict's on %.1f%% of %d images, want ≥ 95%%; differ: %v", 100*rate, len(images), differ)
+		t.Errorf("MediaPipe's top-1 equals xcept predict's on %.1f%% of %d decisive images, want ≥ 95%%; differ: %v", 100*rate, counted, differ)
 	}
 }
 
