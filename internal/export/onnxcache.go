@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -41,6 +42,13 @@ func SavedModelONNXKey(dir string, opset int) (string, error) {
 		}
 		fmt.Fprintf(h, "data %s %d\n", filepath.Base(s), st.Size())
 	}
+	return ConversionKey(h, opset)
+}
+
+// ConversionKey ends a conversion cache key: the converter's scripts and the
+// opset are hashed into h after the caller's model identity, so that a
+// change of either gives a fresh conversion.
+func ConversionKey(h hash.Hash, opset int) (string, error) {
 	for _, name := range []string{ONNXConverter, "verify_common.py"} {
 		script, err := scripts.FS.ReadFile(name)
 		if err != nil {

@@ -3,7 +3,6 @@ package infer
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -18,7 +17,6 @@ import (
 	"github.com/xcept/xcept/internal/model"
 	"github.com/xcept/xcept/internal/ort"
 	"github.com/xcept/xcept/internal/run"
-	"github.com/xcept/xcept/scripts"
 )
 
 // Inference engines (runtime.engine).
@@ -229,16 +227,7 @@ func ONNXKey(r *run.Run, opset int) (string, error) {
 	}
 	fmt.Fprintf(h, "graph %d\n", len(graphDef))
 	h.Write(graphDef)
-	for _, name := range []string{export.ONNXConverter, "verify_common.py"} {
-		script, err := scripts.FS.ReadFile(name)
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(h, "script %s %d\n", name, len(script))
-		h.Write(script)
-	}
-	fmt.Fprintf(h, "opset %d\n", opset)
-	return hex.EncodeToString(h.Sum(nil))[:20], nil
+	return export.ConversionKey(h, opset)
 }
 
 // CachedONNX returns the path of the best checkpoint's ONNX conversion,
