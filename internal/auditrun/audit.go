@@ -16,6 +16,7 @@ import (
 	"github.com/xcept/xcept/internal/atomicfile"
 	"github.com/xcept/xcept/internal/audit"
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/neardup"
 	"github.com/xcept/xcept/internal/run"
@@ -254,7 +255,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.Gate.Passed = res.LabelIssues <= res.Gate.Max
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
-		return nil, cli.CannotWrite(out, err)
+		return nil, fault.WriteFailed(out, err)
 	}
 	res.Report = filepath.Join(out, ReportHTML)
 	var pb bytes.Buffer
@@ -335,7 +336,7 @@ func write(out string, set *Set, res *Result, cl *audit.Confident, issues []Issu
 
 func writeFile(path string, data []byte) error {
 	if err := atomicfile.WriteFile(path, data); err != nil {
-		return cli.CannotWrite(path, err)
+		return fault.WriteFailed(path, err)
 	}
 	return nil
 }

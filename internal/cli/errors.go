@@ -45,6 +45,9 @@ type Error struct {
 func (e *Error) Error() string { return e.Err.Error() }
 func (e *Error) Unwrap() error { return e.Err }
 
+// IsDataError tells fault.WriteFailed that a KindData error already blames the data.
+func (e *Error) IsDataError() bool { return e.Kind == KindData }
+
 func newf(k Kind, format string, args ...any) error {
 	return &Error{Kind: k, Err: fmt.Errorf(format, args...)}
 }

@@ -43,13 +43,16 @@ func TestWriteFailures(t *testing.T) {
 		want int
 		text string
 	}{
-		{"full disk, writing", CannotWrite("/d", full), 4, "cannot write /d: no space left on the device: free some space"},
-		{"read-only, writing", CannotWrite("/d", &os.PathError{Op: "mkdir", Path: "/d", Err: syscall.EROFS}), 4, "read-only file system: choose a folder you can write to"},
-		{"denied, writing", CannotWrite("/d", denied), 4, "cannot write /d: permission denied"},
-		{"other, writing", CannotWrite("/d", errors.New("boom")), 1, "boom"},
+		{"full disk, writing", fault.WriteFailed("/d", full), 4, "cannot write /d: no space left on the device: free some space"},
+		{"read-only, writing", fault.WriteFailed("/d", &os.PathError{Op: "mkdir", Path: "/d", Err: syscall.EROFS}), 4, "read-only file system: choose a folder you can write to"},
+		{"denied, writing", fault.WriteFailed("/d", denied), 4, "cannot write /d: permission denied"},
+		{"other, writing", fault.WriteFailed("/d", errors.New("boom")), 1, "boom"},
 		{"full disk in TensorFlow, net", AsWriteFailure(Modelf("saving: %v", tf)), 4, "No space left on device"},
 		{"denied, net: may be a read", AsWriteFailure(Modelf("%v", denied)), 5, "permission denied"},
 		{"usage stays usage", AsWriteFailure(Usagef("--out: %v", full)), 2, "--out"},
+		{"a data error is not rewrapped", fault.WriteFailed("/d", Dataf("--out /e: %v", full)), 4, "--out /e: write /d/x"},
+		{"a write failure is not rewrapped", fault.WriteFailed("/e", fault.WriteFailed("/d", full)), 4, "cannot write /d: no space"},
+		{"a model error is", fault.WriteFailed("/d", Modelf("saving: %v", tf)), 4, "cannot write /d: no space left on the device"},
 	}
 	for _, c := range cases {
 		if got := ExitCode(c.err); got != c.want || !strings.Contains(c.err.Error(), c.text) {

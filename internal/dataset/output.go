@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/fault"
 )
 
 // checkPaths refuses outputs that would touch the input: prepare writes a
@@ -80,7 +81,7 @@ func workPrefix(out string) string { return "." + filepath.Base(out) + ".xcept-"
 func newWorkDir(out string) (string, error) {
 	parent := filepath.Dir(out)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
-		if werr := cli.CannotWrite("--out "+out, err); werr != err {
+		if werr := fault.WriteFailed("--out "+out, err); werr != err {
 			return "", werr
 		}
 		return "", cli.Usagef("--out %s: %v", out, err)
@@ -88,7 +89,7 @@ func newWorkDir(out string) (string, error) {
 	removeStale(out)
 	dir, err := os.MkdirTemp(parent, fmt.Sprintf("%stmp-%d-", workPrefix(out), os.Getpid()))
 	if err != nil {
-		if werr := cli.CannotWrite("--out "+out, err); werr != err {
+		if werr := fault.WriteFailed("--out "+out, err); werr != err {
 			return "", werr
 		}
 		return "", cli.Usagef("--out %s: cannot create a work folder beside it: %v", out, err)

@@ -18,6 +18,7 @@ import (
 	"github.com/xcept/xcept/internal/atomicfile"
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/imageio"
 )
 
@@ -160,13 +161,13 @@ func Prepare(ctx context.Context, opts Options) (*Report, error) {
 	spoolPath := filepath.Join(work, "spool")
 	spool, err := os.Create(spoolPath)
 	if err != nil {
-		return nil, cli.CannotWrite("--out "+out, err)
+		return nil, fault.WriteFailed("--out "+out, err)
 	}
 	defer spool.Close()
 
 	audited, err := auditAll(ctx, sc.files, spool, &opts)
 	if err != nil {
-		return nil, cli.CannotWrite("--out "+out, err)
+		return nil, fault.WriteFailed("--out "+out, err)
 	}
 	items := make([]*item, len(audited))
 	for i := range audited {
@@ -179,7 +180,7 @@ func Prepare(ctx context.Context, opts Options) (*Report, error) {
 	}
 	m, err := writeDataset(ctx, work, spool, plan, &opts)
 	if err != nil {
-		return rep, cli.CannotWrite("--out "+out, err)
+		return rep, fault.WriteFailed("--out "+out, err)
 	}
 	spool.Close()
 	if err := os.Remove(spoolPath); err != nil {
@@ -191,7 +192,7 @@ func Prepare(ctx context.Context, opts Options) (*Report, error) {
 		}
 	}
 	if err := publish(work, out); err != nil {
-		return rep, cli.CannotWrite("--out "+out, fmt.Errorf("--out %s: moving the finished dataset into place: %w", out, err))
+		return rep, fault.WriteFailed("--out "+out, fmt.Errorf("--out %s: moving the finished dataset into place: %w", out, err))
 	}
 	published = true
 	rep.Manifest = m

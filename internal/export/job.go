@@ -211,7 +211,7 @@ func (j *job) writeError(ctx context.Context, err error) error {
 	if cli.KindOf(err) != cli.KindInternal {
 		return cli.AsWriteFailure(err)
 	}
-	if werr := cli.CannotWrite(j.st.Base, err); werr != err {
+	if werr := fault.WriteFailed(j.st.Base, err); werr != err {
 		return werr
 	}
 	var pe *os.PathError

@@ -164,7 +164,7 @@ func Build(ctx context.Context, dir string, spec Spec, overwrite bool, progress 
 	}
 	labels, err := os.CreateTemp("", "xcept-labels-*.txt")
 	if err != nil {
-		return nil, cli.CannotWrite(os.TempDir(), err)
+		return nil, fault.WriteFailed(os.TempDir(), err)
 	}
 	defer os.Remove(labels.Name())
 	_, err = labels.Write(contract.LabelsText(spec.Classes))
@@ -172,7 +172,7 @@ func Build(ctx context.Context, dir string, spec Spec, overwrite bool, progress 
 		err = cerr
 	}
 	if err != nil {
-		return nil, cli.CannotWrite(labels.Name(), err)
+		return nil, fault.WriteFailed(labels.Name(), err)
 	}
 	if _, err := pyenv.Run(ctx, Builder, spec.args(dir, labels.Name(), overwrite), progress); err != nil {
 		return nil, pyenv.Failure(ctx, dir, err)

@@ -157,7 +157,7 @@ var _ Saver = (*graph.Session)(nil)
 // never used and a kill at any moment leaves the previous checkpoint whole.
 func (r *Run) SaveCheckpoint(s Saver, name string, state any) error {
 	if err := r.saveCheckpoint(s, name, state); err != nil {
-		return cli.CannotWrite(filepath.Join(r.Dir, ckptDir), err)
+		return fault.WriteFailed(filepath.Join(r.Dir, ckptDir), err)
 	}
 	return nil
 }
@@ -238,10 +238,10 @@ func WriteJSON(path string, v any) error {
 }
 
 // WriteFile writes data to path atomically (atomicfile). A full disk,
-// read-only folder or denied permission is a cli.KindData error naming path.
+// read-only folder or denied permission is a fault.CannotWrite error naming path.
 func WriteFile(path string, data []byte) error {
 	if err := atomicfile.WriteFile(path, data); err != nil {
-		return cli.CannotWrite(path, err)
+		return fault.WriteFailed(path, err)
 	}
 	return nil
 }

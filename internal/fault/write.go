@@ -1,0 +1,67 @@
+package fault
+
+import (
+	"errors"
+	"strings"
+	"syscall"
+)
+
+// writeFailures are the errors that mean "this output cannot be written",
+// with the text TensorFlow and Python put in their messages for each.
+var writeFailures = []struct {
+	errno  syscall.Errno
+	text   string
+	reason string
+	advice string
+	always bool // only a write can fail this way (EACCES may be a read too)
+}{
+	{syscall.ENOSPC, "No space left on device", "no space left on the device", "free some space or choose another folder", true},
+	{syscall.EDQUOT, "Disk quota exceeded", "disk quota exceeded", "free some space or choose another folder", true},
+	{syscall.EROFS, "Read-only file system", "read-only file system", "choose a folder you can write to", true},
+	{syscall.EACCES, "Permission denied", "permission denied", "choose a folder you can write to", false},
+}
+
+// WriteReason says why err is a failure to write, if it is one: a full
+// disk, exceeded quota, read-only file system or (when writing, since a
+// read can be denied too) denied permission, as an errno or in the words
+// TensorFlow and Python use.
+func WriteReason(err error, writing bool) (reason, advice string, ok bool) {
+	if err == nil {
+		return "", "", false
+	}
+	msg := err.Error()
+	for _, w := range writeFailures {
+		if (w.always || writing) && (errors.Is(err, w.errno) || strings.Contains(msg, w.text)) {
+			return w.reason, w.advice, true
+		}
+	}
+	return "", "", false
+}
+
+// DataError is an error of another package that says whether it already
+// blames the input or output data (the command layer's errors do).
+type DataError interface{ IsDataError() bool }
+
+// WriteFailed turns err, from writing path, into a CannotWrite error naming
+// path and what to do when it is a write failure (WriteReason); other
+// errors, and errors that already blame the data, are returned as they are.
+func WriteFailed(path string, err error) error {
+	reason, advice, ok := WriteReason(err, true)
+	if !ok || blamesData(err) {
+		return err
+	}
+	return New(CannotWrite, "cannot write %s: %s: %s", path, reason, advice)
+}
+
+// blamesData: the outermost classified error in err's chain blames the data.
+func blamesData(err error) bool {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		switch t := e.(type) {
+		case *Error:
+			return t.Reason == NotARun || t.Reason == BadData || t.Reason == CannotWrite
+		case DataError:
+			return t.IsDataError()
+		}
+	}
+	return false
+}
