@@ -11,7 +11,7 @@ GO          ?= go
 TF_ROOT     ?=
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -X github.com/xcept/xcept/internal/pyenv.DefaultPython=$(VPY) -X main.version=$(VERSION)
-GOTESTFLAGS ?= -timeout 25m
+GOTESTFLAGS ?= -timeout 45m
 
 .PHONY: setup venv link-tf build test vet demo bench bench-real clean fixtures
 
@@ -72,9 +72,15 @@ fixtures: venv
 
 # XCEPT_TEST_STRICT=1: a test whose prerequisite (libtensorflow, the venv)
 # is missing fails instead of skipping, so this target cannot pass by skipping.
+# The builder's pytest runs beside go test (cmd/xcept alone keeps about one
+# of two cores busy); its output is held back and printed after go test's, so
+# each runner's closing line stays its own. Either one failing fails the target.
 test: build vet fixtures mlflow-venv mediapipe-venv
-	XCEPT_TEST_STRICT=1 $(GO) test $(GOTESTFLAGS) ./...
-	XCEPT_TEST_STRICT=1 TF_USE_LEGACY_KERAS=1 $(VPY) -m pytest -q scripts
+	@log=$$(mktemp); \
+	XCEPT_TEST_STRICT=1 TF_USE_LEGACY_KERAS=1 $(VPY) -m pytest -q scripts >$$log 2>&1 & py=$$!; trap 'kill $$py 2>/dev/null' INT TERM; \
+	XCEPT_TEST_STRICT=1 $(GO) test $(GOTESTFLAGS) ./...; go=$$?; \
+	wait $$py; pyrc=$$?; cat $$log; rm -f $$log; \
+	[ $$go = 0 ] && [ $$pyrc = 0 ]
 
 demo: build
 	scripts/demo.sh
