@@ -120,16 +120,17 @@ type evaluateOOD struct {
 	} `json:"calibration"`
 }
 
-// TestRealWeightsOOD: with the real ImageNet weights (the frozen phase on
-// cached features, a head for the 5 kitchen classes), evaluate --ood tells
-// held-out kitchen images from images of none of the classes by the
-// calibrated top probability: AUROC well above 0.5, and the threshold
+// TestRealWeightsGradCAMAndOOD trains one real-weights run (the frozen
+// phase on cached features, a head for the 5 kitchen classes) and checks
+// Grad-CAM's localisation on it (testGradCAMLocalises), then that
+// evaluate --ood tells held-out kitchen images from images of none of the
+// classes by the calibrated top probability: AUROC well above 0.5, and the threshold
 // chosen on the validation split accepts the held-out test images within
 // 3 points of the 95% asked. The known images are the real kitchen photos
 // (9, in 5 classes) as seeded crops and flips in a quadrant of a grey
 // canvas; the OOD images are Fashion-MNIST clothes and demo shapes laid
 // into the same canvas. --tta's figures are reported too.
-func TestRealWeightsOOD(t *testing.T) {
+func TestRealWeightsGradCAMAndOOD(t *testing.T) {
 	started := time.Now()
 	modelDir := testmodel.Real(t)
 	dir := t.TempDir()
@@ -158,6 +159,7 @@ func TestRealWeightsOOD(t *testing.T) {
 	c := runInfo.Calibration
 	t.Logf("calibrated on %d validation images: T %.4f, threshold %s %.6g (top probability %.9g) accepts %.4f of them (prepare + frozen phase %.0f s)",
 		c.Images, c.Temperature, c.Reject.Score, c.Reject.Threshold, c.Reject.Confidence, c.Reject.Accepted, trained.Seconds())
+	t.Run("GradCAMLocalises", func(t *testing.T) { testGradCAMLocalises(t, runDir) })
 	for name, oodDir := range oodFolders(t, 60) {
 		t.Run(name, func(t *testing.T) {
 			began, cpu := time.Now(), cpuTime()
