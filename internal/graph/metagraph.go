@@ -285,6 +285,10 @@ const (
 	cfgGPUOptions    = 6
 	cfgSoftPlacement = 7
 	cfgLogPlacement  = 8
+	cfgDeviceFilters = 4  // repeated string
+	cfgOpTimeoutMs   = 11 // operation_timeout_in_ms
+	cfgExperimental  = 16
+	expGroupLeader   = 1 // Experimental.collective_group_leader
 	gpuAllowGrowth   = 4
 	gpuVisibleDevice = 5
 )
@@ -328,6 +332,21 @@ func encodeConfig(o SessionOptions) []byte {
 	if o.LogDevicePlacement {
 		b = protowire.AppendTag(b, cfgLogPlacement, protowire.VarintType)
 		b = protowire.AppendVarint(b, 1)
+	}
+	for _, f := range o.DeviceFilters {
+		b = protowire.AppendTag(b, cfgDeviceFilters, protowire.BytesType)
+		b = protowire.AppendString(b, f)
+	}
+	if o.OperationTimeoutMs > 0 {
+		b = protowire.AppendTag(b, cfgOpTimeoutMs, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(o.OperationTimeoutMs))
+	}
+	if o.CollectiveGroupLeader != "" {
+		var exp []byte
+		exp = protowire.AppendTag(exp, expGroupLeader, protowire.BytesType)
+		exp = protowire.AppendString(exp, o.CollectiveGroupLeader)
+		b = protowire.AppendTag(b, cfgExperimental, protowire.BytesType)
+		b = protowire.AppendBytes(b, exp)
 	}
 	return b
 }

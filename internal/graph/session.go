@@ -27,6 +27,16 @@ type SessionOptions struct {
 	Device string
 	// LogDevicePlacement makes TensorFlow log where each op runs (--verbose).
 	LogDevicePlacement bool
+
+	// Target is the TensorFlow server a session runs on (Server.Target);
+	// "" runs in process. DeviceFilters restrict the session to some devices
+	// of the cluster ("/job:worker/task:1"), CollectiveGroupLeader names the
+	// task that resolves collective groups ("/job:worker/replica:0/task:0"),
+	// and OperationTimeoutMs bounds every run (0: no bound): see server.go.
+	Target                string
+	DeviceFilters         []string
+	CollectiveGroupLeader string
+	OperationTimeoutMs    int64
 }
 
 // Session is a SavedModel loaded into a TensorFlow session. Run, Save and
@@ -58,6 +68,11 @@ func LoadSavedModel(dir string, opts SessionOptions) (*Session, error) {
 	runtime.KeepAlive(cfg)
 	if err := st.done(); err != nil {
 		return nil, err
+	}
+	if opts.Target != "" {
+		ct := C.CString(opts.Target)
+		C.x_TF_SetTarget(copts, ct)
+		C.free(unsafe.Pointer(ct))
 	}
 
 	cdir := C.CString(dir)

@@ -47,7 +47,12 @@
 	X(int, TF_DeviceListCount, (const TF_DeviceList* l), (l)) \
 	X(const char*, TF_DeviceListName, (const TF_DeviceList* l, int i, TF_Status* s), (l, i, s)) \
 	X(const char*, TF_DeviceListType, (const TF_DeviceList* l, int i, TF_Status* s), (l, i, s)) \
-	X(int64_t, TF_DeviceListMemoryBytes, (const TF_DeviceList* l, int i, TF_Status* s), (l, i, s))
+	X(int64_t, TF_DeviceListMemoryBytes, (const TF_DeviceList* l, int i, TF_Status* s), (l, i, s)) \
+	X(void, TF_SetTarget, (TF_SessionOptions* o, const char* t), (o, t)) \
+	X(TF_Server*, TF_NewServer, (const void* p, size_t n, TF_Status* s), (p, n, s)) \
+	X(void, TF_ServerStart, (TF_Server* sv, TF_Status* s), (sv, s)) \
+	X(const char*, TF_ServerTarget, (TF_Server* sv), (sv)) \
+	X(void, TF_DeleteServer, (TF_Server* sv), (sv))
 
 #define XCEPT_EXTERN(ret, name, params, args) ret x_##name params;
 XCEPT_TF_FUNCS(XCEPT_EXTERN)

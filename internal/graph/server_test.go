@@ -1,0 +1,262 @@
+package graph
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The collective tests run each task of a cluster in a process of its own:
+// the test binary re-executed with XCEPT_TEST_WORKER=MODE,TASK,TIMEOUT_MS,
+// ADDRESS0,ADDRESS1,... and XCEPT_TEST_TOY=the toy model (see TestMain).
+
+// freePorts returns n loopback addresses whose ports were free a moment ago.
+func freePorts(t *testing.T, n int) []string {
+	t.Helper()
+	var addrs []string
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs = append(addrs, l.Addr().String())
+		defer l.Close()
+	}
+	return addrs
+}
+
+// The global batches of the data-parallel test: least squares on two
+// features, batch b of 4 examples, task i of n takes examples [4i/n, 4(i+1)/n).
+func trainBatch(step, task, tasks int) (x, y []float32) {
+	for e := 0; e < 4; e++ {
+		g := float32(4*(step%2) + e)
+		if e*tasks/4 != task {
+			continue
+		}
+		x = append(x, g/8, 1-g/5)
+		y = append(y, 2*g/8-0.5*(1-g/5)+0.1)
+	}
+	return x, y
+}
+
+const trainSteps = 4
+
+// collectiveSession loads the toy model on a server of task task of the
+// cluster addrs, or in process when addrs is nil.
+func collectiveSession(model string, task int, addrs []string, timeoutMs int64) (*Session, error) {
+	opts := SessionOptions{IntraOpThreads: 1, InterOpThreads: 1, OperationTimeoutMs: timeoutMs}
+	if addrs != nil {
+		leader := "/job:worker/replica:0/task:0"
+		srv, err := NewServer(ServerDef{Cluster: map[string][]string{"worker": addrs}, Job: "worker", Task: task,
+			Config: SessionOptions{CollectiveGroupLeader: leader}})
+		if err != nil {
+			return nil, fmt.Errorf("NewServer: %w", err)
+		}
+		opts.Target = srv.Target
+		opts.CollectiveGroupLeader = leader
+		opts.DeviceFilters = []string{fmt.Sprintf("/job:worker/task:%d", task)}
+	}
+	return LoadSavedModel(model, opts)
+}
+
+func scalars(feeds map[string]*Tensor, groupSize, instanceKey int) {
+	feeds["group_size"], _ = NewScalar(int32(groupSize))
+	feeds["group_key"], _ = NewScalar(int32(1))
+	feeds["instance_key"], _ = NewScalar(int32(instanceKey))
+}
+
+// trainSteps runs the toy train_step signature and returns one line per step
+// (the group's mean loss, then the weights), as %.9g.
+func runTrainSteps(s *Session, task, tasks int) ([]string, error) {
+	var lines []string
+	for step := 0; step < trainSteps; step++ {
+		x, y := trainBatch(step, task, tasks)
+		feeds := map[string]*Tensor{}
+		feeds["x"], _ = NewTensor([]int64{int64(len(y)), 2}, x)
+		feeds["y"], _ = NewTensor([]int64{int64(len(y))}, y)
+		feeds["lr"], _ = NewScalar(float32(0.5))
+		scalars(feeds, tasks, 10+step)
+		out, err := s.Run("train_step", feeds, "loss", "lin")
+		if err != nil {
+			return nil, fmt.Errorf("task %d step %d: %w", task, step, err)
+		}
+		loss, _ := out[0].Float32s()
+		lin, _ := out[1].Float32s()
+		lines = append(lines, fmt.Sprintf("%.9g %.9g %.9g", loss[0], lin[0], lin[1]))
+	}
+	return lines, nil
+}
+
+// collectiveWorker is one task's process; it prints what it computed.
+func collectiveWorker(model, spec string) error {
+	f := strings.Split(spec, ",")
+	task, _ := strconv.Atoi(f[1])
+	timeout, _ := strconv.ParseInt(f[2], 10, 64)
+	addrs := f[3:]
+	s, err := collectiveSession(model, task, addrs, timeout)
+	if err != nil {
+		return err
+	}
+	switch f[0] {
+	case "allreduce":
+		for step := 0; step < 3; step++ {
+			feeds := map[string]*Tensor{}
+			feeds["x"], _ = NewTensor([]int64{3}, []float32{float32(task + 1), float32(10 * (task + 1)), float32(step)})
+			scalars(feeds, len(addrs), 100+step)
+			out, err := s.Run("allreduce", feeds, "y")
+			if err != nil {
+				return fmt.Errorf("step %d: %w", step, err)
+			}
+			y, _ := out[0].Float32s()
+			fmt.Printf("task %d step %d y %v\n", task, step, y)
+		}
+	case "train":
+		lines, err := runTrainSteps(s, task, len(addrs))
+		if err != nil {
+			return err
+		}
+		for _, l := range lines {
+			fmt.Println("train", l)
+		}
+	default:
+		return errors.New("unknown mode " + f[0])
+	}
+	return s.Close()
+}
+
+// runWorkers runs one process per task and returns their outputs.
+func runWorkers(t *testing.T, mode string, tasks int, timeoutMs int64) (outs []string, errs []error) {
+	t.Helper()
+	model := toyModel(t)
+	addrs := freePorts(t, 2)[:tasks]
+	if tasks == 1 {
+		addrs = append(addrs, freePorts(t, 1)...) // a cluster of two whose task 1 never starts
+	}
+	cmds := make([]*exec.Cmd, tasks)
+	outs, errs = make([]string, tasks), make([]error, tasks)
+	done := make(chan int, tasks)
+	for task := range cmds {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "XCEPT_TEST_TOY="+model,
+			fmt.Sprintf("XCEPT_TEST_WORKER=%s,%d,%d,%s", mode, task, timeoutMs, strings.Join(addrs, ",")))
+		cmds[task] = cmd
+		go func(task int) {
+			out, err := cmd.CombinedOutput()
+			outs[task], errs[task] = string(out), err
+			done <- task
+		}(task)
+	}
+	timeout := time.After(5 * time.Minute)
+	for range cmds {
+		select {
+		case <-done:
+		case <-timeout:
+			for _, c := range cmds {
+				if c.Process != nil {
+					c.Process.Kill()
+				}
+			}
+			t.Fatal("the tasks did not finish in 5 minutes")
+		}
+	}
+	return outs, errs
+}
+
+// TestCollectiveAcrossTwoProcesses runs the toy model's allreduce signature
+// (CollectiveReduceV2, mean) in two processes, each with an in-process
+// server of a two-task cluster on loopback and a session on its own server.
+func TestCollectiveAcrossTwoProcesses(t *testing.T) {
+	outs, errs := runWorkers(t, "allreduce", 2, 0)
+	for task, out := range outs {
+		if errs[task] != nil {
+			t.Fatalf("task %d: %v\n%s", task, errs[task], out)
+		}
+		for step := 0; step < 3; step++ {
+			want := fmt.Sprintf("task %d step %d y [1.5 15 %d]", task, step, step)
+			if !strings.Contains(out, want) {
+				t.Errorf("task %d: no %q in\n%s", task, want, out)
+			}
+		}
+	}
+}
+
+// TestCollectiveDataParallelEqualsOneProcess: two tasks, each with half of
+// every global batch and the gradient averaged by the collective inside
+// train_step, end with the weights and losses of one process on the full
+// batches (group of one), to 1e-5.
+func TestCollectiveDataParallelEqualsOneProcess(t *testing.T) {
+	s, err := collectiveSession(toyModel(t), 0, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	want, err := runTrainSteps(s, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs, errs := runWorkers(t, "train", 2, 0)
+	for task, out := range outs {
+		if errs[task] != nil {
+			t.Fatalf("task %d: %v\n%s", task, errs[task], out)
+		}
+		var got []string
+		for _, l := range strings.Split(out, "\n") {
+			if rest, ok := strings.CutPrefix(l, "train "); ok {
+				got = append(got, rest)
+			}
+		}
+		if len(got) != len(want) {
+			t.Fatalf("task %d printed %d steps, want %d:\n%s", task, len(got), len(want), out)
+		}
+		for step := range want {
+			w, g := strings.Fields(want[step]), strings.Fields(got[step])
+			for i := range w {
+				a, _ := strconv.ParseFloat(w[i], 64)
+				b, _ := strconv.ParseFloat(g[i], 64)
+				if math.Abs(a-b) > 1e-5 {
+					t.Errorf("task %d step %d: %s, one process %s", task, step, got[step], want[step])
+				}
+			}
+		}
+	}
+	t.Logf("one process: %v", want)
+}
+
+// TestCollectiveTimesOutWithoutPeer: a task whose peer never comes fails its
+// step with DeadlineExceeded once the session's operation timeout passes,
+// instead of waiting forever.
+func TestCollectiveTimesOutWithoutPeer(t *testing.T) {
+	start := time.Now()
+	outs, errs := runWorkers(t, "allreduce", 1, 3000)
+	if errs[0] == nil || !strings.Contains(outs[0], "DeadlineExceeded") {
+		t.Fatalf("a lone task: %v\n%s", errs[0], outs[0])
+	}
+	if d := time.Since(start); d > 60*time.Second {
+		t.Errorf("a lone task took %v to fail", d)
+	}
+	t.Logf("%s", outs[0])
+}
+
+// TestCollectiveGroupOfOne: with group_size 1 the allreduce signature is the
+// identity in a plain in-process session, so a single-process trainer needs
+// no server.
+func TestCollectiveGroupOfOne(t *testing.T) {
+	s := loadToy(t)
+	x, _ := NewTensor([]int64{2}, []float32{3, -4})
+	feeds := map[string]*Tensor{"x": x}
+	scalars(feeds, 1, 7)
+	for i := 0; i < 2; i++ {
+		y := run1(t, s, "allreduce", feeds, "y")
+		v, _ := y.Float32s()
+		if len(v) != 2 || v[0] != 3 || v[1] != -4 {
+			t.Fatalf("allreduce over one task = %v, want [3 -4]", v)
+		}
+	}
+}
