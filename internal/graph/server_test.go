@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -117,7 +118,20 @@ func collectiveWorker(model, spec string) error {
 			y, _ := out[0].Float32s()
 			fmt.Printf("task %d step %d y %v\n", task, step, y)
 		}
-	case "train":
+	case "train", "train-kill":
+		if f[0] == "train-kill" && task == 1 {
+			// Task 1 runs one step, then SIGKILLs itself (as kill -9 would).
+			x, y := trainBatch(0, 1, len(addrs))
+			feeds := map[string]*Tensor{}
+			feeds["x"], _ = NewTensor([]int64{int64(len(y)), 2}, x)
+			feeds["y"], _ = NewTensor([]int64{int64(len(y))}, y)
+			feeds["lr"], _ = NewScalar(float32(0.5))
+			scalars(feeds, len(addrs), 10)
+			if _, err := s.Run("train_step", feeds, "loss"); err != nil {
+				return err
+			}
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		}
 		lines, err := runTrainSteps(s, task, len(addrs))
 		if err != nil {
 			return err
@@ -259,4 +273,24 @@ func TestCollectiveGroupOfOne(t *testing.T) {
 			t.Fatalf("allreduce over one task = %v, want [3 -4]", v)
 		}
 	}
+}
+
+// TestCollectivePeerKilled: task 1 SIGKILLs itself after its first step;
+// task 0's next step fails with DeadlineExceeded once the session's
+// operation timeout (5 s) passes. Without a timeout it waits for ever
+// (measured: still waiting after 90 s), so a trainer must set one.
+func TestCollectivePeerKilled(t *testing.T) {
+	start := time.Now()
+	outs, errs := runWorkers(t, "train-kill", 2, 5000)
+	d := time.Since(start)
+	if errs[1] == nil || !strings.Contains(errs[1].Error(), "killed") {
+		t.Fatalf("task 1 was not killed: %v\n%s", errs[1], outs[1])
+	}
+	if errs[0] == nil || !strings.Contains(outs[0], "task 0 step 1: tensorflow DeadlineExceeded") {
+		t.Fatalf("task 0 after its peer died: %v\n%s", errs[0], outs[0])
+	}
+	if d > 60*time.Second {
+		t.Errorf("task 0 took %v to fail", d)
+	}
+	t.Logf("task 0 failed after %v: %s", d, strings.TrimSpace(outs[0]))
 }
