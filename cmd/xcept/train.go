@@ -142,7 +142,7 @@ func (o *TrainOptions) fromConfig(cmd *cobra.Command, phase string) error {
 	if o.Job.ConfigYAML, err = yaml.Marshal(v.AllSettings()); err != nil {
 		return err
 	}
-	o.Job.Out = train.Output{Stdout: o.Stdout, Stderr: o.Stderr, TTY: o.Bar(), JSON: o.JSON, Quiet: o.Quiet}
+	o.Job.Out = o.Output
 	return nil
 }
 

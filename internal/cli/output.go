@@ -54,6 +54,11 @@ func (o Output) Notef(format string, args ...any) {
 	}
 }
 
+// Warnf prints a warning on Stderr, even with Quiet or JSON.
+func (o Output) Warnf(format string, args ...any) {
+	fmt.Fprintf(o.Stderr, "warning: "+format+"\n", args...)
+}
+
 // Line prints v as one JSON line on Stdout: one item of a stream.
 func (o Output) Line(v any) error {
 	return WriteJSONLine(o.Stdout, v)

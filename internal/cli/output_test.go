@@ -20,13 +20,15 @@ func TestOutputModes(t *testing.T) {
 		stdout, stderr string
 		progressNil    bool
 	}{
-		{"text", Output{}, "n is 1\n", "working\n", false},
-		{"quiet", Output{Quiet: true}, "n is 1\n", "", true},
-		{"json", Output{JSON: true}, "{\"n\":1}\n", "", true},
+		{"text", Output{}, "n is 1\n", "working\nnote\nwarning: careful\n", false},
+		{"quiet", Output{Quiet: true}, "n is 1\n", "warning: careful\n", true},
+		{"json", Output{JSON: true}, "{\"n\":1}\n", "note\nwarning: careful\n", true},
 	} {
 		var stdout, stderr bytes.Buffer
 		tt.o.Stdout, tt.o.Stderr = &stdout, &stderr
 		tt.o.Progressf("working")
+		tt.o.Notef("note")
+		tt.o.Warnf("careful")
 		if err := tt.o.Result(result{1}, text); err != nil {
 			t.Fatal(err)
 		}

@@ -17,7 +17,7 @@ import (
 // are, with a note.
 func (j *Job) calibrate(ctx context.Context, r *run.Run, m *model.Model, src Source) (*calibrate.Fit, error) {
 	if !m.Info.Calibratable() {
-		j.Out.notify("not calibrated: the model was built before temperature scaling (builder %d < %d); rebuild it with `xcept prepare` to calibrate",
+		j.Out.Notef("not calibrated: the model was built before temperature scaling (builder %d < %d); rebuild it with `xcept prepare` to calibrate",
 			m.Info.BuilderVersion, model.CalibrationBuilderVersion)
 		return nil, nil
 	}
@@ -47,7 +47,7 @@ func (j *Job) calibrate(ctx context.Context, r *run.Run, m *model.Model, src Sou
 	if err := r.SaveInfo(); err != nil {
 		return nil, err
 	}
-	j.Out.notify("calibrated on %d validation images: temperature %.3f, ECE %.4f → %.4f, NLL %.4f → %.4f",
+	j.Out.Notef("calibrated on %d validation images: temperature %.3f, ECE %.4f → %.4f, NLL %.4f → %.4f",
 		fit.Images, fit.Temperature, fit.Before.ECE, fit.After.ECE, fit.Before.NLL, fit.After.NLL)
 	return fit, nil
 }

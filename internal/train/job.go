@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,25 +21,6 @@ import (
 	"github.com/xcept/xcept/internal/track"
 )
 
-// Output is where a job reports.
-type Output struct {
-	Stdout, Stderr io.Writer
-	TTY            bool // live progress bar on Stderr
-	JSON           bool // one JSON object per epoch on Stdout
-	Quiet          bool
-}
-
-func (o Output) notify(format string, args ...any) {
-	if !o.Quiet {
-		fmt.Fprintf(o.Stderr, format+"\n", args...)
-	}
-}
-
-// warn is notify for warnings, which --quiet does not hide.
-func (o Output) warn(format string, args ...any) {
-	fmt.Fprintf(o.Stderr, "warning: "+format+"\n", args...)
-}
-
 // Job is one phase of training a run folder: `xcept train` (PhaseTrain,
 // from a prepared dataset) or `xcept finetune` (PhaseFinetune, from the
 // run's best checkpoint).
@@ -58,8 +37,8 @@ type Job struct {
 	// model's. Another policy builds the run's own model with it.
 	Precision  string
 	Session    graph.SessionOptions
-	ConfigYAML []byte // the resolved configuration, saved in the run folder
-	Out        Output
+	ConfigYAML []byte     // the resolved configuration, saved in the run folder
+	Out        cli.Output // progress, notes, the epoch lines (--json)
 	// Track mirrors the run folder into an MLflow server after every epoch
 	// (no URI: not at all). It never stops or slows training: see track.Live.
 	Track track.Settings
@@ -122,7 +101,7 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 	placement.Announce(j.Out.Stderr, j.Out.Quiet)
 	if st.restore != "" {
 		if st.restore == run.Last {
-			j.Out.notify("resuming %s at epoch %d (step %d of it)", r.Dir, state.Epoch+1, state.Step)
+			j.Out.Notef("resuming %s at epoch %d (step %d of it)", r.Dir, state.Epoch+1, state.Step)
 		}
 		if err := r.Restore(m.Session, st.restore); err != nil {
 			return nil, err
@@ -147,7 +126,7 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 	if err := run.WriteFile(r.Path(configName(j.Cfg.Phase)), j.ConfigYAML); err != nil {
 		return nil, err
 	}
-	live := track.NewLive(r.Dir, j.Track, j.Out.warn)
+	live := track.NewLive(r.Dir, j.Track, j.Out.Warnf)
 	t := &Trainer{Cfg: j.Cfg, Source: src, State: state, Callbacks: append(j.callbacks(r, m), &Tracking{Live: live})}
 	err = t.Run(ctx)
 	live.Finish(trackFinish)
@@ -277,11 +256,7 @@ func (j *Job) rebuild(ctx context.Context, r *run.Run, info *model.Info, sub str
 		DenseUnits: info.DenseUnits, Dropout: info.Dropout, UnfreezeFrom: info.UnfreezeFrom, FeatureBlocks: info.Features(), Seed: info.Seed}
 	edit(&spec)
 	dir := r.Path(sub)
-	var progress io.Writer
-	if !j.Out.Quiet && !j.Out.JSON {
-		progress = j.Out.Stderr
-	}
-	if _, err := model.Build(ctx, dir, spec, true, progress); err != nil {
+	if _, err := model.Build(ctx, dir, spec, true, j.Out.Progress()); err != nil {
 		return "", err
 	}
 	r.Info.Model = dir
@@ -317,7 +292,7 @@ func (j *Job) finetuneModel(ctx context.Context, r *run.Run) (string, bool, erro
 	if j.UnfreezeFrom == "" || j.UnfreezeFrom == info.UnfreezeFrom {
 		return r.Info.Model, false, nil
 	}
-	j.Out.notify("rebuilding the trainer to unfreeze from %s (initialised from the best checkpoint)", j.UnfreezeFrom)
+	j.Out.Notef("rebuilding the trainer to unfreeze from %s (initialised from the best checkpoint)", j.UnfreezeFrom)
 	dir, err := j.rebuild(ctx, r, info, "model-"+sanitize(j.UnfreezeFrom), func(s *model.Spec) {
 		s.Weights, s.UnfreezeFrom, s.InitFrom = "none", j.UnfreezeFrom, r.CheckpointPrefix(run.Best)
 	})
@@ -359,7 +334,7 @@ func (j *Job) source(ctx context.Context, r *run.Run, m *model.Model, ds *datase
 	if err != nil {
 		return nil, err
 	}
-	cache, err := OpenFeatureCache(ctx, m, data, sum, j.Cfg, CacheRoot(r), j.Out.notify)
+	cache, err := OpenFeatureCache(ctx, m, data, sum, j.Cfg, CacheRoot(r), j.Out.Notef)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, cli.Interrupted
@@ -398,11 +373,11 @@ func ManifestSHA(dir string) (string, error) {
 // checkpointer that saves it, then the recorders.
 func (j *Job) callbacks(r *run.Run, m *model.Model) Callbacks {
 	return Callbacks{
-		&ReduceLROnPlateau{Cfg: j.Cfg.ReduceLR, Notify: j.Out.notify},
-		&EarlyStopping{Cfg: j.Cfg.EarlyStopping, Run: r, Session: m.Session, Notify: j.Out.notify},
+		&ReduceLROnPlateau{Cfg: j.Cfg.ReduceLR, Notify: j.Out.Notef},
+		&EarlyStopping{Cfg: j.Cfg.EarlyStopping, Run: r, Session: m.Session, Notify: j.Out.Notef},
 		&Checkpointer{Monitor: j.Cfg.CheckpointMonitor, Run: r, Session: m.Session},
 		&History{Path: r.Path(run.HistoryFile)},
 		&TensorBoard{Dir: r.Dir},
-		&Progress{Stderr: j.Out.Stderr, Stdout: j.Out.Stdout, TTY: j.Out.TTY, JSON: j.Out.JSON, Quiet: j.Out.Quiet, Epochs: j.Cfg.Epochs},
+		&Progress{Out: j.Out, Epochs: j.Cfg.Epochs},
 	}
 }

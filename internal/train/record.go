@@ -3,10 +3,8 @@ package train
 import (
 	"bufio"
 	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"strconv"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/tbevents"
 	"github.com/xcept/xcept/internal/track"
 )
@@ -155,25 +154,21 @@ func (t *TensorBoard) TrainEnd(*State) error    { return t.w.Close() }
 // object per epoch on stdout.
 type Progress struct {
 	NoOp
-	Stderr io.Writer
-	Stdout io.Writer
-	TTY    bool // draw the live bar
-	JSON   bool
-	Quiet  bool
-	Epochs int // of this phase, for "epoch 3/50"
+	Out    cli.Output // the bar when Out.Bar(); the summary unless Quiet; the JSON line with JSON
+	Epochs int        // of this phase, for "epoch 3/50"
 
 	bar   *progressbar.ProgressBar
 	start time.Time
 }
 
 func (p *Progress) BatchEnd(s *State, step, steps int, sums Sums) error {
-	if !p.TTY || p.Quiet {
+	if !p.Out.Bar() {
 		return nil
 	}
 	if p.bar == nil {
 		p.start = time.Now()
 		p.bar = progressbar.NewOptions(steps,
-			progressbar.OptionSetWriter(p.Stderr),
+			progressbar.OptionSetWriter(p.Out.Stderr),
 			progressbar.OptionSetDescription(fmt.Sprintf("epoch %d/%d", s.PhaseEpoch+1, p.Epochs)),
 			progressbar.OptionShowCount(),
 			progressbar.OptionSetWidth(24),
@@ -195,19 +190,19 @@ func (p *Progress) endBar() {
 
 func (p *Progress) EpochEnd(s *State, logs Logs) error {
 	p.endBar()
-	if p.JSON {
+	if p.Out.JSON {
 		line := map[string]any{"epoch": s.Epoch, "phase": s.Phase, "phase_epoch": s.PhaseEpoch}
 		for k, v := range logs {
 			if !math.IsNaN(v) {
 				line[k] = v
 			}
 		}
-		if err := json.NewEncoder(p.Stdout).Encode(line); err != nil {
+		if err := p.Out.Line(line); err != nil {
 			return err
 		}
 	}
-	if !p.Quiet {
-		fmt.Fprintf(p.Stderr, "epoch %d/%d (%s) loss %.4f accuracy %.4f val_loss %.4f val_accuracy %.4f lr %.3g %.1fs %.1f img/s\n",
+	if !p.Out.Quiet {
+		fmt.Fprintf(p.Out.Stderr, "epoch %d/%d (%s) loss %.4f accuracy %.4f val_loss %.4f val_accuracy %.4f lr %.3g %.1fs %.1f img/s\n",
 			s.PhaseEpoch, p.Epochs, s.Phase, logs["loss"], logs["accuracy"], logs["val_loss"], logs["val_accuracy"],
 			logs["learning_rate"], logs["seconds"], logs["images_per_second"])
 	}
