@@ -73,18 +73,24 @@ func scalars(feeds map[string]*Tensor, groupSize, instanceKey int) {
 	feeds["instance_key"], _ = NewScalar(int32(instanceKey))
 }
 
-// trainSteps runs the toy train_step signature and returns one line per step
+// trainFeeds are task's feeds of train_step at step: its shard of the
+// global batch and fresh instance keys per step.
+func trainFeeds(step, task, tasks int) map[string]*Tensor {
+	x, y := trainBatch(step, task, tasks)
+	feeds := map[string]*Tensor{}
+	feeds["x"], _ = NewTensor([]int64{int64(len(y)), 2}, x)
+	feeds["y"], _ = NewTensor([]int64{int64(len(y))}, y)
+	feeds["lr"], _ = NewScalar(float32(0.5))
+	scalars(feeds, tasks, 10+step)
+	return feeds
+}
+
+// runTrainSteps runs the toy train_step signature and returns one line per step
 // (the group's mean loss, then the weights), as %.9g.
 func runTrainSteps(s *Session, task, tasks int) ([]string, error) {
 	var lines []string
 	for step := 0; step < trainSteps; step++ {
-		x, y := trainBatch(step, task, tasks)
-		feeds := map[string]*Tensor{}
-		feeds["x"], _ = NewTensor([]int64{int64(len(y)), 2}, x)
-		feeds["y"], _ = NewTensor([]int64{int64(len(y))}, y)
-		feeds["lr"], _ = NewScalar(float32(0.5))
-		scalars(feeds, tasks, 10+step)
-		out, err := s.Run("train_step", feeds, "loss", "lin")
+		out, err := s.Run("train_step", trainFeeds(step, task, tasks), "loss", "lin")
 		if err != nil {
 			return nil, fmt.Errorf("task %d step %d: %w", task, step, err)
 		}
@@ -121,13 +127,7 @@ func collectiveWorker(model, spec string) error {
 	case "train", "train-kill":
 		if f[0] == "train-kill" && task == 1 {
 			// Task 1 runs one step, then SIGKILLs itself (as kill -9 would).
-			x, y := trainBatch(0, 1, len(addrs))
-			feeds := map[string]*Tensor{}
-			feeds["x"], _ = NewTensor([]int64{int64(len(y)), 2}, x)
-			feeds["y"], _ = NewTensor([]int64{int64(len(y))}, y)
-			feeds["lr"], _ = NewScalar(float32(0.5))
-			scalars(feeds, len(addrs), 10)
-			if _, err := s.Run("train_step", feeds, "loss"); err != nil {
+			if _, err := s.Run("train_step", trainFeeds(0, task, len(addrs)), "loss"); err != nil {
 				return err
 			}
 			syscall.Kill(os.Getpid(), syscall.SIGKILL)
