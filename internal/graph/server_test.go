@@ -164,7 +164,33 @@ func collectiveWorker(model, spec string) error {
 	default:
 		return errors.New("unknown mode " + f[0])
 	}
-	return s.Close()
+	if err := s.Close(); err != nil {
+		return err
+	}
+	return waitForPeers(os.Getenv("XCEPT_TEST_DIR"), task, len(addrs))
+}
+
+// waitForPeers returns once every task has finished its steps: a task that
+// exits as soon as its last collective returns can still be sending its part
+// to a peer, which then fails with Unavailable (seen with 88 MB tensors).
+func waitForPeers(dir string, task, tasks int) error {
+	if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("done-%d", task)), nil, 0o644); err != nil {
+		return err
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		n := 0
+		for i := 0; i < tasks; i++ {
+			if _, err := os.Stat(filepath.Join(dir, fmt.Sprintf("done-%d", i))); err == nil {
+				n++
+			}
+		}
+		if n == tasks {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("task %d: only %d of %d tasks finished within a minute", task, n, tasks)
+		}
+	}
 }
 
 // runWorkers runs one process per task and returns their outputs.
