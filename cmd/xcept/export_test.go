@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"io"
@@ -587,31 +586,17 @@ func TestExportThresholdSelection(t *testing.T) {
 func TestExportInterrupted(t *testing.T) {
 	runDir := trainedRun(t)
 	out := filepath.Join(t.TempDir(), "exports")
-	cmd := exec.Command(os.Args[0], "export", "--run", runDir, "--out", out, "--format", "tflite")
-	cmd.Env = append(os.Environ(), "XCEPT_TEST_AS_MAIN=1")
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(stderr)
-	for sc.Scan() {
-		if strings.HasPrefix(sc.Text(), "converting with") {
-			break
-		}
-	}
+	cmd, lines := startXcept(t, "export", "--run", runDir, "--out", out, "--format", "tflite")
+	waitFor(t, lines, "converting with", 10*time.Minute)
 	time.Sleep(time.Second) // inside the converter, which takes far longer
 	cmd.Process.Signal(os.Interrupt)
-	var rest strings.Builder
-	for sc.Scan() {
-		rest.WriteString(sc.Text() + "\n")
-	}
-	err := cmd.Wait()
+	rest, err := finish(cmd, lines)
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != cli.ExitInterrupted {
-		t.Fatalf("after SIGINT: %v, stderr %q", err, rest.String())
+		t.Fatalf("after SIGINT: %v, stderr %q", err, rest)
 	}
-	if !strings.Contains(rest.String(), "xcept: interrupted") {
-		t.Errorf("stderr %q", rest.String())
+	if !strings.Contains(rest, "xcept: interrupted") {
+		t.Errorf("stderr %q", rest)
 	}
 	if _, err := os.Stat(out); !errors.Is(err, fs.ErrNotExist) {
 		entries, _ := os.ReadDir(filepath.Join(out, "shapes-tflite"))

@@ -101,6 +101,16 @@ func kill9(t *testing.T, cmd *exec.Cmd, child int) {
 	}
 }
 
+// finish waits for cmd (started by startXcept) to end and returns the rest
+// of its stderr and its exit error.
+func finish(cmd *exec.Cmd, lines <-chan string) (string, error) {
+	var rest strings.Builder
+	for l := range lines {
+		rest.WriteString(l + "\n")
+	}
+	return rest.String(), cmd.Wait()
+}
+
 // waitFor waits for a line of lines with prefix, or for cond to hold.
 func waitFor(t *testing.T, lines <-chan string, prefix string, timeout time.Duration) {
 	t.Helper()

@@ -356,28 +356,14 @@ func TestCtrlCSavesAndExits130(t *testing.T) {
 	ds := trainDataset(t)
 	runDir := filepath.Join(t.TempDir(), "runs", "ctrl-c")
 	cfg := writeTrainConfig(t, "")
-	cmd := exec.Command(os.Args[0], "--config", cfg, "train", "--data", ds, "--run", runDir, "--epochs", "6", "--feature-cache=false")
-	cmd.Env = append(os.Environ(), "XCEPT_TEST_AS_MAIN=1")
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(stderr)
-	for sc.Scan() {
-		if strings.HasPrefix(sc.Text(), "epoch 1/6") {
-			break
-		}
-	}
+	cmd, lines := startXcept(t, "--config", cfg, "train", "--data", ds, "--run", runDir, "--epochs", "6", "--feature-cache=false")
+	waitFor(t, lines, "epoch 1/6", 10*time.Minute)
 	time.Sleep(300 * time.Millisecond)
 	cmd.Process.Signal(os.Interrupt)
-	var rest strings.Builder
-	for sc.Scan() {
-		rest.WriteString(sc.Text() + "\n")
-	}
-	err := cmd.Wait()
+	rest, err := finish(cmd, lines)
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != cli.ExitInterrupted {
-		t.Fatalf("after SIGINT: %v, stderr %q", err, rest.String())
+		t.Fatalf("after SIGINT: %v, stderr %q", err, rest)
 	}
 	var state struct {
 		Epoch int `json:"epoch"`
@@ -432,19 +418,8 @@ func TestOneWriterPerRun(t *testing.T) {
 	ds := trainDataset(t)
 	runDir := filepath.Join(t.TempDir(), "runs", "shared")
 	cfg := writeTrainConfig(t, "")
-	cmd := exec.Command(os.Args[0], "--config", cfg, "train", "--data", ds, "--run", runDir, "--epochs", "3", "--feature-cache=false")
-	cmd.Env = append(os.Environ(), "XCEPT_TEST_AS_MAIN=1")
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	sc := bufio.NewScanner(stderr)
-	for sc.Scan() {
-		if strings.HasPrefix(sc.Text(), "epoch 1/3") {
-			break
-		}
-	}
+	cmd, lines := startXcept(t, "--config", cfg, "train", "--data", ds, "--run", runDir, "--epochs", "3", "--feature-cache=false")
+	waitFor(t, lines, "epoch 1/3", 10*time.Minute)
 	holder := "in use by xcept train (pid " + strconv.Itoa(cmd.Process.Pid) + ", started "
 	for _, args := range [][]string{
 		{"train", "--data", ds, "--run", runDir, "--epochs", "2", "--lr", "0.01", "--resume"},
@@ -461,10 +436,8 @@ func TestOneWriterPerRun(t *testing.T) {
 	if code, _, errOut := runXcept(t, nil, "--config", cfg, "-q", "evaluate", "--run", runDir, "--split", "val", "--out", reports); code != 0 {
 		t.Errorf("evaluate --out elsewhere alongside the train: exit %d: %s", code, errOut)
 	}
-	for sc.Scan() {
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("the first train: %v", err)
+	if rest, err := finish(cmd, lines); err != nil {
+		t.Fatalf("the first train: %v: %s", err, rest)
 	}
 	rows := readCSV(t, filepath.Join(runDir, "history.csv"))
 	if len(rows) != 1+3 {
