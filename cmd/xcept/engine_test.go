@@ -33,7 +33,7 @@ func init() {
 }
 
 // kitchenRun is a run of the shared real-weights model (testmodel.Real,
-// 128 px, the ImageNet base) whose best checkpoint is the model's own
+// 192 px, the ImageNet base) whose best checkpoint is the model's own
 // (seeded) weights.
 func kitchenRun(t *testing.T) *runs.Run {
 	t.Helper()
