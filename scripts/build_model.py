@@ -44,7 +44,9 @@ MIN_IMAGE_SIZE = 71  # Xception's smallest input
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 DOWNLOAD_TIMEOUT_SECONDS = 20  # an offline machine must fail fast, not hang
 FORMAT_VERSION = 1
-BUILDER_VERSION = 4  # 2: eval_head_step, --init-from, serving_default on encoded images; 3: temperature; 4: --feature-blocks
+# 2: eval_head_step, --init-from, serving_default on encoded images; 3: temperature; 4: --feature-blocks;
+# 5: the feature mask (set_feature_mask, feature_choices)
+BUILDER_VERSION = 5
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
@@ -79,8 +81,8 @@ def parse_args(argv):
     p.add_argument("--unfreeze-from", default="block11", help="Xception block (block1..block14) or layer name")
     p.add_argument(
         "--feature-blocks",
-        help="comma-separated Xception blocks, shallowest first, whose pooled outputs the head reads "
-        "(default: xcept_model.FEATURE_BLOCKS)",
+        help="auto (the default: the trainer chooses between block14 alone and block4,block8,block12,block14 "
+        "on the validation split) or comma-separated Xception blocks, shallowest first, whose pooled outputs the head reads",
     )
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--init-from", help="checkpoint prefix (PREFIX.index exists) whose model weights to start from")
@@ -160,8 +162,10 @@ def validate(args):
     if not os.path.isdir(os.path.dirname(out)):
         raise UsageError(f"--out {out}: parent folder does not exist; create it first")
     optional = {}
-    if args.feature_blocks is not None:
-        optional["feature_blocks"] = tuple(b.strip() for b in args.feature_blocks.split(","))
+    if args.feature_blocks is not None and args.feature_blocks.strip() != "auto":
+        # auto is ModelConfig's default; a list is the head's input, nothing to choose.
+        blocks = tuple(b.strip() for b in args.feature_blocks.split(","))
+        optional["feature_blocks"], optional["feature_choices"] = blocks, (blocks,)
     return dict(
         **optional,
         classes=read_classes(args),
@@ -236,6 +240,11 @@ def describe(cfg, trainer, tmp):
         "init_from": cfg.init_from,
         "feature_blocks": list(cfg.feature_blocks),
         "feature_dim": xm.feature_dim_of(cfg.feature_blocks),
+        # The subsets of feature_blocks the trainer may choose the head's
+        # input among (set_feature_mask), the first until it has chosen, and
+        # each tap's width in the concatenated features.
+        "feature_choices": [list(c) for c in cfg.feature_choices],
+        "feature_widths": [xm.BLOCK_CHANNELS[b] for b in cfg.feature_blocks],
         # The blocks the base has (--unfreeze-from may name any of them).
         "blocks": list(xm.BLOCKS[: xm.BLOCKS.index(cfg.feature_blocks[-1]) + 1]),
         "trainable_variables": {

@@ -32,7 +32,7 @@ N = len(CLASSES)
 HEATMAP = 3  # block14's spatial size at 71 px
 DROPOUT = 0.2
 UNFREEZE = "block13"  # the shared model's; the --init-from model unfreezes block12
-FEATURES = 2048  # pooled block14, the default feature block
+FEATURES = 728 * 3 + 2048  # pooled block4, block8, block12 and block14: the taps of --feature-blocks auto
 
 
 def run_builder(*args, env=None, timeout=300):
@@ -118,6 +118,7 @@ EXPECTED = {
             {"loss": ("float32", []), "probabilities": PROBS, "logits": PROBS},
         ),
         "set_temperature": ({"temperature": ("float32", [])}, {"temperature": ("float32", [])}),
+        "set_feature_mask": ({"mask": ("float32", [FEATURES])}, {"feature_mask": ("float32", [FEATURES])}),
         "predict": ({"images": IMAGES}, {"probabilities": PROBS}),
         "features": ({"images": IMAGES}, {"features": ("float32", [-1, FEATURES])}),
         "explain": (
@@ -157,6 +158,7 @@ def test_model_json_describes_the_build(built):
         "format_version": 1, "builder_version": build_model.BUILDER_VERSION, "classes": list(CLASSES), "num_classes": N,
         "image_size": SIZE, "weights": "none", "weights_sha256": None, "precision": "float32",
         "dense_units": 32, "dropout": DROPOUT, "unfreeze_from": UNFREEZE, "seed": 42, "feature_dim": FEATURES, "feature_blocks": list(xm.FEATURE_BLOCKS),
+        "feature_choices": [["block14"], ["block4", "block8", "block12", "block14"]], "feature_widths": [728, 728, 728, 2048],
         "init_from": None,
         "blocks": [f"block{i}" for i in range(1, 15)],
         "tensorflow_version": tf.__version__, "keras_version": keras.__version__,
@@ -412,6 +414,25 @@ def test_temperature_travels_from_the_trainer_checkpoint_into_serving(built, tra
     np.testing.assert_allclose(got["probabilities"], want, rtol=1e-5, atol=1e-7)
     with pytest.raises(tf.errors.InvalidArgumentError):
         trainer.run("set_temperature", temperature=np.float32(0))
+
+
+def test_feature_mask_travels_from_the_trainer_checkpoint_into_serving(built, tmp_path):
+    """set_feature_mask on the trainer (all four taps instead of block14
+    alone), saved through its SaverDef, makes the serving model answer what
+    the trainer answers with that mask (the built weights: no saturation)."""
+    images, _ = batch()
+    trainer = V1Model(str(built[0] / "trainer"))
+    block14 = trainer.run("predict", images=images.numpy())["probabilities"]
+    mask = np.ones([FEATURES], np.float32)
+    np.testing.assert_array_equal(trainer.run("set_feature_mask", mask=mask)["feature_mask"], mask)
+    every = trainer.run("predict", images=images.numpy())["probabilities"]
+    assert np.abs(every - block14).max() > 1e-4
+    masked_prefix = str(tmp_path / "masked")
+    trainer.save(masked_prefix)
+    serving = V1Model(str(built[0] / "serving"))
+    np.testing.assert_allclose(serving.run("predict", images=images.numpy())["probabilities"], block14, rtol=1e-5, atol=1e-7)
+    serving.restore(masked_prefix)
+    np.testing.assert_allclose(serving.run("predict", images=images.numpy())["probabilities"], every, rtol=1e-5, atol=1e-7)
 
 
 # --- serving: complete for export and TF Serving ----------------------------
@@ -772,6 +793,36 @@ def test_mixed_float16_scales_the_loss_inside_the_tape():
 def test_feature_blocks_are_checked(blocks, unfreeze, message):
     with pytest.raises(xm.ConfigError, match=message):
         xm.check_feature_blocks(blocks, unfreeze)
+
+
+def test_the_feature_mask_chooses_what_the_head_reads():
+    """auto: the head starts on block14 alone (the middle taps' features do
+    not move the logits, and their fc weights get no update); with the mask
+    of all taps they do. A mask that is not 0/1 is refused."""
+    cfg = xm.ModelConfig(classes=CLASSES, image_size=SIZE, weights="none", dense_units=8)
+    assert cfg.feature_choices == xm.FEATURE_CHOICES
+    module = xm.XceptModule(xm.build_keras_model(cfg), cfg, training=True)
+    rng = np.random.default_rng(1)
+    features = rng.uniform(size=(6, FEATURES)).astype(np.float32)
+    other = features.copy()
+    middle = FEATURES - 2048
+    other[:, :middle] = rng.uniform(size=(6, middle))
+    labels = tf.constant([0, 0, 1, 1, 2, 2], tf.int32)
+    logits = lambda f: module.eval_head_step(tf.constant(f), labels)["logits"].numpy()  # noqa: E731
+    np.testing.assert_array_equal(logits(features), logits(other))
+    kernel = module.model.get_layer("fc").kernel
+    before = kernel.numpy()
+    inputs = {k: v for k, v in step_inputs(None, labels, lr=1e-2).items() if k != "images"}
+    module.train_head_step(tf.constant(features), **inputs)
+    after = kernel.numpy()
+    np.testing.assert_array_equal(after[:middle], before[:middle])
+    assert not np.array_equal(after[middle:], before[middle:])
+    module.set_feature_mask(tf.ones([FEATURES]))
+    assert not np.array_equal(logits(features), logits(other))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="0 or 1"):
+        module.set_feature_mask(tf.fill([FEATURES], 0.5))
+    explicit = xm.ModelConfig(classes=CLASSES, image_size=SIZE, weights="none", feature_blocks=("block4", "block14"))
+    assert explicit.feature_choices == (("block4", "block14"),)
 
 
 def test_block_ends_are_the_residual_adds():

@@ -22,15 +22,18 @@ import tf_keras as keras  # noqa: E402
 
 BLOCKS = tuple(f"block{i}" for i in range(1, 15))
 LAST_LAYER = "block14_sepconv2_act"  # the last layer of Keras's Xception without its top
-# The head reads the globally pooled outputs of these blocks, concatenated;
-# the base ends at the deepest of them and Grad-CAM looks at it. block14
-# alone is the default: on real images far from ImageNet (Fashion-MNIST,
-# 1,000 training images) block4,block8,block12,block14 lifted a frozen head
-# from 0.766 to 0.830 test accuracy, but on real photos (the kitchen
-# composites of the Grad-CAM test, 30 per class) it fell from 1.000 to 0.517
-# (README, "The model").
-FEATURE_BLOCKS = ("block14",)
-MIDDLE_BLOCKS = ("block4", "block8", "block12", "block14")  # the far-domain choice the hint suggests
+# The head reads the globally pooled outputs of the base's feature blocks
+# ("taps"), concatenated and multiplied by a 0/1 mask; the base ends at the
+# deepest tap and Grad-CAM looks at it. --feature-blocks auto (the default)
+# taps MIDDLE_BLOCKS and lets the trainer choose, on the validation split,
+# which of FEATURE_CHOICES the head reads (the first until it has chosen):
+# on real images far from ImageNet (Fashion-MNIST, 1,000 training images)
+# block4,block8,block12,block14 lifted a frozen head from 0.766 to 0.830
+# test accuracy, but on real photos (the kitchen composites of the Grad-CAM
+# test, 30 per class) it fell from 1.000 to 0.517 (README, "The model").
+MIDDLE_BLOCKS = ("block4", "block8", "block12", "block14")  # the far-domain choice
+FEATURE_CHOICES = (("block14",), MIDDLE_BLOCKS)
+FEATURE_BLOCKS = MIDDLE_BLOCKS  # the taps of --feature-blocks auto
 LABELS_ASSET = "labels.txt"  # the class names in the serving SavedModel's assets/
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -53,10 +56,19 @@ class ModelConfig:
     dropout: float = 0.0
     unfreeze_from: str = "block11"
     feature_blocks: tuple = FEATURE_BLOCKS
+    # The subsets of feature_blocks the head may read, each ending at the
+    # deepest; the mask starts at the first. One choice: nothing to choose.
+    # None: FEATURE_CHOICES for the default taps, else all of feature_blocks.
+    feature_choices: typing.Optional[tuple] = None
     seed: int = 42
     # Absolute checkpoint prefix whose model weights replace the built ones
     # (see restore_model); the base weights are then not loaded at all.
     init_from: typing.Optional[str] = None
+
+    def __post_init__(self):
+        if self.feature_choices is None:
+            choices = FEATURE_CHOICES if self.feature_blocks == FEATURE_BLOCKS else (self.feature_blocks,)
+            object.__setattr__(self, "feature_choices", choices)
 
     @property
     def num_classes(self):
@@ -98,7 +110,7 @@ def check_feature_blocks(blocks, unfreeze_from):
     if not blocks or unknown:
         raise ConfigError(
             f"--feature-blocks {','.join(blocks)}: {'no blocks' if not blocks else 'unknown block ' + unknown[0]}; "
-            f"use blocks of Xception in order, from {', '.join(BLOCKS)}, e.g. {','.join(MIDDLE_BLOCKS)}"
+            f"use auto, or blocks of Xception in order, from {', '.join(BLOCKS)}, e.g. {','.join(MIDDLE_BLOCKS)}"
         )
     order = [BLOCKS.index(b) for b in blocks]
     if order != sorted(set(order)):
@@ -285,6 +297,11 @@ def feature_dim_of(blocks):
     return sum(BLOCK_CHANNELS[b] for b in blocks)
 
 
+def feature_mask_of(taps, chosen):
+    """The 0/1 mask over the taps' concatenated features that keeps chosen."""
+    return [1.0 if b in chosen else 0.0 for b in taps for _ in range(BLOCK_CHANNELS[b])]
+
+
 def restore_model(model, cfg, shapes):
     """Loads the model's weights from the checkpoint at cfg.init_from, as
     tf.train.Checkpoint(model=...) does: by object path, so the trainer's
@@ -417,6 +434,7 @@ def trainer_signatures(size, feature_dim):
         "features": ("features", [images]),
         "explain": ("explain", [images, _spec(tf.int32, [None], "class_index")]),
         "set_temperature": ("set_temperature", [_spec(tf.float32, [], "temperature")]),
+        "set_feature_mask": ("set_feature_mask", [_spec(tf.float32, [feature_dim], "mask")]),
     }
 
 
@@ -454,6 +472,12 @@ class XceptModule(tf.Module):
         # the serving model and every export with the weights; training and
         # evaluation steps stay uncalibrated (temperature 1).
         self.temperature = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="temperature")
+        # Which taps the head reads (feature_choices): like the temperature,
+        # set from Go, saved in the run's checkpoints and restored into the
+        # serving model. A masked tap's fc weights get no gradient.
+        self.feature_mask = tf.Variable(
+            feature_mask_of(cfg.feature_blocks, cfg.feature_choices[0]), trainable=False, dtype=tf.float32, name="feature_mask"
+        )
         if labels_file is not None:
             # Tracked, so saving copies it to assets/; an asset has no
             # variables and adds no checkpoint keys.
@@ -499,7 +523,7 @@ class XceptModule(tf.Module):
         return tf.concat([tf.cast(pool(m), tf.float32) for m in feature_maps], axis=-1)
 
     def _logits(self, features, seed=None):
-        hidden = self.model.get_layer("fc")(features)
+        hidden = self.model.get_layer("fc")(features * self.feature_mask)
         if seed is not None and self._cfg.dropout > 0:
             # Stateless: the caller's seed alone decides the mask.
             hidden = tf.nn.experimental.stateless_dropout(hidden, rate=self._cfg.dropout, seed=seed)
@@ -611,6 +635,13 @@ class XceptModule(tf.Module):
         with tf.control_dependencies([tf.debugging.assert_positive(temperature, message="temperature must be > 0")]):
             self.temperature.assign(temperature)
         return {"temperature": tf.identity(self.temperature)}
+
+    def set_feature_mask(self, mask):
+        """Sets which taps the head reads (1 keeps a feature, 0 drops it)."""
+        binary = tf.reduce_all(tf.logical_or(tf.equal(mask, 0.0), tf.equal(mask, 1.0)))
+        with tf.control_dependencies([tf.debugging.Assert(binary, ["feature mask values must be 0 or 1"])]):
+            self.feature_mask.assign(mask)
+        return {"feature_mask": tf.identity(self.feature_mask)}
 
     def explain(self, images, class_index):
         """Grad-CAM: ReLU(Σ_k mean(∂y_c/∂A_k)·A_k) on the deepest feature

@@ -42,7 +42,7 @@ func addModelFlags(cmd *cobra.Command) {
 	f.String("weights", "", "base weights: imagenet, none or a Keras Xception notop .h5 file (model.weights)")
 	f.String("precision", "", "float32, mixed_bfloat16 (CPU) or mixed_float16 (GPU) (model.precision)")
 	f.String("unfreeze-from", "", "first Xception block or layer fine-tuning trains (model.unfreeze_from)")
-	f.String("feature-blocks", "", "Xception blocks, shallowest first, whose pooled outputs the head reads, e.g. block14 (model.feature_blocks)")
+	f.String("feature-blocks", "", "auto (train chooses on the validation split) or Xception blocks, shallowest first, whose pooled outputs the head reads, e.g. block14 (model.feature_blocks)")
 }
 
 // modelSpec reads the model section of the resolved configuration.

@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -144,7 +145,8 @@ func TestRealWeightsGradCAMAndOOD(t *testing.T) {
 	}
 	trained := time.Since(started)
 	var runInfo struct {
-		Calibration struct {
+		FeatureBlocks []string `json:"feature_blocks"`
+		Calibration   struct {
 			Temperature float64
 			Images      int
 			Reject      struct {
@@ -159,6 +161,13 @@ func TestRealWeightsGradCAMAndOOD(t *testing.T) {
 	c := runInfo.Calibration
 	t.Logf("calibrated on %d validation images: T %.4f, threshold %s %.6g (top probability %.9g) accepts %.4f of them (prepare + frozen phase %.0f s)",
 		c.Images, c.Temperature, c.Reject.Score, c.Reject.Threshold, c.Reject.Confidence, c.Reject.Accepted, trained.Seconds())
+	// model.feature_blocks auto on real photos: the validation split must
+	// pick block14 alone (the middle blocks cost these composites their
+	// held-out accuracy, 1.000 → 0.517: README, The model).
+	t.Logf("feature blocks chosen on the validation split: %v", runInfo.FeatureBlocks)
+	if !slices.Equal(runInfo.FeatureBlocks, []string{"block14"}) {
+		t.Errorf("run.json feature_blocks %v: want block14 chosen on these photos", runInfo.FeatureBlocks)
+	}
 	t.Run("GradCAMLocalises", func(t *testing.T) { testGradCAMLocalises(t, runDir) })
 	for name, oodDir := range oodFolders(t, 60) {
 		t.Run(name, func(t *testing.T) {

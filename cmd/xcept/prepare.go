@@ -97,7 +97,7 @@ func addPrepareFlags(f *pflag.FlagSet, o *PrepareOptions) {
 	f.Bool("follow-outside-links", false, "follow symbolic links that lead outside --data (prepare.follow_outside_links); by default they are reported and skipped")
 	f.String("weights", "", "imagenet | none | FILE.h5: Xception base weights (model.weights)")
 	f.String("precision", "", "float32 | mixed_bfloat16 | mixed_float16 (model.precision)")
-	f.String("feature-blocks", "", "Xception blocks, shallowest first, whose pooled outputs the head reads, e.g. block14 (model.feature_blocks)")
+	f.String("feature-blocks", "", "auto (train chooses on the validation split) or Xception blocks, shallowest first, whose pooled outputs the head reads, e.g. block14 (model.feature_blocks)")
 	f.BoolVar(&o.NoModel, "no-model", false, "write the dataset only; do not build the model")
 	f.BoolVar(&o.Strict, "strict", false, "exit with code 3 if any problem was found (for CI); the dataset is still written")
 }

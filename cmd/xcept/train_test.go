@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -100,6 +101,7 @@ func TestTrainAndFinetuneEndToEnd(t *testing.T) {
 	}
 	checkTensorBoard(t, runDir, rows)
 	checkResultHint(t, lines[3], runDir, rows)
+	checkFeatureChoice(t, runDir, stderr)
 	checkCalibrated(t, runDir, "train")
 
 	code, _, stderr = runXcept(t, nil, "--config", cfg, "finetune", "--run", runDir, "--epochs", "1")
@@ -117,6 +119,29 @@ func TestTrainAndFinetuneEndToEnd(t *testing.T) {
 		t.Errorf("finetune did not say it calibrated:\n%s", stderr)
 	}
 	checkCalibrated(t, runDir, "finetune")
+}
+
+// checkFeatureChoice: model.feature_blocks auto (the default) chose one of
+// the model's feature choices before the phase, said so on one line and
+// recorded it in run.json; the history holds the phase's epochs only (the
+// trials write nothing: checked by the caller's row count).
+func checkFeatureChoice(t *testing.T, runDir, stderr string) {
+	t.Helper()
+	r, err := runs.Open(runDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := model.ReadInfo(r.Info.Model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.Choosable() || !slices.ContainsFunc(info.FeatureChoices, func(c []string) bool { return slices.Equal(c, r.Info.FeatureBlocks) }) {
+		t.Errorf("run.json feature_blocks %v: want one of the model's choices %v", r.Info.FeatureBlocks, info.FeatureChoices)
+	}
+	want := "feature blocks: the head reads " + strings.Join(r.Info.FeatureBlocks, ",") + " (best val_accuracy on the validation split: block14 "
+	if n := strings.Count(stderr, "feature blocks: "); n != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("train stderr: want one line starting %q:\n%s", want, stderr)
+	}
 }
 
 // checkCalibrated: run.json holds the temperature fitted after phase, the

@@ -31,6 +31,9 @@ const (
 	// SigSetTemperature sets the temperature predict, the serving
 	// signatures and explain divide the logits by (builder 3 and later).
 	SigSetTemperature = "set_temperature"
+	// SigSetFeatureMask sets which feature blocks the head reads, as a 0/1
+	// mask over the concatenated features (builder 5 and later).
+	SigSetFeatureMask = "set_feature_mask"
 )
 
 // Signatures of the serving SavedModel (model/serving/ and every SavedModel
@@ -45,7 +48,7 @@ const (
 const (
 	InImages         = "images"      // uint8 (float32 for predict_images) [batch, S, S, 3] RGB pixels
 	InImageBytes     = "image_bytes" // string [batch]: encoded image files (serving_default)
-	InFeatures       = "features"    // float32 [batch, 2048]: pooled base features
+	InFeatures       = "features"    // float32 [batch, feature_dim]: pooled base features
 	InLabels         = "labels"      // int32 [batch]
 	InSampleWeight   = "sample_weight"
 	InLearningRate   = "learning_rate"
@@ -53,6 +56,7 @@ const (
 	InSeed           = "seed"
 	InClassIndex     = "class_index" // int32 [batch]: Grad-CAM's class, -1 for the predicted one
 	InTemperature    = "temperature" // float32 scalar > 0 (set_temperature)
+	InFeatureMask    = "mask"        // float32 [feature_dim] of 0 and 1 (set_feature_mask)
 )
 
 // Output keys.
@@ -66,6 +70,7 @@ const (
 	OutClassIndex    = "class_index"
 	OutLogits        = "logits"      // float32 [batch, classes]: uncalibrated (eval_step, eval_head_step)
 	OutTemperature   = "temperature" // float32 scalar (set_temperature)
+	OutFeatureMask   = "feature_mask"
 	// Added by `xcept serve` with serve.reject to serving_default's answer,
 	// computed from probabilities and classes (not in the graph).
 	OutUnknown = "unknown" // bool [batch]: the top probability is below the "unknown" threshold

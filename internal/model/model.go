@@ -47,7 +47,43 @@ const CalibrationBuilderVersion = 3
 // Calibratable reports whether the model holds a temperature.
 func (i *Info) Calibratable() bool { return i.BuilderVersion >= CalibrationBuilderVersion }
 
-// Features is the blocks whose pooled outputs the model's head reads.
+// FeatureMaskBuilderVersion is the oldest builder whose models tap several
+// blocks and choose among them with a mask (set_feature_mask).
+const FeatureMaskBuilderVersion = 5
+
+// Auto is model.feature_blocks' value that lets the trainer choose the
+// blocks on the validation split (see Info.FeatureChoices).
+const Auto = "auto"
+
+// Choosable reports whether the trainer chooses the blocks the head reads.
+func (i *Info) Choosable() bool {
+	return i.BuilderVersion >= FeatureMaskBuilderVersion && len(i.FeatureChoices) > 1
+}
+
+// FeatureMask is the 0/1 mask over the concatenated features that keeps
+// the taps in blocks.
+func (i *Info) FeatureMask(blocks []string) ([]float32, error) {
+	if len(i.FeatureWidths) != len(i.FeatureBlocks) {
+		return nil, fmt.Errorf("model.json: %d feature widths for %d feature blocks", len(i.FeatureWidths), len(i.FeatureBlocks))
+	}
+	var mask []float32
+	kept := 0
+	for k, b := range i.FeatureBlocks {
+		v := float32(0)
+		if slices.Contains(blocks, b) {
+			v, kept = 1, kept+1
+		}
+		for range i.FeatureWidths[k] {
+			mask = append(mask, v)
+		}
+	}
+	if kept != len(blocks) {
+		return nil, fmt.Errorf("feature blocks %s are not all taps of the model (%s)", strings.Join(blocks, ","), strings.Join(i.FeatureBlocks, ","))
+	}
+	return mask, nil
+}
+
+// Features is the blocks whose pooled outputs the model's base taps.
 // Builders before version 4 recorded none: their head read block14 alone.
 func (i *Info) Features() []string {
 	if len(i.FeatureBlocks) == 0 {
@@ -81,7 +117,7 @@ type Spec struct {
 	Dropout      float64
 	UnfreezeFrom string
 	// FeatureBlocks are the Xception blocks, shallowest first, whose pooled
-	// outputs the head reads; empty: the builder's default.
+	// outputs the head reads, or [Auto]; empty: the builder's default (auto).
 	FeatureBlocks []string
 	Seed          int64
 	// InitFrom, when set, is a checkpoint prefix whose model weights the
@@ -213,6 +249,8 @@ type Info struct {
 	Seed               int64                               `json:"seed"`
 	FeatureBlocks      []string                            `json:"feature_blocks"` // see Features
 	FeatureDim         int                                 `json:"feature_dim"`
+	FeatureChoices     [][]string                          `json:"feature_choices"` // see Choosable
+	FeatureWidths      []int                               `json:"feature_widths"`  // per feature block
 	Blocks             []string                            `json:"blocks"`
 	TrainableVariables map[string]int                      `json:"trainable_variables"`
 	Signatures         map[string]map[string]SignatureSpec `json:"signatures"`

@@ -56,11 +56,13 @@ func fixedBatch(m *model.Model, n int, seed int64) model.Batch {
 func TestInfo(t *testing.T) {
 	m := openTiny(t)
 	i := m.Info
-	if i.ImageSize != 96 || i.NumClasses != 3 || i.Weights != "none" || i.FeatureDim != 2048 || len(i.Blocks) != 14 ||
-		!slices.Equal(i.Features(), []string{"block14"}) || !slices.Equal(i.FeatureBlocks, []string{"block14"}) {
+	taps := []string{"block4", "block8", "block12", "block14"} // model.feature_blocks auto
+	if i.ImageSize != 96 || i.NumClasses != 3 || i.Weights != "none" || i.FeatureDim != 3*728+2048 || len(i.Blocks) != 14 ||
+		!slices.Equal(i.Features(), taps) || !slices.Equal(i.FeatureBlocks, taps) || !i.Choosable() ||
+		len(i.FeatureChoices) != 2 || !slices.Equal(i.FeatureChoices[0], []string{"block14"}) || !slices.Equal(i.FeatureChoices[1], taps) {
 		t.Errorf("model.json = %+v", i)
 	}
-	for _, sig := range []string{"train_step", "finetune_step", "train_head_step", "eval_step", "predict", "features", "explain"} {
+	for _, sig := range []string{"train_step", "finetune_step", "train_head_step", "eval_step", "predict", "features", "explain", "set_feature_mask"} {
 		if _, err := m.Session.Signature(sig); err != nil {
 			t.Error(err)
 		}
@@ -302,5 +304,24 @@ func TestBuildErrors(t *testing.T) {
 		if _, statErr := os.Stat(dir); statErr == nil {
 			t.Errorf("%s: a failed build left %s", c.name, dir)
 		}
+	}
+}
+
+// FeatureMask keeps each chosen tap's features, in the taps' order, and
+// refuses blocks the model does not tap.
+func TestFeatureMask(t *testing.T) {
+	i := &model.Info{FeatureBlocks: []string{"block4", "block14"}, FeatureWidths: []int{2, 3}}
+	got, err := i.FeatureMask([]string{"block14"})
+	if err != nil || !slices.Equal(got, []float32{0, 0, 1, 1, 1}) {
+		t.Errorf("block14: %v, %v", got, err)
+	}
+	if got, err := i.FeatureMask([]string{"block4", "block14"}); err != nil || !slices.Equal(got, []float32{1, 1, 1, 1, 1}) {
+		t.Errorf("both: %v, %v", got, err)
+	}
+	if _, err := i.FeatureMask([]string{"block8"}); err == nil {
+		t.Error("block8 is not a tap: no error")
+	}
+	if _, err := (&model.Info{FeatureBlocks: []string{"block14"}}).FeatureMask([]string{"block14"}); err == nil {
+		t.Error("no widths: no error")
 	}
 }

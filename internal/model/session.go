@@ -283,3 +283,30 @@ func (m *Model) SetTemperature(t float64) error {
 	out[0].Close()
 	return nil
 }
+
+// SetFeatureBlocks makes the head read the pooled features of blocks only
+// (a subset of the model's feature blocks); the choice travels, like the
+// temperature, through the checkpoint into the serving model.
+func (m *Model) SetFeatureBlocks(blocks []string) error {
+	mask, err := m.Info.FeatureMask(blocks)
+	if err != nil {
+		return err
+	}
+	in, err := graph.NewTensor([]int64{int64(len(mask))}, mask)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := m.Session.Run(contract.SigSetFeatureMask, map[string]*graph.Tensor{contract.InFeatureMask: in}, contract.OutFeatureMask)
+	if err != nil {
+		return err
+	}
+	out[0].Close()
+	return nil
+}
+
+// Reset puts every variable (weights, optimizer slots, temperature, feature
+// mask) back to the values the model was built with.
+func (m *Model) Reset() error {
+	return m.Session.Restore(filepath.Join(m.Dir, TrainerDir, "variables", "variables"))
+}

@@ -53,6 +53,10 @@ type Info struct {
 	// best checkpoint (which holds it), nil before the first fit or for a
 	// model built before temperatures.
 	Calibration *calibrate.Fit `json:"calibration,omitempty"`
+	// FeatureBlocks are the blocks the head reads, chosen on the validation
+	// split among the model's feature_choices (nil: the model offers none,
+	// or the run has not chosen yet). Every checkpoint holds the choice.
+	FeatureBlocks []string `json:"feature_blocks,omitempty"`
 }
 
 // Run is an open run folder.

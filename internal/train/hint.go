@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/xcept/xcept/internal/model"
+	"github.com/xcept/xcept/internal/run"
 )
 
 // Outcome is what the hint rule looks at: a finished phase's kept (best)
@@ -18,6 +19,7 @@ type Outcome struct {
 	Weights       string   // the base's: imagenet, none or a .h5 path
 	Dropout       float64  // the head's, before its last Dense
 	FeatureBlocks []string // the blocks whose pooled outputs the head reads
+	Chosen        bool     // FeatureBlocks won on the validation split (model.feature_blocks auto)
 	TrainAccuracy float64  // at the best epoch, on the (augmented) training images
 	ValAccuracy   float64  // at the best epoch; NaN without a validation split
 }
@@ -61,7 +63,7 @@ func Hint(o Outcome) string {
 		if o.Dropout < maxDropoutHint {
 			more = ", more head dropout (model.dropout, now " + strconv.FormatFloat(o.Dropout, 'g', -1, 64) + ")"
 		}
-		if slices.Equal(o.FeatureBlocks, []string{"block14"}) {
+		if slices.Equal(o.FeatureBlocks, []string{"block14"}) && !o.Chosen {
 			// Measured on Fashion-MNIST: 0.766 → 0.830 frozen (README, The model).
 			more += ", or, for images unlike ImageNet's photos, the middle blocks' features too " +
 				"(prepare again with --feature-blocks block4,block8,block12,block14)"
@@ -74,10 +76,13 @@ func Hint(o Outcome) string {
 
 // bestOutcome is the Outcome of the phase's best epoch, read back from the
 // history the History callback wrote.
-func bestOutcome(phase, runDir, historyPath string, s *State, info *model.Info) (Outcome, error) {
-	o := Outcome{Phase: phase, Run: runDir, Classes: info.NumClasses, Weights: info.Weights, Dropout: info.Dropout,
+func bestOutcome(phase string, r *run.Run, s *State, info *model.Info) (Outcome, error) {
+	o := Outcome{Phase: phase, Run: r.Dir, Classes: info.NumClasses, Weights: info.Weights, Dropout: info.Dropout,
 		FeatureBlocks: info.Features(), TrainAccuracy: math.NaN(), ValAccuracy: math.NaN()}
-	rows, err := readHistory(historyPath)
+	if r.Info.FeatureBlocks != nil {
+		o.FeatureBlocks, o.Chosen = r.Info.FeatureBlocks, info.Choosable()
+	}
+	rows, err := readHistory(r.Path(run.HistoryFile))
 	if err != nil {
 		return o, err
 	}

@@ -3,11 +3,11 @@ package train
 import (
 	"math"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/xcept/xcept/internal/model"
+	"github.com/xcept/xcept/internal/run"
 )
 
 func TestHint(t *testing.T) {
@@ -61,9 +61,21 @@ func TestHint(t *testing.T) {
 	}
 }
 
+// A head that read block14 after the validation split chose it over the
+// middle blocks (model.feature_blocks auto) is not told to try them.
+func TestHintSkipsTheMiddleBlocksWhenChosenAgainst(t *testing.T) {
+	o := Outcome{Phase: PhaseTrain, Run: "runs/r", Classes: 10, Weights: "imagenet", TrainAccuracy: 0.95, ValAccuracy: 0.77,
+		FeatureBlocks: []string{"block14"}, Chosen: true}
+	got := Hint(o)
+	if !strings.Contains(got, "more head dropout") || strings.Contains(got, "middle blocks") {
+		t.Errorf("hint %q: want dropout advice and no middle blocks", got)
+	}
+}
+
 // bestOutcome reads the best epoch's row of this phase from history.csv.
 func TestBestOutcomeReadsTheBestEpoch(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "history.csv")
+	r := &run.Run{Dir: t.TempDir()}
+	path := r.Path(run.HistoryFile)
 	rows := [][]string{
 		historyRow(1, PhaseTrain, Logs{"accuracy": 0.5, "val_accuracy": 0.4}),
 		historyRow(2, PhaseTrain, Logs{"accuracy": 0.95, "val_accuracy": 0.77}),
@@ -73,18 +85,18 @@ func TestBestOutcomeReadsTheBestEpoch(t *testing.T) {
 	if err := writeHistory(path, rows); err != nil {
 		t.Fatal(err)
 	}
-	o, err := bestOutcome(PhaseTrain, "runs/r", path, &State{BestEpoch: 2}, &model.Info{NumClasses: 10, Weights: "imagenet"})
+	o, err := bestOutcome(PhaseTrain, r, &State{BestEpoch: 2}, &model.Info{NumClasses: 10, Weights: "imagenet"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.TrainAccuracy != 0.95 || o.ValAccuracy != 0.77 || o.Classes != 10 || o.Run != "runs/r" {
+	if o.TrainAccuracy != 0.95 || o.ValAccuracy != 0.77 || o.Classes != 10 || o.Run != r.Dir {
 		t.Errorf("outcome %+v, want epoch 2's accuracies 0.95/0.77", o)
 	}
 	if Hint(o) == "" {
 		t.Error("no hint for 0.95 vs 0.77")
 	}
 	os.Remove(path)
-	o, err = bestOutcome(PhaseTrain, "runs/r", path, &State{BestEpoch: 2}, &model.Info{NumClasses: 10, Weights: "imagenet"})
+	o, err = bestOutcome(PhaseTrain, r, &State{BestEpoch: 2}, &model.Info{NumClasses: 10, Weights: "imagenet"})
 	if err != nil || !math.IsNaN(o.ValAccuracy) || Hint(o) != "" {
 		t.Errorf("no history: %+v, %v; want NaN accuracies and no hint", o, err)
 	}

@@ -114,6 +114,9 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 			return nil, cli.Modelf("setting the run's temperature: %v", err)
 		}
 	}
+	if err := useFeatureBlocks(r, m); err != nil {
+		return nil, err
+	}
 	ds, err := dataset.ReadManifest(r.Info.Dataset)
 	if err != nil {
 		return nil, cli.Dataf("--data %s: %v", r.Info.Dataset, err)
@@ -123,6 +126,9 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	defer src.Close()
+	if err := j.pickFeatureBlocks(ctx, r, m, src, st.restore == "" && state.Epoch == 0); err != nil {
+		return nil, err
+	}
 	if err := run.WriteFile(r.Path(configName(j.Cfg.Phase)), j.ConfigYAML); err != nil {
 		return nil, err
 	}
@@ -140,13 +146,41 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 		}
 		return nil, cli.Modelf("calibrating run %s: %v", r.Dir, err)
 	}
-	outcome, err := bestOutcome(j.Cfg.Phase, r.Dir, r.Path(run.HistoryFile), state, m.Info)
+	outcome, err := bestOutcome(j.Cfg.Phase, r, state, m.Info)
 	if err != nil {
 		return nil, err
 	}
 	return &Result{Run: r.Dir, Phase: j.Cfg.Phase, Epochs: state.Epoch, Stopped: state.Stopped, Monitor: j.Cfg.CheckpointMonitor,
 		Best: state.Best.Best, BestEpoch: state.BestEpoch, Checkpoint: filepath.Dir(r.CheckpointPrefix(run.Best)),
 		Hint: Hint(outcome), Calibration: fit, Device: placement}, nil
+}
+
+// useFeatureBlocks sets the run's chosen feature blocks in the model: a
+// trainer rebuilt for another unfreeze boundary starts reading all its taps.
+func useFeatureBlocks(r *run.Run, m *model.Model) error {
+	if r.Info.FeatureBlocks == nil || m.Info.BuilderVersion < model.FeatureMaskBuilderVersion {
+		return nil
+	}
+	if err := m.SetFeatureBlocks(r.Info.FeatureBlocks); err != nil {
+		return cli.Modelf("run %s: setting its feature blocks %s: %v", r.Dir, strings.Join(r.Info.FeatureBlocks, ","), err)
+	}
+	return nil
+}
+
+// pickFeatureBlocks chooses the blocks the head reads at the start of a
+// fresh frozen phase (model.feature_blocks auto). Choosing needs the
+// feature cache; without it the head reads the first choice (block14).
+func (j *Job) pickFeatureBlocks(ctx context.Context, r *run.Run, m *model.Model, src Source, fresh bool) error {
+	if j.Cfg.Phase != PhaseTrain || !fresh || !m.Info.Choosable() || r.Info.FeatureBlocks != nil {
+		return nil
+	}
+	if _, cached := src.(*CachedSource); cached {
+		return j.chooseFeatures(ctx, r, m, src)
+	}
+	first := m.Info.FeatureChoices[0]
+	j.Out.Notef("feature blocks: the head reads %s (choosing among %d sets needs train.feature_cache: true)", strings.Join(first, ","), len(m.Info.FeatureChoices))
+	r.Info.FeatureBlocks = first
+	return r.SaveInfo()
 }
 
 func configName(phase string) string {
