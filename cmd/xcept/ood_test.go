@@ -192,8 +192,15 @@ func TestRealWeightsGradCAMAndOOD(t *testing.T) {
 			if o.AUROC < 0.8 {
 				t.Errorf("AUROC %.4f: want well above chance (0.5), at least 0.8", o.AUROC)
 			}
-			if math.Abs(o.KnownAccepted-o.Accept) > 0.03 {
-				t.Errorf("the threshold accepts %.4f of the held-out test images, more than 3 points from the %.2f asked", o.KnownAccepted, o.Accept)
+			// The threshold is a quantile of c.Images validation scores and is
+			// judged on o.Known test images: both are samples, so the allowed
+			// gap is 3 points or two standard errors of the difference of the
+			// two acceptance rates, whichever is larger (0.047 for 178 and 173
+			// images; a fixed 3 points failed on a seeded change of the head's
+			// initial weights alone, 0.983 accepted).
+			tol := math.Max(0.03, 2*math.Sqrt(o.Accept*(1-o.Accept)*(1/float64(c.Images)+1/float64(o.Known))))
+			if math.Abs(o.KnownAccepted-o.Accept) > tol {
+				t.Errorf("the threshold accepts %.4f of the held-out test images, more than %.3f from the %.2f asked", o.KnownAccepted, tol, o.Accept)
 			}
 			if o.OODAccepted >= o.KnownAccepted {
 				t.Errorf("the threshold accepts %.4f of the OOD images, no fewer than of the known (%.4f)", o.OODAccepted, o.KnownAccepted)
