@@ -51,10 +51,6 @@ func (i *Info) Calibratable() bool { return i.BuilderVersion >= CalibrationBuild
 // blocks and choose among them with a mask (set_feature_mask).
 const FeatureMaskBuilderVersion = 5
 
-// Auto is model.feature_blocks' value that lets the trainer choose the
-// blocks on the validation split (see Info.FeatureChoices).
-const Auto = "auto"
-
 // Choosable reports whether the trainer chooses the blocks the head reads.
 func (i *Info) Choosable() bool {
 	return i.BuilderVersion >= FeatureMaskBuilderVersion && len(i.FeatureChoices) > 1
@@ -117,7 +113,8 @@ type Spec struct {
 	Dropout      float64
 	UnfreezeFrom string
 	// FeatureBlocks are the Xception blocks, shallowest first, whose pooled
-	// outputs the head reads, or [Auto]; empty: the builder's default (auto).
+	// outputs the head reads, or ["auto"] (the trainer chooses them on the
+	// validation split, see Info.Choosable); empty: the builder's default, auto.
 	FeatureBlocks []string
 	Seed          int64
 	// InitFrom, when set, is a checkpoint prefix whose model weights the

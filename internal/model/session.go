@@ -275,8 +275,14 @@ func (m *Model) SetTemperature(t float64) error {
 	if err != nil {
 		return err
 	}
-	defer in.Close()
-	out, err := m.Session.Run(contract.SigSetTemperature, map[string]*graph.Tensor{contract.InTemperature: in}, contract.OutTemperature)
+	return m.assign(contract.SigSetTemperature, contract.InTemperature, contract.OutTemperature, in)
+}
+
+// assign runs a setter signature: one input, closed here, and one output
+// (the variable's new value), not needed.
+func (m *Model) assign(signature, input, output string, value *graph.Tensor) error {
+	defer value.Close()
+	out, err := m.Session.Run(signature, map[string]*graph.Tensor{input: value}, output)
 	if err != nil {
 		return err
 	}
@@ -296,17 +302,11 @@ func (m *Model) SetFeatureBlocks(blocks []string) error {
 	if err != nil {
 		return err
 	}
-	defer in.Close()
-	out, err := m.Session.Run(contract.SigSetFeatureMask, map[string]*graph.Tensor{contract.InFeatureMask: in}, contract.OutFeatureMask)
-	if err != nil {
-		return err
-	}
-	out[0].Close()
-	return nil
+	return m.assign(contract.SigSetFeatureMask, contract.InFeatureMask, contract.OutFeatureMask, in)
 }
 
 // Reset puts every variable (weights, optimizer slots, temperature, feature
 // mask) back to the values the model was built with.
 func (m *Model) Reset() error {
-	return m.Session.Restore(filepath.Join(m.Dir, TrainerDir, "variables", "variables"))
+	return m.Session.Restore(filepath.Join(m.Session.Dir, "variables", "variables"))
 }

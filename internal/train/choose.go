@@ -12,9 +12,8 @@ import (
 
 // Choice is one candidate set of feature blocks and how its head did.
 type Choice struct {
-	Blocks []string `json:"blocks"`
-	Best   float64  `json:"best"` // the checkpoint monitor's best value on the validation split
-	Epochs int      `json:"epochs"`
+	Blocks []string
+	Best   float64 // the checkpoint monitor's best value on the validation split
 }
 
 // chooseFeatures decides which of the model's feature choices the head
@@ -73,7 +72,7 @@ func (j *Job) tryFeatures(ctx context.Context, m *model.Model, src Source, block
 	if err := t.Run(ctx); err != nil {
 		return Choice{}, err
 	}
-	return Choice{Blocks: blocks, Best: s.Best.Best, Epochs: s.PhaseEpoch}, nil
+	return Choice{Blocks: blocks, Best: s.Best.Best}, nil
 }
 
 // bestMonitor keeps the best value of Monitor in State.Best.
