@@ -18,6 +18,7 @@ import (
 	"github.com/xcept/xcept/internal/dataset"
 	"github.com/xcept/xcept/internal/device"
 	"github.com/xcept/xcept/internal/graph"
+	"github.com/xcept/xcept/internal/infer"
 	"github.com/xcept/xcept/internal/model"
 	"github.com/xcept/xcept/internal/train"
 )
@@ -39,6 +40,7 @@ func trainKeys(phase string) map[string]string {
 		"train.feature_cache":    "feature-cache",
 		"seed":                   "seed",
 		"runtime.device":         deviceFlag,
+		"runtime.engine":         "engine",
 	}
 }
 
@@ -51,6 +53,7 @@ func addTrainFlags(cmd *cobra.Command, o *TrainOptions) {
 	f.Bool("feature-cache", true, "train the frozen phase on cached base features (train.feature_cache)")
 	f.Int64("seed", 0, "seed of shuffling, augmentation and dropout (seed)")
 	addDeviceFlag(f)
+	f.String("engine", "", "tensorflow | onnxruntime | auto: the engine that computes the frozen phase's feature cache (runtime.engine; default tensorflow); training runs on TensorFlow")
 	f.BoolVar(&o.Job.Resume, "resume", false, "continue the run from its last checkpoint (after Ctrl-C, a crash or kill -9)")
 }
 
@@ -139,6 +142,21 @@ func (o *TrainOptions) fromConfig(cmd *cobra.Command, phase string) error {
 		return err
 	}
 	o.Job.Session.LogDevicePlacement = o.Verbose // where each op runs: the first thing to check on a GPU
+	eo, err := engineConfig(v)
+	if err != nil {
+		return err
+	}
+	eo.Session = o.Job.Session
+	if !o.Quiet {
+		eo.Progress = o.Stderr
+	}
+	o.Job.Features = func(ctx context.Context, m *model.Model, n int) (train.Extractor, error) {
+		f, err := infer.OpenFeatures(ctx, m, n, eo)
+		if err != nil {
+			return nil, err
+		}
+		return f, nil
+	}
 	if o.Job.ConfigYAML, err = yaml.Marshal(v.AllSettings()); err != nil {
 		return err
 	}

@@ -163,7 +163,7 @@ func LoadSet(ctx context.Context, r *run.Run, sess graph.SessionOptions, progres
 		set.Computed += trainN + valN
 	}
 	start := time.Now()
-	fc, err := train.OpenFeatureCache(ctx, m, data, sum, cfg, root, progress)
+	fc, err := train.OpenFeatureCache(ctx, m, data, sum, cfg, root, progress, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -49,7 +49,13 @@ func ConvertONNX(ctx context.Context, ref *model.Model, dst string, opset int, p
 // ConvertSavedModelONNX converts the serving SavedModel dir's float
 // signature to an ONNX file at dst.
 func ConvertSavedModelONNX(ctx context.Context, dir, dst string, opset int, progress io.Writer) error {
-	args := []string{"--saved-model", dir, "--signature", contract.SigImages, "--out", dst, "--opset", strconv.Itoa(opset)}
+	return convertSignatureONNX(ctx, dir, contract.SigImages, dst, opset, progress)
+}
+
+// convertSignatureONNX converts one signature of the SavedModel in dir (of
+// one input and one output) to an ONNX file at dst.
+func convertSignatureONNX(ctx context.Context, dir, signature, dst string, opset int, progress io.Writer) error {
+	args := []string{"--saved-model", dir, "--signature", signature, "--out", dst, "--opset", strconv.Itoa(opset)}
 	if _, err := pyenv.Run(ctx, ONNXConverter, args, progress); err != nil {
 		return pyenv.Failure(ctx, "", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/pyenv"
 	"github.com/xcept/xcept/internal/versions"
 	"github.com/xcept/xcept/scripts"
@@ -25,7 +26,16 @@ func ONNXCacheDir() string { return filepath.Join(pyenv.CacheDir(), "onnx") }
 // every tensor's CRC32C and size, so changed weights change it), the data
 // files' names and sizes, the converter scripts and the opset.
 func SavedModelONNXKey(dir string, opset int) (string, error) {
+	return signatureONNXKey(dir, "", opset)
+}
+
+// signatureONNXKey is SavedModelONNXKey of another signature than the
+// serving model's float one ("": that one, whose keys stay as they were).
+func signatureONNXKey(dir, signature string, opset int) (string, error) {
 	h := sha256.New()
+	if signature != "" {
+		fmt.Fprintf(h, "signature %s\n", signature)
+	}
 	for _, f := range []string{versions.SavedModelFile, versions.VariablesIndex} {
 		data, err := os.ReadFile(filepath.Join(dir, f))
 		if err != nil {
@@ -66,11 +76,51 @@ func ConversionKey(h hash.Hash, opset int) (string, error) {
 // (reported true) when the cache has none for it. A conversion that would
 // not fit in memory is not started (CheckONNXFits).
 func CachedSavedModelONNX(ctx context.Context, dir string, progress io.Writer) (string, bool, error) {
-	key, err := SavedModelONNXKey(dir, DefaultONNXOpset)
+	return cachedONNX(ctx, dir, "", progress)
+}
+
+// CachedFeaturesONNX returns the ONNX conversion of the features signature
+// (uint8 images → the frozen base's pooled features) of the trainer
+// SavedModel in dir, converting it first (reported true) when the cache has
+// none for that SavedModel: once per model, keyed like CachedSavedModelONNX
+// (its graph, its variables' index and data sizes, the converter, the opset).
+func CachedFeaturesONNX(ctx context.Context, dir string, progress io.Writer) (string, bool, error) {
+	return cachedONNX(ctx, dir, contract.SigFeatures, progress)
+}
+
+// HasFeaturesONNX says whether CachedFeaturesONNX has the trainer in dir
+// converted already.
+func HasFeaturesONNX(dir string) (bool, error) {
+	path, err := cachedONNXPath(dir, contract.SigFeatures)
 	if err != nil {
-		return "", false, fmt.Errorf("%s: %v", dir, err)
+		return false, err
 	}
-	path := filepath.Join(ONNXCacheDir(), "savedmodel-"+key+".onnx")
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular(), nil
+}
+
+// cachedONNXPath is where the conversion of dir's signature is cached.
+func cachedONNXPath(dir, signature string) (string, error) {
+	key, err := signatureONNXKey(dir, signature, DefaultONNXOpset)
+	if err != nil {
+		return "", fmt.Errorf("%s: %v", dir, err)
+	}
+	prefix := "savedmodel-"
+	if signature != "" {
+		prefix = signature + "-"
+	}
+	return filepath.Join(ONNXCacheDir(), prefix+key+".onnx"), nil
+}
+
+func cachedONNX(ctx context.Context, dir, signature string, progress io.Writer) (string, bool, error) {
+	path, err := cachedONNXPath(dir, signature)
+	if err != nil {
+		return "", false, err
+	}
+	sig, what := contract.SigImages, "SavedModel"
+	if signature != "" {
+		sig, what = signature, "model, "+signature
+	}
 	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() {
 		return path, false, nil
 	}
@@ -81,13 +131,13 @@ func CachedSavedModelONNX(ctx context.Context, dir string, progress io.Writer) (
 		return "", false, err
 	}
 	if progress != nil {
-		fmt.Fprintf(progress, "converting %s to ONNX for onnxruntime (once per SavedModel; cached as %s)\n", dir, path)
+		fmt.Fprintf(progress, "converting %s to ONNX for onnxruntime (once per %s; cached as %s)\n", dir, what, path)
 	}
 	// Converted under a name of this process's, then renamed: two servers
 	// converting the same SavedModel never write one file.
 	tmp := fmt.Sprintf("%s.%d.tmp.onnx", path, os.Getpid())
 	defer os.Remove(tmp)
-	if err := ConvertSavedModelONNX(ctx, dir, tmp, DefaultONNXOpset, progress); err != nil {
+	if err := convertSignatureONNX(ctx, dir, sig, tmp, DefaultONNXOpset, progress); err != nil {
 		return "", false, err
 	}
 	if err := os.Rename(tmp, path); err != nil {

@@ -52,3 +52,45 @@ func TestSavedModelONNXKey(t *testing.T) {
 		t.Error("a SavedModel without its variables index has a key")
 	}
 }
+
+// The trainer's features conversion has a key of its own (the signature is
+// hashed in), the serving model's keeps its old one, and HasFeaturesONNX
+// finds a conversion only under its own name in xcept's cache folder.
+func TestFeaturesONNXKey(t *testing.T) {
+	t.Setenv("XCEPT_CACHE", t.TempDir())
+	dir := t.TempDir()
+	for name, content := range map[string]string{"saved_model.pb": "graph", "variables/variables.index": "index"} {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	serving, err := SavedModelONNXKey(dir, DefaultONNXOpset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	features, err := signatureONNXKey(dir, "features", DefaultONNXOpset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if features == serving {
+		t.Fatalf("the features conversion has the serving conversion's key %s", serving)
+	}
+	if ok, err := HasFeaturesONNX(dir); ok || err != nil {
+		t.Fatalf("HasFeaturesONNX of an empty cache: %v, %v", ok, err)
+	}
+	os.MkdirAll(ONNXCacheDir(), 0o755)
+	os.WriteFile(filepath.Join(ONNXCacheDir(), "savedmodel-"+features+".onnx"), nil, 0o644)
+	if ok, _ := HasFeaturesONNX(dir); ok {
+		t.Error("HasFeaturesONNX found the serving conversion's file name")
+	}
+	path, err := cachedONNXPath(dir, "features")
+	if err != nil || filepath.Base(path) != "features-"+features+".onnx" {
+		t.Fatalf("cachedONNXPath: %s, %v", path, err)
+	}
+	os.WriteFile(path, nil, 0o644)
+	if ok, _ := HasFeaturesONNX(dir); !ok {
+		t.Error("HasFeaturesONNX does not find the conversion")
+	}
+}

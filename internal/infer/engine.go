@@ -276,3 +276,94 @@ func removeOtherONNX(dir, keep string) {
 		}
 	}
 }
+
+// Features computes the frozen base's pooled features of uint8 images (the
+// trainer's features signature) on the engine runtime.engine chose, for the
+// frozen phase's feature cache.
+type Features struct {
+	Engine string // EngineTensorFlow | EngineONNXRuntime
+	tf     *model.Model
+	onnx   *ort.Session
+}
+
+// Features returns n × dim features of n images of the model's size.
+func (f *Features) Features(images []uint8, n int) ([]float32, error) {
+	if f.onnx != nil {
+		return f.onnx.Features(images, n)
+	}
+	return f.tf.Features(images, n)
+}
+
+// Close frees onnxruntime's session; the TensorFlow model stays the caller's.
+func (f *Features) Close() error {
+	if f.onnx != nil {
+		return f.onnx.Close()
+	}
+	return nil
+}
+
+// featuresBreakEven is how many images (views included) a feature-cache
+// build must compute before auto converts the base for onnxruntime: below
+// it, the first conversion costs more than onnxruntime saves (README,
+// "Inference engines"). A conversion already cached is always used.
+const featuresBreakEven = 600
+
+// OpenFeatures picks the engine that computes a feature cache of n images
+// for the trainer m: TensorFlow (m's own features signature), or onnxruntime
+// on the trainer's features conversion, made once per model and cached in
+// xcept's cache folder keyed by the trainer SavedModel (export.
+// CachedFeaturesONNX). With onnxruntime asked for, a library that does not
+// load or a conversion that fails is an error (exit 5); with auto it is
+// TensorFlow and one line on o.Progress saying why, as when n is too small
+// for a first conversion to pay.
+func OpenFeatures(ctx context.Context, m *model.Model, n int, o EngineOptions) (*Features, error) {
+	if err := ValidEngine(o.Engine); err != nil {
+		return nil, err
+	}
+	tf := &Features{Engine: EngineTensorFlow, tf: m}
+	if o.Engine == EngineTensorFlow {
+		return tf, nil
+	}
+	f, err := openFeaturesONNX(ctx, m, n, o)
+	if err == nil {
+		return f, nil
+	}
+	if o.Engine == EngineONNXRuntime || cli.KindOf(err) == cli.KindInterrupted {
+		return nil, err
+	}
+	o.Say("feature cache engine: tensorflow (runtime.engine auto, onnxruntime not used: %s)", oneLine(err))
+	return tf, nil
+}
+
+func openFeaturesONNX(ctx context.Context, m *model.Model, n int, o EngineOptions) (*Features, error) {
+	if err := ort.Load(); err != nil {
+		return nil, cli.Modelf("%v", err)
+	}
+	dir := m.Session.Dir
+	if o.Engine == EngineAuto && n < featuresBreakEven {
+		if ok, _ := export.HasFeaturesONNX(dir); !ok {
+			return nil, cli.Modelf("%d images are too few for converting the base to pay (%d or more)", n, featuresBreakEven)
+		}
+	}
+	path, converted, err := export.CachedFeaturesONNX(ctx, dir, o.Progress)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, cli.Interrupted
+		}
+		return nil, cli.Modelf("converting the base's features to ONNX failed: %s", oneLine(err))
+	}
+	s, err := ort.OpenFeatures(path, o.ORT())
+	if err != nil {
+		return nil, cli.Modelf("%v", err)
+	}
+	if s.Size != m.Info.ImageSize || s.Classes != m.Info.FeatureDim {
+		s.Close()
+		return nil, cli.Modelf("%s takes %d px images to %d features, the model %d px to %d: delete it and run again", path, s.Size, s.Classes, m.Info.ImageSize, m.Info.FeatureDim)
+	}
+	how := "the cached conversion of the model's base"
+	if converted {
+		how = "the model's base, converted now and cached"
+	}
+	o.Say("feature cache engine: onnxruntime %s (runtime.engine %s: %s, %s)", ort.Version(), o.Engine, how, path)
+	return &Features{Engine: EngineONNXRuntime, onnx: s}, nil
+}

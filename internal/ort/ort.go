@@ -113,6 +113,8 @@ type Session struct {
 	Size    int
 	Classes int
 
+	uint8In bool // OpenFeatures' model: uint8 pixels in
+
 	mu sync.RWMutex // Close waits for runs in flight
 	s  *onnxruntime.DynamicAdvancedSession
 }
@@ -155,6 +157,17 @@ var ErrShape = errors.New("not an xcept image model")
 
 // Open loads an ONNX file converted from predict_images.
 func Open(path string, opts Options) (*Session, error) {
+	return open(path, opts, onnxruntime.TensorElementDataTypeFloat)
+}
+
+// OpenFeatures loads an ONNX file converted from the trainer's features
+// signature: one uint8 input of n×size×size×3 pixels, one float32 output of
+// n×dim pooled features (Classes holds dim). Run it with Features.
+func OpenFeatures(path string, opts Options) (*Session, error) {
+	return open(path, opts, onnxruntime.TensorElementDataTypeUint8)
+}
+
+func open(path string, opts Options, inType onnxruntime.TensorElementDataType) (*Session, error) {
 	if err := Load(); err != nil {
 		return nil, err
 	}
@@ -163,13 +176,17 @@ func Open(path string, opts Options) (*Session, error) {
 		return nil, fmt.Errorf("%s: %v", path, oneLine(err))
 	}
 	if len(ins) != 1 || len(outs) != 1 {
-		return nil, fmt.Errorf("%s: %d inputs and %d outputs, want one image input and one probabilities output: %w", path, len(ins), len(outs), ErrShape)
+		return nil, fmt.Errorf("%s: %d inputs and %d outputs, want one image input and one output: %w", path, len(ins), len(outs), ErrShape)
 	}
 	in, out := ins[0], outs[0]
 	d := in.Dimensions
-	if in.DataType != onnxruntime.TensorElementDataTypeFloat || len(d) != 4 || d[1] != d[2] || d[1] < 1 || d[3] != 3 ||
+	if in.DataType != inType || len(d) != 4 || d[1] != d[2] || d[1] < 1 || d[3] != 3 ||
 		out.DataType != onnxruntime.TensorElementDataTypeFloat || len(out.Dimensions) != 2 || out.Dimensions[1] < 1 {
-		return nil, fmt.Errorf("%s: input %s, output %s; want float [batch, size, size, 3] → float [batch, classes]: %w", path, &in, &out, ErrShape)
+		want := "float [batch, size, size, 3] → float [batch, classes]"
+		if inType == onnxruntime.TensorElementDataTypeUint8 {
+			want = "uint8 [batch, size, size, 3] → float [batch, features]"
+		}
+		return nil, fmt.Errorf("%s: input %s, output %s; want %s: %w", path, &in, &out, want, ErrShape)
 	}
 	so, err := sessionOptions(opts)
 	if err != nil {
@@ -180,7 +197,8 @@ func Open(path string, opts Options) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", path, oneLine(err))
 	}
-	return &Session{Path: path, Input: in.Name, Output: out.Name, Size: int(d[1]), Classes: int(out.Dimensions[1]), s: s}, nil
+	return &Session{Path: path, Input: in.Name, Output: out.Name, Size: int(d[1]), Classes: int(out.Dimensions[1]),
+		uint8In: inType == onnxruntime.TensorElementDataTypeUint8, s: s}, nil
 }
 
 // sessionOptions are onnxruntime's session options for opts; the caller
@@ -264,6 +282,9 @@ func appendProvider(so *onnxruntime.SessionOptions, name string) error {
 // Predict runs n uint8 RGB images of the model's size (NHWC) and returns
 // their probabilities, n × classes.
 func (s *Session) Predict(images []uint8, n int) ([]float32, error) {
+	if s.uint8In {
+		return nil, fmt.Errorf("%s takes uint8 pixels to features: run it with Features", s.Path)
+	}
 	px := s.Size * s.Size * 3
 	if len(images) != n*px {
 		return nil, fmt.Errorf("%d bytes of images is not %d images of %d×%d×3", len(images), n, s.Size, s.Size)
@@ -277,6 +298,26 @@ func (s *Session) Predict(images []uint8, n int) ([]float32, error) {
 
 // PredictFloat runs n images given as float32 pixel values 0..255.
 func (s *Session) PredictFloat(pixels []float32, n int) ([]float32, error) {
+	if s.uint8In {
+		return nil, fmt.Errorf("%s takes uint8 pixels to features: run it with Features", s.Path)
+	}
+	return run(s, pixels, n)
+}
+
+// Features runs OpenFeatures' model on n uint8 RGB images of its size
+// (NHWC, as TensorFlow's features signature takes them) and returns n × dim
+// features. The pixels are handed to onnxruntime as they are, not copied.
+func (s *Session) Features(images []uint8, n int) ([]float32, error) {
+	if !s.uint8In {
+		return nil, fmt.Errorf("%s takes float pixels to probabilities: run it with Predict", s.Path)
+	}
+	if px := s.Size * s.Size * 3; len(images) != n*px {
+		return nil, fmt.Errorf("%d bytes of images is not %d images of %d×%d×3", len(images), n, s.Size, s.Size)
+	}
+	return run(s, images, n)
+}
+
+func run[T uint8 | float32](s *Session, pixels []T, n int) ([]float32, error) {
 	if n == 0 {
 		return nil, nil
 	}

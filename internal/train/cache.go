@@ -66,16 +66,39 @@ func CacheKey(m *model.Model, manifestSHA string, cfg Config) (string, error) {
 	return hex.EncodeToString(h.Sum(nil))[:20], nil
 }
 
+// Extractor computes the frozen base's pooled features of uint8 images of
+// the model's size (n × Dim): the model's own features signature on
+// TensorFlow, or its conversion on onnxruntime (infer.OpenFeatures).
+type Extractor interface {
+	Features(images []uint8, n int) ([]float32, error)
+	Close() error
+}
+
+// FeatureEngine opens the Extractor a cache build of n images (every view
+// of every training image, and the validation images) runs on; the engine
+// choice (runtime.engine) is its business. Nil: m itself, on TensorFlow.
+type FeatureEngine func(ctx context.Context, m *model.Model, n int) (Extractor, error)
+
+// tfExtractor is m's features signature; Close leaves m open.
+type tfExtractor struct{ m *model.Model }
+
+func (t tfExtractor) Features(images []uint8, n int) ([]float32, error) {
+	return t.m.Features(images, n)
+}
+func (t tfExtractor) Close() error { return nil }
+
 // OpenFeatureCache maps the cache under root for this model, data and
-// configuration, computing it first when it does not exist.
-func OpenFeatureCache(ctx context.Context, m *model.Model, data Data, manifestSHA string, cfg Config, root string, notify Notify) (*FeatureCache, error) {
+// configuration, computing it first when it does not exist, on what engine
+// opens (nil: TensorFlow). Either engine computes the same features (to
+// float rounding), so the key does not name it.
+func OpenFeatureCache(ctx context.Context, m *model.Model, data Data, manifestSHA string, cfg Config, root string, notify Notify, engine FeatureEngine) (*FeatureCache, error) {
 	key, err := CacheKey(m, manifestSHA, cfg)
 	if err != nil {
 		return nil, err
 	}
 	dir := filepath.Join(root, key)
 	if _, err := os.Stat(filepath.Join(dir, "meta.json")); errors.Is(err, os.ErrNotExist) {
-		if err := buildCache(ctx, m, data, cfg, key, dir, notify); err != nil {
+		if err := buildCache(ctx, m, data, cfg, key, dir, notify, engine); err != nil {
 			return nil, err
 		}
 	}
@@ -130,7 +153,7 @@ func ComputeFeatures(ctx context.Context, m *model.Model, o loader.Options) ([]f
 }
 
 // buildCache computes every feature into a temporary folder, then renames it.
-func buildCache(ctx context.Context, m *model.Model, data Data, cfg Config, key, dir string, notify Notify) error {
+func buildCache(ctx context.Context, m *model.Model, data Data, cfg Config, key, dir string, notify Notify, engine FeatureEngine) error {
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return err
 	}
@@ -147,6 +170,17 @@ func buildCache(ctx context.Context, m *model.Model, data Data, cfg Config, key,
 	if err != nil {
 		return err
 	}
+	nval, err := loader.Count(data.ValShards)
+	if err != nil {
+		return err
+	}
+	var ext Extractor = tfExtractor{m}
+	if engine != nil {
+		if ext, err = engine(ctx, m, n*views+nval); err != nil {
+			return err
+		}
+		defer ext.Close()
+	}
 	notify("computing the frozen base's features once: %d training images × %d view(s) + validation (cached in %s)", n, views, dir)
 	meta := cacheMeta{Key: key, Dim: m.Info.FeatureDim, Views: views}
 	opts := loader.Options{Shards: data.TrainShards, ImageSize: data.ImageSize, Classes: data.Classes, BatchSize: cfg.BatchSize, Workers: cfg.Workers, Seed: uint64(cfg.Seed)}
@@ -159,7 +193,7 @@ func buildCache(ctx context.Context, m *model.Model, data Data, cfg Config, key,
 		if aug != nil && v > 0 {
 			o.Augment, o.Views, o.View = aug, views, v
 		}
-		labels, err := writeFeatures(ctx, m, o, filepath.Join(tmp, fmt.Sprintf("train-%d.f32", v)))
+		labels, err := writeFeatures(ctx, ext, o, filepath.Join(tmp, fmt.Sprintf("train-%d.f32", v)))
 		if err != nil {
 			return err
 		}
@@ -167,7 +201,7 @@ func buildCache(ctx context.Context, m *model.Model, data Data, cfg Config, key,
 	}
 	o := opts
 	o.Shards = data.ValShards
-	if meta.ValLabels, err = writeFeatures(ctx, m, o, filepath.Join(tmp, "val.f32")); err != nil {
+	if meta.ValLabels, err = writeFeatures(ctx, ext, o, filepath.Join(tmp, "val.f32")); err != nil {
 		return err
 	}
 	js, err := json.Marshal(meta)
@@ -188,9 +222,9 @@ func dirExists(p string) bool {
 	return err == nil && st.IsDir()
 }
 
-// writeFeatures runs the features signature over one pass of the loader
-// and writes the float32 rows, in record order, to path.
-func writeFeatures(ctx context.Context, m *model.Model, o loader.Options, path string) ([]int32, error) {
+// writeFeatures runs the extractor over one pass of the loader and writes
+// the float32 rows, in record order, to path.
+func writeFeatures(ctx context.Context, m Extractor, o loader.Options, path string) ([]int32, error) {
 	l, err := loader.Open(ctx, o)
 	if err != nil {
 		return nil, err

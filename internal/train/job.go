@@ -35,8 +35,11 @@ type Job struct {
 	UnfreezeFrom string
 	// Precision (train): the mixed-precision policy; "" keeps the dataset
 	// model's. Another policy builds the run's own model with it.
-	Precision  string
-	Session    graph.SessionOptions
+	Precision string
+	Session   graph.SessionOptions
+	// Features opens the engine the feature cache is computed on (nil:
+	// TensorFlow); cmd/xcept's is infer.OpenFeatures (runtime.engine).
+	Features   FeatureEngine
 	ConfigYAML []byte     // the resolved configuration, saved in the run folder
 	Out        cli.Output // progress, notes, the epoch lines (--json)
 	// Track mirrors the run folder into an MLflow server after every epoch
@@ -368,7 +371,7 @@ func (j *Job) source(ctx context.Context, r *run.Run, m *model.Model, ds *datase
 	if err != nil {
 		return nil, err
 	}
-	cache, err := OpenFeatureCache(ctx, m, data, sum, j.Cfg, CacheRoot(r), j.Out.Notef)
+	cache, err := OpenFeatureCache(ctx, m, data, sum, j.Cfg, CacheRoot(r), j.Out.Notef, j.Features)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, cli.Interrupted
