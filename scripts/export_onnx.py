@@ -140,6 +140,34 @@ def frozen_graph(args, work):
     return graph_def, names
 
 
+def inline_weights(model, external):
+    """Puts the tensors tf2onnx's large_model kept aside (external) back into
+    the model's constants, so that it is one self-contained .onnx file."""
+    from onnx import TensorProto
+
+    def tensors(graph):
+        yield from graph.initializer
+        for node in graph.node:
+            for a in node.attribute:
+                if a.HasField("t"):
+                    yield a.t
+                yield from a.tensors
+                if a.HasField("g"):
+                    yield from tensors(a.g)
+                for g in a.graphs:
+                    yield from tensors(g)
+
+    data = external.name_to_tensor_data
+    for t in tensors(model.graph):
+        if t.data_location == TensorProto.EXTERNAL:
+            where = {e.key: e.value for e in t.external_data}
+            t.raw_data = data.pop(where["location"])
+            t.data_location = TensorProto.DEFAULT
+            del t.external_data[:]
+    if data:
+        raise ValueError(f"{len(data)} tensors tf2onnx kept aside are not in the model")
+
+
 def convert(args):
     if args.freeze_only:
         return freeze(args)
@@ -151,14 +179,26 @@ def convert(args):
     vc.progress(f"converting {args.saved_model} ({args.signature}) with tf2onnx {tf2onnx.__version__}, opset {args.opset}")
     with tempfile.TemporaryDirectory(prefix=".onnx-freeze-", dir=os.path.dirname(os.path.abspath(args.out))) as work:
         graph_def, names = frozen_graph(args, work)
+    # large_model: tf2onnx takes the weights out of the GraphDef before
+    # importing it, so TensorFlow's graph and tf2onnx's own never hold them
+    # too; at 299 px the peak fell from 8.6 to 4.8 GB (README, "Inference
+    # engines"), the ONNX model's outputs the same to the last bit. The
+    # weights come back into the one .onnx file (inline_weights). Its
+    # optimizers' errors are caught as without it (TF2ONNX_CATCH_ERRORS).
+    os.environ.setdefault("TF2ONNX_CATCH_ERRORS", "TRUE")
+    import numpy as np
+
+    if not hasattr(np, "product"):
+        np.product = np.prod  # tf2onnx 1.17's large_model still calls the alias NumPy 2 removed
     try:
         # What tf2onnx.convert.from_function runs once it has frozen the
         # function (tf2onnx 1.17, pinned); from_graph_def would freeze and
         # optimise it again.
         with tf.device("/cpu:0"):
-            model, _ = tf2onnx.convert._convert_common(
-                graph_def, name=names["name"], continue_on_error=True, opset=args.opset,
+            model, external = tf2onnx.convert._convert_common(
+                graph_def, name=names["name"], continue_on_error=True, opset=args.opset, large_model=True,
                 input_names=names["inputs"], output_names=names["outputs"], tensors_to_rename=names["renames"])
+        inline_weights(model, external)
     except Exception as e:  # noqa: BLE001 - whatever tf2onnx raises, the user reads one line
         raise vc.Unsupported(
             f"tf2onnx {tf2onnx.__version__} cannot convert this TensorFlow {tf.__version__} SavedModel "
