@@ -17,14 +17,28 @@
 #
 #   BENCH_SIZE=299 BENCH_M=32 BENCH_THREADS=2 make bench-engines
 #
-# Not measured here: xcept serve on onnxruntime and the feature-cache build
-# (neither runs on onnxruntime yet).
+# xcept serve on each engine: the serving SavedModel as a TF Serving version
+# folder on TensorFlow, and the same weights' ONNX conversion as an ONNX
+# export (NAME.onnx, labels.txt) on onnxruntime, with no dynamic batching
+# (--max-batch 0: one request is one run) and one worker. After a warm-up
+# request of each size, one client (scripts/loadtest) sends requests of 1
+# and then of 16 generated 320 px JPEGs (serving_default: decoded and
+# resized by the server) for BENCH_SERVE_SECONDS each: wall ms per image
+# (1000 / images per second), the median request latency, and the server
+# process's CPU ms per image over the timed requests.
+# The frozen phase's feature-cache build on each engine: `xcept train
+# --epochs 1` on BENCH_CACHE_IMAGES generated images (90% training, 10%
+# validation, augmentation off: one forward pass per image), each engine its
+# own process, with no cache and no conversion of the base beforehand (the
+# conversion is included: it goes in a cache folder of the benchmark's own,
+# BENCH_WORK/xcache), minus the same command with the cache already there
+# (model load and the head's epoch cancel out). 0 skips it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 x=$root/bin/xcept
 py=${PYTHON:-$root/.venv/bin/python}
-size=${BENCH_SIZE:-299} m=${BENCH_M:-32} threads=${BENCH_THREADS:-2}
+size=${BENCH_SIZE:-299} m=${BENCH_M:-32} threads=${BENCH_THREADS:-2} serve_s=${BENCH_SERVE_SECONDS:-20} cache_n=${BENCH_CACHE_IMAGES:-500}
 work=${BENCH_WORK:-$root/bench/engines}
 mkdir -p "$work"
 export XCEPT_RUNTIME_INTRA_OP_THREADS=$threads XCEPT_RUNTIME_INTER_OP_THREADS=1
@@ -95,6 +109,77 @@ for contender in tensorflow onnxruntime onnxruntime-spin; do
 	done
 	printf '%-36s %10s %10s %10s %10s %6s\n' "xcept predict $contender" "${row[@]}" "$(load)"
 done
+
+# serve ENGINE EXPORT: one xcept serve process; its row.
+go build -o "$work/loadtest" ./scripts/loadtest
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+serve_row() {
+	local engine=$1 dir=$2 out=$work/serve.out err=$work/serve.err url="" pid row=()
+	"$x" serve --model "$dir" --engine "$engine" --port 0 --json --poll 0 --workers 1 --max-batch 0 --timeout 10m >"$out" 2>"$err" &
+	pid=$!
+	for _ in $(seq 900); do
+		url=$(sed -n 's/.*"url":"\([^"]*\)".*/\1/p' "$out" | head -1)
+		[ -n "$url" ] && break
+		kill -0 "$pid" 2>/dev/null || { cat "$err"; exit 1; }
+		sleep 0.2
+	done
+	[ -n "$url" ] || { echo "serve did not start"; cat "$err"; kill "$pid"; exit 1; }
+	local lt=("$work/loadtest" -url "$url/v1/models/$(basename "$dir"):predict" -clients 1 -timeout 10m -json)
+	for images in 1 16; do
+		"${lt[@]}" -images "$images" -duration 1s >"$work/warm.json" || { cat "$work/warm.json" "$err"; kill "$pid"; exit 1; } # warm-up: each batch shape's first run
+		local c0 c1
+		c0=$(cpu "$pid")
+		"${lt[@]}" -images "$images" -duration "${serve_s}s" >"$work/serve-$images.json" || { cat "$work/serve-$images.json" "$err"; kill "$pid"; exit 1; }
+		c1=$(cpu "$pid")
+		row+=($("$py" - "$work/serve-$images.json" "$((c1 - c0))" "$(getconf CLK_TCK)" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["errors"] == 0, r.get("first_error")
+n = r["requests"] * r["images_per_request"]
+print(f"{1000 / r['images_per_second']:.1f} {1000 * int(sys.argv[2]) / int(sys.argv[3]) / n:.1f} {r['p50_ms']:.1f}")
+PY
+		))
+	done
+	kill -TERM "$pid"
+	wait "$pid" || true
+	# b1 wall, b1 CPU, b16 wall, b16 CPU; the b1 median latency.
+	printf '%-36s %10s %10s %10s %10s %6s  (b1 p50 %s ms)\n' "xcept serve $engine" "${row[0]}" "${row[1]}" "${row[3]}" "${row[4]}" "$(load)" "${row[2]}"
+}
+tfdir=$work/serve-tf/bench ortdir=$work/serve-ort/bench
+rm -rf "$tfdir" "$ortdir"
+mkdir -p "$tfdir" "$ortdir/1"
+cp -r "$model/serving" "$tfdir/1"
+cp "$onnx" "$ortdir/1/bench.onnx"
+cp "$model/serving/assets/labels.txt" "$ortdir/1/labels.txt"
+serve_row tensorflow "$tfdir"
+serve_row onnxruntime "$ortdir"
+
+if [ "$cache_n" -gt 0 ]; then
+	cds=$work/cache-ds-$size-$cache_n xc=$work/xcache
+	if [ ! -f "$cds/manifest.json" ]; then
+		rm -rf "$work/cache-images-$cache_n"
+		"$x" -q demo-data --out "$work/cache-images-$cache_n" --classes 4 --per-class $((cache_n / 4)) --size 320 --format jpeg
+		"$x" -q prepare --data "$work/cache-images-$cache_n" --out "$cds" --image-size "$size" --weights none --split 0.9,0.1,0 >/dev/null
+	fi
+	# train_once ENGINE: "wall_s cpu_s peak_rss_mb" of one xcept train process.
+	train_once() {
+		rm -rf "$work/cache-run"
+		XCEPT_CACHE=$xc XCEPT_AUGMENT_ENABLED=false /usr/bin/time -f "%e %U %S %M" -o "$work/time" \
+			"$x" train --data "$cds" --run "$work/cache-run" --epochs 1 --engine "$1" >/dev/null 2>"$work/train-$1.err" ||
+			{ cat "$work/train-$1.err"; exit 1; }
+		awk '{printf "%s %.2f %.0f", $1, $2 + $3, $4 / 1024}' "$work/time"
+	}
+	for engine in tensorflow onnxruntime; do
+		rm -rf "$cds/.cache/features" "$xc/onnx"
+		read -r wb cb mb <<<"$(train_once "$engine")"
+		[ -n "$wb" ] || exit 1 # train_once said why
+		grep -h 'engine\|convert' "$work/train-$engine.err" | sed 's/^/    /' || true
+		read -r wc cc mc <<<"$(train_once tensorflow)" # the cache is there now
+		printf '%-36s build %7.1f s wall %7.1f s CPU (whole train %.1f / %.1f s, peak RSS %s MB; with the cache there %.1f / %.1f s)  load %s\n' \
+			"feature cache, $cache_n images, $engine" "$(echo "$wb - $wc" | bc)" "$(echo "$cb - $cc" | bc)" "$wb" "$cb" "$mb" "$wc" "$cc" "$(load)"
+	done
+fi
+
 echo "onnxruntime Python (anchor, its defaults: spinning): $("$py" scripts/bench_ort.py --model "$onnx" --size "$size" --threads "$threads")"
 echo "onnxruntime Python (anchor, spinning off as xcept): $("$py" scripts/bench_ort.py --model "$onnx" --size "$size" --threads "$threads" --spin 0)"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

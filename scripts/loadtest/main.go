@@ -42,6 +42,7 @@ type options struct {
 	variants int // distinct request bodies
 	metrics  string
 	grpc     string // HOST:PORT: gRPC instead of REST
+	timeout  time.Duration
 }
 
 // Report is what one run measured.
@@ -73,6 +74,7 @@ func main() {
 	flag.IntVar(&o.variants, "variants", 16, "distinct images (so that nothing can be cached)")
 	flag.StringVar(&o.metrics, "metrics", "", "the server's /metrics URL, to report its batch sizes (xcept serve)")
 	flag.StringVar(&o.grpc, "grpc", "", "send through TF Serving's gRPC API at HOST:PORT instead (model name from -url)")
+	flag.DurationVar(&o.timeout, "timeout", time.Minute, "how long one request may take")
 	flag.Parse()
 	if o.url == "" && o.grpc == "" || o.clients < 1 || o.duration <= 0 || o.images < 1 || o.variants < 1 {
 		fmt.Fprintln(os.Stderr, "loadtest: -url is required; -clients, -duration, -images and -variants must be positive")
@@ -133,7 +135,7 @@ func run(o options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.clients}, Timeout: time.Minute}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.clients}, Timeout: o.timeout}
 	send := func(n int) error { return predict(client, o.url, reqs[n%len(reqs)], o.images) }
 	if o.grpc != "" {
 		conn, err := grpc.NewClient(o.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -143,7 +145,7 @@ func run(o options) (*Report, error) {
 		defer conn.Close()
 		stub := pb.NewPredictionServiceClient(conn)
 		model := o.model()
-		send = func(n int) error { return predictGRPC(stub, model, raw[n%len(raw)]) }
+		send = func(n int) error { return predictGRPC(stub, model, raw[n%len(raw)], o.timeout) }
 	}
 	before, _ := scrape(o.metrics)
 	var (
@@ -232,8 +234,8 @@ func (o options) model() string {
 }
 
 // predictGRPC sends one gRPC Predict of encoded images and checks the answer.
-func predictGRPC(stub pb.PredictionServiceClient, model string, images [][]byte) error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+func predictGRPC(stub pb.PredictionServiceClient, model string, images [][]byte, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	req := &pb.PredictRequest{ModelSpec: &pb.ModelSpec{Name: model}, Inputs: map[string]*pb.TensorProto{
 		"image_bytes": {Dtype: pb.DataType_DT_STRING, TensorShape: &pb.TensorShapeProto{Dim: []*pb.TensorShapeProto_Dim{{Size: int64(len(images))}}}, StringVal: images},
