@@ -128,14 +128,44 @@ func specKey(spec model.Spec) string {
 		fmt.Fprintf(h, "%d %d\n", st.Size(), st.ModTime().UnixNano())
 	}
 	fmt.Fprintf(h, "marked with %s\n", trust.MarkFile) // models cached before model.Build wrote the mark lack it
-	names, _ := fs.Glob(scripts.FS, "*.py")
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range builderSources() {
 		data, _ := scripts.FS.ReadFile(n)
 		fmt.Fprintf(h, "%s %d\n", n, len(data))
 		h.Write(data)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// CacheFile is the path of name in the folder the test models are cached
+// in (.cache/testmodels under the repository), for a test that keeps
+// something else expensive across runs the same way: name it by a key
+// over everything it is made from.
+func CacheFile(t testing.TB, name string) string {
+	t.Helper()
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, ".cache", "testmodels")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, name)
+}
+
+// builderSources are the embedded scripts a model's cache key covers:
+// every one but the Python tests (test_*.py, *_test.py), which build no
+// model, so that editing a test does not rebuild every test model.
+func builderSources() []string {
+	names, _ := fs.Glob(scripts.FS, "*.py")
+	sort.Strings(names)
+	var out []string
+	for _, n := range names {
+		if !strings.HasPrefix(n, "test_") && !strings.HasSuffix(n, "_test.py") {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func repoRoot() (string, error) {
