@@ -1,6 +1,9 @@
 // Package cli is the command layer's shared part: the error kinds and the one
 // mapping from errors (a Kind, or a domain package's fault.Reason) to the
-// process exit code, documented in README.md's "Exit codes".
+// process exit code, documented in README.md's "Exit codes" (errors.go); the
+// safety net that turns a failed write into a data error (write.go); and
+// Output, the one printer of every verb: progress for people on stderr,
+// results on stdout as text or as JSON Lines (output.go).
 package cli
 
 import (
