@@ -277,7 +277,7 @@ def build(cfg, tmp):
         xm.restore_model(model, cfg, shapes)
     trainer = xm.XceptModule(model, cfg, training=True)
     progress(f"saving trainer ({time.monotonic() - started:.1f} s)")
-    xm.save(trainer, xm.trainer_signatures(cfg.image_size, xm.feature_dim_of(cfg.feature_blocks)), os.path.join(tmp, "trainer"))
+    save_trainer(trainer, cfg, os.path.join(tmp, "trainer"))
     progress(f"saving serving ({time.monotonic() - started:.1f} s)")
     # The asset's source must be named as it will be in assets/; it lives
     # in a folder of its own that is removed once saved.
@@ -294,6 +294,19 @@ def build(cfg, tmp):
         f.write(text)
     progress(f"built in {time.monotonic() - started:.1f} s")
     return text
+
+
+def save_trainer(trainer, cfg, directory):
+    """The trainer's signatures and their data-parallel variants (xcept_dp)."""
+    import tensorflow as tf
+    import xcept_dp
+    import xcept_model as xm
+
+    dim = xm.feature_dim_of(cfg.feature_blocks)
+    signatures = xm.concrete_signatures(trainer, xm.trainer_signatures(cfg.image_size, dim))
+    signatures.update(xcept_dp.concrete_signatures(trainer, cfg.image_size, dim))
+    with xm._without_keras_traces():
+        tf.saved_model.save(trainer, directory, signatures=signatures)
 
 
 def remove_stale_tmp(out):

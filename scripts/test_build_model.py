@@ -5,6 +5,7 @@ Run: .venv/bin/python -m pytest scripts -q
 """
 
 import io
+import itertools
 import json
 import os
 import re
@@ -105,6 +106,7 @@ TRAIN_INPUTS = {
     "labels": ("int32", [-1]), "sample_weight": ("float32", [-1]), "learning_rate": ("float32", []),
     "label_smoothing": ("float32", []), "seed": ("int64", [2]),
 }
+GROUP_INPUTS = {"group_size": ("int32", []), "group_key": ("int32", []), "instance_key": ("int32", [])}
 TRAIN_OUTPUTS = {"loss": ("float32", []), "accuracy": ("float32", [])}
 PROBS = ("float32", [-1, N])
 EXPECTED = {
@@ -117,6 +119,10 @@ EXPECTED = {
             {"features": ("float32", [-1, FEATURES]), "labels": ("int32", [-1])},
             {"loss": ("float32", []), "probabilities": PROBS, "logits": PROBS},
         ),
+        "dp_train_step": ({"images": IMAGES, **TRAIN_INPUTS, **GROUP_INPUTS}, TRAIN_OUTPUTS),
+        "dp_finetune_step": ({"images": IMAGES, **TRAIN_INPUTS, **GROUP_INPUTS}, TRAIN_OUTPUTS),
+        "dp_train_head_step": ({"features": ("float32", [-1, FEATURES]), **TRAIN_INPUTS, **GROUP_INPUTS}, TRAIN_OUTPUTS),
+        "dp_check": ({"digest": ("float64", [16]), **GROUP_INPUTS}, {"max": ("float64", [16]), "min": ("float64", [16])}),
         "set_temperature": ({"temperature": ("float32", [])}, {"temperature": ("float32", [])}),
         "set_feature_mask": ({"mask": ("float32", [FEATURES])}, {"feature_mask": ("float32", [FEATURES])}),
         "predict": ({"images": IMAGES}, {"probabilities": PROBS}),
@@ -270,6 +276,45 @@ def test_eval_head_step_on_features_equals_eval_step(trainer):
     np.testing.assert_allclose(got["probabilities"], want["probabilities"], rtol=1e-5, atol=1e-5)
     with pytest.raises(tf.errors.InvalidArgumentError):
         trainer.signatures["eval_head_step"](features=features, labels=tf.fill(labels.shape, N))
+
+
+_instance_keys = itertools.count(1)
+
+
+def group_of_one():
+    """A collective group of this process alone. TensorFlow remembers every
+    instance key's shape for the process's life: each collective takes a fresh one."""
+    return dict(group_size=tf.constant(1), group_key=tf.constant(1), instance_key=tf.constant(next(_instance_keys)))
+
+
+@pytest.mark.parametrize("step", ["train_step", "finetune_step", "train_head_step"])
+def test_dp_step_of_a_group_of_one_is_the_plain_step(built, step):
+    """xcept_dp: a dp step all-reduces the gradients of the shard's loss sum
+    and divides by the global batch; alone in its group it must be the plain
+    step (same loss, accuracy and weights), class weights and dropout included."""
+    a = tf.saved_model.load(str(built[0] / "trainer"))
+    b = tf.saved_model.load(str(built[0] / "trainer"))
+    images, labels = batch()
+    inputs = step_inputs(images, labels, lr=3e-3, weights=[0.5, 1.0, 2.0, 1.0, 1.5, 1.0])
+    if step == "train_head_step":
+        inputs["features"] = a.signatures["features"](images=images)["features"]
+        del inputs["images"]
+    for i in range(3):
+        inputs["seed"] = tf.constant([7, i], tf.int64)
+        plain = a.signatures[step](**inputs)
+        dp = b.signatures["dp_" + step](**inputs, **group_of_one())
+        np.testing.assert_allclose(float(dp["loss"]), float(plain["loss"]), rtol=1e-5)
+        np.testing.assert_allclose(float(dp["accuracy"]), float(plain["accuracy"]), rtol=1e-6)
+    for name in ("fc/kernel", "logits/kernel", "block14_sepconv2/pointwise_kernel"):
+        va, vb = variable(a.signatures["finetune_step"], name), variable(b.signatures["finetune_step"], name)
+        np.testing.assert_allclose(vb.numpy(), va.numpy(), rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+def test_dp_check_returns_the_groups_max_and_min(trainer):
+    digest = tf.constant(np.arange(16, dtype=np.float64) * 4099.0)
+    out = trainer.signatures["dp_check"](digest=digest, **group_of_one())
+    np.testing.assert_array_equal(out["max"].numpy(), digest.numpy())
+    np.testing.assert_array_equal(out["min"].numpy(), digest.numpy())
 
 
 def test_finetune_step_trains_only_the_unfrozen_blocks(trainer):
