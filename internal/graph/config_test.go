@@ -40,7 +40,7 @@ func TestServerDefParsesInTensorFlow(t *testing.T) {
 	py := testenv.Python(t)
 	b := encodeServerDef(ServerDef{Cluster: map[string][]string{"worker": {"a:1", "b:2"}, "chief": {"c:3"}},
 		Job: "worker", Task: 1, Config: SessionOptions{CollectiveGroupLeader: "/job:worker/replica:0/task:0",
-			DeviceFilters: []string{"/job:worker/task:1"}, OperationTimeoutMs: 60000}})
+			DeviceFilters: []string{"/job:worker/task:1"}, OperationTimeoutMs: 60000, CollectiveNCCL: true}})
 	script := `
 import sys
 from tensorflow.core.protobuf import tensorflow_server_pb2
@@ -48,7 +48,7 @@ s = tensorflow_server_pb2.ServerDef.FromString(bytes.fromhex(sys.argv[1]))
 jobs = sorted((j.name, sorted(j.tasks.items())) for j in s.cluster.job)
 c = s.default_session_config
 print(jobs, s.job_name, s.task_index, s.protocol, c.experimental.collective_group_leader,
-      list(c.device_filters), c.operation_timeout_in_ms)
+      list(c.device_filters), c.operation_timeout_in_ms, c.experimental.collective_nccl)
 `
 	cmd := exec.Command(py, "-c", script, hex.EncodeToString(b))
 	cmd.Env = append(os.Environ(), "TF_CPP_MIN_LOG_LEVEL=3")
@@ -57,7 +57,7 @@ print(jobs, s.job_name, s.task_index, s.protocol, c.experimental.collective_grou
 		t.Fatal(err)
 	}
 	want := "[('chief', [(0, 'c:3')]), ('worker', [(0, 'a:1'), (1, 'b:2')])] worker 1 grpc " +
-		"/job:worker/replica:0/task:0 ['/job:worker/task:1'] 60000"
+		"/job:worker/replica:0/task:0 ['/job:worker/task:1'] 60000 True"
 	if got := strings.TrimSpace(string(out)); got != want {
 		t.Errorf("TensorFlow parsed our ServerDef as\n%q, want\n%q", got, want)
 	}

@@ -289,6 +289,7 @@ const (
 	cfgOpTimeoutMs   = 11 // operation_timeout_in_ms
 	cfgExperimental  = 16
 	expGroupLeader   = 1 // Experimental.collective_group_leader
+	expNCCL          = 7 // Experimental.collective_nccl
 	gpuAllowGrowth   = 4
 	gpuVisibleDevice = 5
 )
@@ -341,10 +342,16 @@ func encodeConfig(o SessionOptions) []byte {
 		b = protowire.AppendTag(b, cfgOpTimeoutMs, protowire.VarintType)
 		b = protowire.AppendVarint(b, uint64(o.OperationTimeoutMs))
 	}
+	var exp []byte
 	if o.CollectiveGroupLeader != "" {
-		var exp []byte
 		exp = protowire.AppendTag(exp, expGroupLeader, protowire.BytesType)
 		exp = protowire.AppendString(exp, o.CollectiveGroupLeader)
+	}
+	if o.CollectiveNCCL {
+		exp = protowire.AppendTag(exp, expNCCL, protowire.VarintType)
+		exp = protowire.AppendVarint(exp, 1)
+	}
+	if len(exp) > 0 {
 		b = protowire.AppendTag(b, cfgExperimental, protowire.BytesType)
 		b = protowire.AppendBytes(b, exp)
 	}

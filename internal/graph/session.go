@@ -37,6 +37,9 @@ type SessionOptions struct {
 	DeviceFilters         []string
 	CollectiveGroupLeader string
 	OperationTimeoutMs    int64
+	// CollectiveNCCL makes collectives on GPUs use NCCL
+	// (Experimental.collective_nccl; the ops' communication_hint is "auto").
+	CollectiveNCCL bool
 }
 
 // Session is a SavedModel loaded into a TensorFlow session. Run, Save and
