@@ -25,6 +25,7 @@ const (
 	KindModel                   // the model, checkpoint, builder or TensorFlow failed
 	KindInterrupted             // the user interrupted the command (Ctrl-C, SIGTERM)
 	KindBusy                    // another process is writing the same run folder
+	KindPeer                    // another worker of a training cluster died or cannot be reached
 )
 
 // Exit codes, documented in README.md. Keep them stable: CI scripts match on them.
@@ -36,6 +37,7 @@ const (
 	ExitData        = 4
 	ExitModel       = 5
 	ExitBusy        = 6
+	ExitPeer        = 7
 	ExitInterrupted = 130
 )
 
@@ -82,6 +84,7 @@ var reasonKinds = map[fault.Reason]Kind{
 	fault.NotAModel:    KindModel,
 	fault.ToolFailed:   KindModel,
 	fault.Interrupted:  KindInterrupted,
+	fault.PeerLost:     KindPeer,
 }
 
 // KindOf returns the Kind of err: its own, or its fault.Reason's,
@@ -119,6 +122,8 @@ func ExitCode(err error) int {
 		return ExitInterrupted
 	case KindBusy:
 		return ExitBusy
+	case KindPeer:
+		return ExitPeer
 	}
 	return ExitInternal
 }

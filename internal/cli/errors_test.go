@@ -24,6 +24,7 @@ func TestExitCode(t *testing.T) {
 		{Modelf("no checkpoint"), 5},
 		{Interrupted, 130},
 		{&Error{Kind: KindBusy, Err: errors.New("in use")}, 6},
+		{fault.New(fault.PeerLost, "worker 1 is gone"), 7},
 		{fmt.Errorf("wrapped: %w", Dataf("x")), 4},
 	}
 	for _, c := range cases {

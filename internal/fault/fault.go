@@ -26,6 +26,7 @@ const (
 	ToolFailed          // TensorFlow, the model builder or a converter failed
 	GateFailed          // a quality gate was not met
 	Interrupted         // a signal stopped the command
+	PeerLost            // another worker of a training cluster died, left or cannot be reached
 )
 
 // Error is an error with a Reason.
