@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -15,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/cluster"
 	"github.com/xcept/xcept/internal/dataset"
 	"github.com/xcept/xcept/internal/device"
 	"github.com/xcept/xcept/internal/graph"
@@ -29,6 +31,10 @@ func init() { verbs = append(verbs, NewTrainCmd, NewFinetuneCmd) }
 type TrainOptions struct {
 	*Globals
 	Job train.Job
+
+	cluster       string
+	task          int
+	workerTimeout time.Duration
 }
 
 // trainKeys binds configuration keys to the flags both phases share.
@@ -55,7 +61,15 @@ func addTrainFlags(cmd *cobra.Command, o *TrainOptions) {
 	addDeviceFlag(f)
 	f.String("engine", "", "tensorflow | onnxruntime | auto: the engine that computes the frozen phase's feature cache (runtime.engine; default tensorflow); training runs on TensorFlow")
 	f.BoolVar(&o.Job.Resume, "resume", false, "continue the run from its last checkpoint (after Ctrl-C, a crash or kill -9)")
+	f.StringVar(&o.cluster, "cluster", "", "train data-parallel with these workers, host:port,host:port,... (default: $TF_CONFIG's cluster; none: one process)")
+	f.IntVar(&o.task, "task", 0, "this process's index in --cluster (0 is the chief, which writes the run)")
+	f.DurationVar(&o.workerTimeout, "worker-timeout", defaultWorkerTimeout, "in a cluster: the longest one step (or the wait for the slowest worker) may take before the workers give up")
 }
+
+// defaultWorkerTimeout bounds every TensorFlow run of a cluster worker: the
+// watchdog notices a killed peer in seconds, this catches a peer that is up
+// but stuck, and must exceed the slowest step and the workers' skew.
+const defaultWorkerTimeout = 10 * time.Minute
 
 // NewTrainCmd builds `xcept train`.
 func NewTrainCmd(g *Globals) *cobra.Command {
@@ -72,9 +86,15 @@ image), which makes each epoch take seconds on a CPU.
 
 Ctrl-C finishes the step underway, saves the last checkpoint and exits with 130;
 --resume continues exactly where the run stopped, after Ctrl-C, a crash or kill -9.
-Exit codes: 0 done, 2 bad flags or configuration, 4 unusable data or --run, 5
-model or TensorFlow failure, 6 another process is writing the run (the message
-names it), 130 interrupted.`,
+With --cluster host:port,host:port,... --task I (or TF_CONFIG, as tf.distribute
+and Kubeflow's TFJob set it) every worker trains the same run data-parallel on
+its share of every global batch, the gradients all-reduced by TensorFlow's
+collective ops; task 0 (the chief) alone writes the run folder (README,
+"Multi-worker training").
+Exit codes: 0 done, 2 bad flags or configuration (or workers that differ), 4
+unusable data or --run, 5 model or TensorFlow failure, 6 another process is
+writing the run (the message names it), 7 another worker of the cluster died or
+cannot be reached (the message names it), 130 interrupted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.fromConfig(cmd, train.PhaseTrain); err != nil {
@@ -157,6 +177,16 @@ func (o *TrainOptions) fromConfig(cmd *cobra.Command, phase string) error {
 		}
 		return f, nil
 	}
+	spec, err := cluster.Resolve(o.cluster, o.task, cmd.Flags().Changed("task"), os.Getenv(cluster.EnvVar))
+	if err != nil {
+		return err
+	}
+	if spec != nil {
+		if o.workerTimeout <= 0 {
+			return cli.Usagef("--worker-timeout %v: must be positive", o.workerTimeout)
+		}
+		o.Job.Cluster = &train.Worker{Spec: spec, Lost: o.lost}
+	}
 	if o.Job.ConfigYAML, err = yaml.Marshal(v.AllSettings()); err != nil {
 		return err
 	}
@@ -215,7 +245,25 @@ func sessionOptions(v *viper.Viper) (graph.SessionOptions, error) {
 	}, err
 }
 
+// lost ends a cluster worker whose peer is gone: the collective it waits in
+// cannot be cancelled, so the process exits with the error's code (7).
+func (o *TrainOptions) lost(err error) {
+	fmt.Fprintln(o.Output.Stderr, "xcept: "+oneLine(err.Error()))
+	os.Exit(cli.ExitCode(err))
+}
+
 func runTrain(ctx context.Context, o *TrainOptions) error {
+	if w := o.Job.Cluster; w != nil {
+		if o.Job.Cfg.Phase == train.PhaseTrain && !o.Job.Resume {
+			if _, err := os.Stat(filepath.Join(o.Job.Dataset, dataset.ManifestFile)); err != nil {
+				return cli.Usagef("--data %s: in a cluster every worker reads one prepared dataset (xcept prepare) on shared storage; prepare it first", o.Job.Dataset)
+			}
+		}
+		var err error
+		if o.Job.Session, err = w.Spec.Start(o.Job.Session, o.workerTimeout); err != nil {
+			return err
+		}
+	}
 	if o.Job.Cfg.Phase == train.PhaseTrain && !o.Job.Resume {
 		ds, err := preparedDataset(ctx, o)
 		if err != nil {

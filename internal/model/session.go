@@ -15,6 +15,8 @@ type Model struct {
 	Dir     string
 	Info    *Info
 	Session *graph.Session
+	// Group, when set, makes the training steps data-parallel (collective.go).
+	Group *Group
 }
 
 // Open loads the trainer SavedModel of the model folder dir.
@@ -99,6 +101,9 @@ func (f *feeds) close() {
 
 // Step runs one training signature (train_step or finetune_step) on a batch.
 func (m *Model) Step(signature string, b Batch, p StepParams) (StepResult, error) {
+	if m.Group != nil {
+		return m.groupStep(signature, b.Images, nil, b, p)
+	}
 	var f feeds
 	defer f.close()
 	t, err := m.imagesTensor(b.Images, b.N())
@@ -108,6 +113,9 @@ func (m *Model) Step(signature string, b Batch, p StepParams) (StepResult, error
 
 // HeadStep runs train_head_step on cached pooled features (FeatureDim per image).
 func (m *Model) HeadStep(features []float32, b Batch, p StepParams) (StepResult, error) {
+	if m.Group != nil {
+		return m.groupStep(contract.SigTrainHeadStep, nil, features, b, p)
+	}
 	var f feeds
 	defer f.close()
 	d := m.Info.FeatureDim

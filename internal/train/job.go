@@ -45,6 +45,9 @@ type Job struct {
 	// Track mirrors the run folder into an MLflow server after every epoch
 	// (no URI: not at all). It never stops or slows training: see track.Live.
 	Track track.Settings
+	// Cluster makes this job one worker of data-parallel training
+	// (cluster.go); nil trains in this process alone.
+	Cluster *Worker
 }
 
 // trackFinish bounds how long the end of a phase waits for the tracking
@@ -73,7 +76,15 @@ type Result struct {
 
 // Run validates everything, then trains. Nothing is written to the run
 // folder before the configuration, the dataset and the model are known good.
+// A worker of a cluster other than the chief trains a scratch copy (follow).
 func (j *Job) Run(ctx context.Context) (*Result, error) {
+	if j.Cluster != nil && !j.Cluster.Spec.Chief() {
+		return j.follow(func(mine *Job) (*Result, error) { return mine.run(ctx) })
+	}
+	return j.run(ctx)
+}
+
+func (j *Job) run(ctx context.Context) (res *Result, retErr error) {
 	if err := j.Cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -119,6 +130,20 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 	}
 	if err := useFeatureBlocks(r, m); err != nil {
 		return nil, err
+	}
+	if j.Cluster != nil {
+		watch, err := j.join(m, r, st)
+		if err != nil {
+			return nil, err
+		}
+		defer watch.Stop()
+		defer func() {
+			// The last collective: every worker waits for the others here.
+			if retErr == nil {
+				watch.Stop()
+				retErr = m.Barrier()
+			}
+		}()
 	}
 	ds, err := dataset.ReadManifest(r.Info.Dataset)
 	if err != nil {

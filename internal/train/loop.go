@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/model"
 )
 
@@ -121,6 +122,9 @@ func (t *Trainer) epoch(ctx context.Context) (Logs, error) {
 			Seed:           [2]int64{t.Cfg.Seed, int64(s.Epoch)<<24 | int64(step)},
 		})
 		if err != nil {
+			if fault.ReasonOf(err) == fault.PeerLost {
+				return nil, err // names the worker and what to do
+			}
 			return nil, cli.Modelf("epoch %d, step %d: %v", s.Epoch+1, step, err)
 		}
 		if math.IsNaN(float64(r.Loss)) || math.IsInf(float64(r.Loss), 0) {
