@@ -196,6 +196,8 @@ func TestBadOptions(t *testing.T) {
 		{"negative epoch", func(o *Options) { o.Epoch = -1 }, "Epoch -1"},
 		{"view past views", func(o *Options) { o.Views, o.View = 3, 3 }, "View 3 of Views 3"},
 		{"view without views", func(o *Options) { o.View = 1 }, "View 1 of Views 0"},
+		{"part past parts", func(o *Options) { o.Parts, o.Part = 2, 2 }, "Part 2 of Parts 2"},
+		{"part without parts", func(o *Options) { o.Part = 1 }, "Part 1 of Parts 0"},
 		{"augmentation", func(o *Options) { o.Augment = &badFill }, "augment.fill"},
 	}
 	for _, tt := range tests {

@@ -68,6 +68,13 @@ type Options struct {
 	Workers       int             // decode+augment goroutines; 0 = runtime.NumCPU()
 	Prefetch      int             // batches ready ahead; 0 = 2
 	DropRemainder bool            // leave out the last, short batch
+	// Parts > 1: this process trains part Part of every batch (a worker of
+	// data-parallel training, model.Group): only the rows
+	// [n·Part/Parts, n·(Part+1)/Parts) of a batch of n are decoded and
+	// augmented; the others get their label, file and index but zero
+	// pixels. Rows, order and augmentation are the whole batch's, whatever
+	// the part.
+	Part, Parts int
 }
 
 // validate checks what no configuration check upstream can have caught,
@@ -84,6 +91,8 @@ func (o *Options) validate() error {
 		return fmt.Errorf("loader: Classes %d, Epoch %d, Workers %d, Prefetch %d: none may be negative", o.Classes, o.Epoch, o.Workers, o.Prefetch)
 	case o.Views < 0 || o.View < 0 || o.Views > 0 && o.View >= o.Views || o.Views == 0 && o.View != 0:
 		return fmt.Errorf("loader: View %d of Views %d: give 0 <= View < Views, or both 0", o.View, o.Views)
+	case o.Parts < 0 || o.Part < 0 || o.Parts > 0 && o.Part >= o.Parts || o.Parts == 0 && o.Part != 0:
+		return fmt.Errorf("loader: Part %d of Parts %d: give 0 <= Part < Parts, or both 0", o.Part, o.Parts)
 	}
 	if o.Augment != nil {
 		if err := o.Augment.Validate(); err != nil {

@@ -158,6 +158,43 @@ func TestDeterministic(t *testing.T) {
 	}
 }
 
+// TestParts: a worker's part of every batch (Options.Part of Parts) is the
+// whole batch's rows, augmented alike, and the other rows carry their
+// labels, files and indices with zero pixels.
+func TestParts(t *testing.T) {
+	o := trainOptions(t)
+	recipe := augment.Recipe()
+	o.Shuffle, o.Augment, o.BatchSize, o.Epoch = true, &recipe, 5, 1
+	want := drain(t, o)
+	pixels := demoSize * demoSize * 3
+	for _, parts := range []int{2, 3} {
+		for part := range parts {
+			o.Part, o.Parts = part, parts
+			got := drain(t, o)
+			if len(got) != len(want) {
+				t.Fatalf("part %d of %d: %d batches, want %d", part, parts, len(got), len(want))
+			}
+			for b := range got {
+				g, w := got[b], want[b]
+				if !slices.Equal(g.Labels, w.Labels) || !slices.Equal(g.Files, w.Files) || !slices.Equal(g.Indices, w.Indices) {
+					t.Fatalf("part %d of %d, batch %d: labels, files or indices differ from the whole batch's", part, parts, b)
+				}
+				n := len(w.Labels)
+				lo, hi := n*part/parts, n*(part+1)/parts
+				for k := range n {
+					img, full := g.Images[k*pixels:(k+1)*pixels], w.Images[k*pixels:(k+1)*pixels]
+					if k >= lo && k < hi && !bytes.Equal(img, full) {
+						t.Fatalf("part %d of %d, batch %d, row %d (its own): not the whole batch's image", part, parts, b, k)
+					}
+					if (k < lo || k >= hi) && slices.ContainsFunc(img, func(v uint8) bool { return v != 0 }) {
+						t.Fatalf("part %d of %d, batch %d, row %d (another's): pixels decoded", part, parts, b, k)
+					}
+				}
+			}
+		}
+	}
+}
+
 // pcg is the random source a seed pair names.
 func pcg(s1, s2 uint64) *rand.Rand { return rand.New(rand.NewPCG(s1, s2)) }
 

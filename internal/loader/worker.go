@@ -51,13 +51,21 @@ func (w *worker) fill(batch *Batch, b int) error {
 	records := w.l.order[b*bs : min((b+1)*bs, len(w.l.order))]
 	pixels := w.l.opts.ImageSize * w.l.opts.ImageSize * 3
 	batch.Images = batch.Images[:len(records)*pixels]
+	lo, hi := 0, len(records)
+	if o := w.l.opts; o.Parts > 1 {
+		lo, hi = len(records)*o.Part/o.Parts, len(records)*(o.Part+1)/o.Parts
+	}
 	for k, i := range records {
 		select {
 		case <-w.l.stopCh:
 			return errStopped
 		default:
 		}
-		label, file, err := w.load(batch.Images[k*pixels:(k+1)*pixels], i)
+		load := w.load
+		if k < lo || k >= hi {
+			load = w.labelOnly
+		}
+		label, file, err := load(batch.Images[k*pixels:(k+1)*pixels], i)
 		if err != nil {
 			return err
 		}
@@ -110,6 +118,30 @@ func (w *worker) load(dst []uint8, i int) (label int32, file string, err error) 
 			w.pcg.Seed(EpochSeed(o.Seed, o.Epoch, i))
 		}
 		aug.Apply(dst, target, o.ImageSize, o.ImageSize, w.rng)
+	}
+	return label, file, nil
+}
+
+// labelOnly is load for a row of another worker's part: the label and
+// file of record i, dst zeroed.
+func (w *worker) labelOnly(dst []uint8, i int) (label int32, file string, err error) {
+	clear(dst)
+	ix := w.l.ix
+	var data []byte
+	w.rec, data, err = ix.read(i, w.rec)
+	if err != nil {
+		return 0, "", err
+	}
+	ex, err := tfexample.Unmarshal(data)
+	if err != nil {
+		return 0, "", recordError(ix.where(i), err)
+	}
+	if name, err := ex.Bytes(dataset.KeyName); err == nil {
+		file = string(name)
+	}
+	label, err = w.label(ex)
+	if err != nil {
+		return 0, "", recordError(ix.whereFile(i, file), err)
 	}
 	return label, file, nil
 }

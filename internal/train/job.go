@@ -387,10 +387,10 @@ func (j *Job) source(ctx context.Context, r *run.Run, m *model.Model, ds *datase
 		return nil, cli.Dataf("dataset %s has no training or no validation images", r.Info.Dataset)
 	}
 	if j.Cfg.Phase == PhaseFinetune {
-		return NewImageSource(m, contract.SigFinetuneStep, data, j.Cfg)
+		return j.imageSource(m, contract.SigFinetuneStep, data)
 	}
 	if !j.Cfg.FeatureCache {
-		return NewImageSource(m, contract.SigTrainStep, data, j.Cfg)
+		return j.imageSource(m, contract.SigTrainStep, data)
 	}
 	sum, err := ManifestSHA(r.Info.Dataset)
 	if err != nil {
@@ -404,6 +404,19 @@ func (j *Job) source(ctx context.Context, r *run.Run, m *model.Model, ds *datase
 		return nil, cli.Modelf("feature cache: %v", err)
 	}
 	return &CachedSource{Model: m, Cache: cache, Cfg: j.Cfg, Weights: weights}, nil
+}
+
+// imageSource trains signature on images; a cluster worker decodes only
+// its part of every batch.
+func (j *Job) imageSource(m *model.Model, signature string, data Data) (Source, error) {
+	s, err := NewImageSource(m, signature, data, j.Cfg)
+	if err != nil {
+		return nil, err
+	}
+	if j.Cluster != nil {
+		s.Part, s.Parts = j.Cluster.Spec.Task, j.Cluster.Spec.Size()
+	}
+	return s, nil
 }
 
 // CacheRoot keeps feature caches with the dataset, so every run of it

@@ -27,7 +27,10 @@ type ImageSource struct {
 	Signature string
 	Data      Data
 	Cfg       Config
-	steps     int
+	// Part of Parts: a cluster worker decodes only its part of every
+	// training batch (loader.Options.Part, the rows model.Group takes).
+	Part, Parts int
+	steps       int
 	// The frozen phase's validation features, computed on the first
 	// Validate (nil until then, or when they would not fit in memory).
 	valFeatures []float32
@@ -69,7 +72,9 @@ func augmentation(cfg Config) *augment.Params {
 }
 
 func (s *ImageSource) Epoch(ctx context.Context, epoch int) (Batches, error) {
-	l, err := loader.Open(ctx, s.options(s.Data.TrainShards, true, epoch, augmentation(s.Cfg)))
+	o := s.options(s.Data.TrainShards, true, epoch, augmentation(s.Cfg))
+	o.Part, o.Parts = s.Part, s.Parts
+	l, err := loader.Open(ctx, o)
 	if err != nil {
 		return nil, err
 	}
