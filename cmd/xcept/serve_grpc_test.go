@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -87,25 +86,12 @@ func TestServeGRPCWithTFServingClient(t *testing.T) {
 	py := testenv.Python(t)
 	dir := testmodel.TinyServingExport(t)
 	port := freePort(t)
-	cmd := exec.Command(os.Args[0], "serve", "--model", dir, "--port", "0", "--grpc-port", fmt.Sprint(port), "--json", "--poll", "0")
-	cmd.Env = append(os.Environ(), "XCEPT_TEST_AS_MAIN=1", "XCEPT_RUNTIME_INTRA_OP_THREADS=2")
-	stdout, _ := cmd.StdoutPipe()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	sc := bufio.NewScanner(stdout)
-	if !sc.Scan() {
-		cmd.Wait()
-		t.Fatalf("no listening line; stderr: %s", stderr.String())
-	}
+	cmd, line, stderr := startServe(t, "--model", dir, "--port", "0", "--grpc-port", fmt.Sprint(port), "--json", "--poll", "0")
 	var ready struct {
 		Event, URL, Predict, GRPC string
 	}
-	if err := json.Unmarshal(sc.Bytes(), &ready); err != nil || ready.GRPC != fmt.Sprintf("127.0.0.1:%d", port) {
-		t.Fatalf("listening line %q: %v", sc.Text(), err)
+	if err := json.Unmarshal(line, &ready); err != nil || ready.GRPC != fmt.Sprintf("127.0.0.1:%d", port) {
+		t.Fatalf("listening line %q: %v", line, err)
 	}
 
 	// The same image both ways: encoded, and as predict_images pixels.

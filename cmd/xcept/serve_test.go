@@ -117,28 +117,15 @@ func servePNG(t *testing.T) []byte {
 // and on SIGTERM lets a request in flight finish, then exits 0.
 func TestServeAnswersAndStopsOnSIGTERM(t *testing.T) {
 	dir := testmodel.TinyServingExport(t)
-	cmd := exec.Command(os.Args[0], "serve", "--model", dir, "--port", "0", "--json", "--max-batch", "4", "--poll", "0")
-	cmd.Env = append(os.Environ(), "XCEPT_TEST_AS_MAIN=1", "XCEPT_RUNTIME_INTRA_OP_THREADS=2")
-	stdout, _ := cmd.StdoutPipe()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	sc := bufio.NewScanner(stdout)
-	if !sc.Scan() {
-		cmd.Wait()
-		t.Fatalf("no listening line; stderr: %s", stderr.String())
-	}
+	cmd, line, stderr := startServe(t, "--model", dir, "--port", "0", "--json", "--max-batch", "4", "--poll", "0")
 	var ready struct {
 		Event, URL, Model, Predict string
 		Version                    int64
 		Device                     struct{ Device, Type string }
 	}
-	if err := json.Unmarshal(sc.Bytes(), &ready); err != nil || ready.Event != "listening" || ready.Model != "tiny" || ready.Version != 1 ||
+	if err := json.Unmarshal(line, &ready); err != nil || ready.Event != "listening" || ready.Model != "tiny" || ready.Version != 1 ||
 		ready.Device.Device != cpu0 || ready.Device.Type != "CPU" {
-		t.Fatalf("listening line %q: %v", sc.Text(), err)
+		t.Fatalf("listening line %q: %v", line, err)
 	}
 	if !strings.HasPrefix(ready.URL, "http://127.0.0.1:") {
 		t.Errorf("listening on %s, want loopback", ready.URL)
@@ -199,6 +186,28 @@ func TestServeAnswersAndStopsOnSIGTERM(t *testing.T) {
 	}
 }
 
+// startServe starts `xcept serve args...` in its own process (killed when
+// t ends) and returns it, its first stdout line (--json's listening event)
+// and its stderr so far and to come; t fails when no line comes.
+func startServe(t *testing.T, args ...string) (*exec.Cmd, []byte, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{"serve"}, args...)...)
+	cmd.Env = append(os.Environ(), "XCEPT_TEST_AS_MAIN=1", "XCEPT_RUNTIME_INTRA_OP_THREADS=2")
+	stdout, _ := cmd.StdoutPipe()
+	stderr := new(bytes.Buffer)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	sc := bufio.NewScanner(stdout)
+	if !sc.Scan() {
+		cmd.Wait()
+		t.Fatalf("xcept serve %s: no listening line; stderr: %s", strings.Join(args, " "), stderr.String())
+	}
+	return cmd, bytes.Clone(sc.Bytes()), stderr
+}
+
 // inFlight reads the metrics: is a request being answered?
 func inFlight(url string) bool {
 	resp, err := http.Get(url + "/metrics")
@@ -237,20 +246,10 @@ func TestServeReject(t *testing.T) {
 
 	res := exportJSON(t, "--run", trainedRun(t), "--out", t.TempDir(), "--images", "4", "--min-agreement", "0")
 	reject := res.Calibration.Reject
-	cmd := exec.Command(os.Args[0], "serve", "--model", filepath.Dir(res.Path), "--port", "0", "--json", "--reject", "--poll", "0")
-	cmd.Env = append(os.Environ(), "XCEPT_TEST_AS_MAIN=1", "XCEPT_RUNTIME_INTRA_OP_THREADS=2")
-	stdout, _ := cmd.StdoutPipe()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	sc := bufio.NewScanner(stdout)
+	cmd, line, stderr := startServe(t, "--model", filepath.Dir(res.Path), "--port", "0", "--json", "--reject", "--poll", "0")
 	var ready struct{ Predict string }
-	if !sc.Scan() || json.Unmarshal(sc.Bytes(), &ready) != nil {
-		cmd.Wait()
-		t.Fatalf("no listening line; stderr: %s", stderr.String())
+	if err := json.Unmarshal(line, &ready); err != nil {
+		t.Fatalf("listening line %q: %v", line, err)
 	}
 	images, _ := filepath.Glob(filepath.Join(filepath.Dir(trainDataset(t)), "images", "*", "*"))
 	var instances []string
