@@ -153,8 +153,8 @@ func TestExportSavedModel(t *testing.T) {
 			t.Errorf("probability %d: C API %v, Python tf.saved_model.load %v", i, probs[i], py.Probabilities[i])
 		}
 	}
-	if argmax32(probs) != argmax64(py.Probabilities) {
-		t.Errorf("top-1: C API %d, Python %d", argmax32(probs), argmax64(py.Probabilities))
+	if argmax(probs) != argmax(py.Probabilities) {
+		t.Errorf("top-1: C API %d, Python %d", argmax(probs), argmax(py.Probabilities))
 	}
 	for k, v := range py.FreshFingerprint {
 		if py.Fingerprint[k] != v {
@@ -347,17 +347,8 @@ func lastLineOf(b []byte) []byte {
 	return []byte(lines[len(lines)-1])
 }
 
-func argmax32(v []float32) int {
-	best := 0
-	for i := range v {
-		if v[i] > v[best] {
-			best = i
-		}
-	}
-	return best
-}
-
-func argmax64(v []float64) int {
+// argmax is the index of v's largest value (the first of equals).
+func argmax[T float32 | float64](v []T) int {
 	best := 0
 	for i := range v {
 		if v[i] > v[best] {
