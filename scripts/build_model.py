@@ -1,10 +1,15 @@
 """Builds the xcept model folder: a trainer SavedModel, a serving SavedModel
 and model.json, which describes both (printed to stdout on success).
 
-    build_model.py --out DIR (--classes a,b,c | --labels FILE) [--image-size 299]
+    build_model.py --out DIR (--classes a,b,c | --labels FILE) [--arch xception] [--image-size 299]
         [--weights imagenet|none|PATH.h5] [--precision float32|mixed_bfloat16|mixed_float16]
         [--dense-units 1024] [--dropout 0.0] [--unfreeze-from block11] [--seed 42]
+        [--head-optimizer adam] [--finetune-optimizer adam]
         [--init-from CHECKPOINT_PREFIX] [--overwrite]
+
+--image-size and --unfreeze-from default to the architecture's own
+(scripts/archs.json: Xception 299 px and block11). An optimizer is adam,
+adamw[:weight_decay=0.004] or sgd[:momentum=0.9,nesterov=false].
 
 Exit codes: 0 built, 2 bad arguments, 3 base weights that cannot be had,
 1 anything else, 130 interrupted. A failure prints one stderr line starting
@@ -40,13 +45,13 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 EXIT_FAILURE, EXIT_USAGE, EXIT_WEIGHTS, EXIT_INTERRUPTED = 1, 2, 3, 130
-MIN_IMAGE_SIZE = 71  # Xception's smallest input
+MIN_IMAGE_SIZE = 71  # Xception's smallest input (every architecture's: min_image_size in archs.json)
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 DOWNLOAD_TIMEOUT_SECONDS = 20  # an offline machine must fail fast, not hang
 FORMAT_VERSION = 1
 # 2: eval_head_step, --init-from, serving_default on encoded images; 3: temperature; 4: --feature-blocks;
-# 5: the feature mask (set_feature_mask, feature_choices)
-BUILDER_VERSION = 5
+# 5: the feature mask (set_feature_mask, feature_choices); 6: --arch, the optimizers
+BUILDER_VERSION = 6
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
@@ -73,18 +78,21 @@ def parse_args(argv):
     names = p.add_mutually_exclusive_group(required=True)
     names.add_argument("--classes", help="comma-separated class names")
     names.add_argument("--labels", help="file with one class name per line")
-    p.add_argument("--image-size", type=int, default=299)
+    p.add_argument("--arch", default="xception", help="backbone: one of scripts/archs.json (xception, mobilenet_v2, ...)")
+    p.add_argument("--image-size", type=int, help="default: the architecture's (Xception 299)")
     p.add_argument("--weights", default="imagenet", help="imagenet | none | PATH.h5")
     p.add_argument("--precision", default="float32", choices=PRECISIONS)
     p.add_argument("--dense-units", type=int, default=1024)
     p.add_argument("--dropout", type=float, default=0.0)
-    p.add_argument("--unfreeze-from", default="block11", help="Xception block (block1..block14) or layer name")
+    p.add_argument("--unfreeze-from", help="block (Xception: block1..block14) or layer name; default: the architecture's")
     p.add_argument(
         "--feature-blocks",
         help="auto (the default: the trainer chooses between block14 alone and block4,block8,block12,block14 "
         "on the validation split) or comma-separated Xception blocks, shallowest first, whose pooled outputs the head reads",
     )
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--head-optimizer", default="adam", help="the frozen phase's optimizer (train.optimizer)")
+    p.add_argument("--finetune-optimizer", default="adam", help="fine-tuning's optimizer (finetune.optimizer)")
     p.add_argument("--init-from", help="checkpoint prefix (PREFIX.index exists) whose model weights to start from")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     return p.parse_args(argv)
@@ -148,8 +156,14 @@ def resolve_init_from(prefix):
 
 def validate(args):
     """Checks every flag that needs no TensorFlow; returns the config fields."""
-    if args.image_size < MIN_IMAGE_SIZE:
-        raise UsageError(f"--image-size {args.image_size}: Xception needs at least {MIN_IMAGE_SIZE}")
+    import backbones  # the table alone: no TensorFlow
+
+    try:
+        arch = backbones.get(args.arch)
+    except KeyError as e:
+        raise UsageError(e.args[0]) from None
+    if args.image_size is not None and args.image_size < arch.min_image_size:
+        raise UsageError(f"--image-size {args.image_size}: {arch.display} needs at least {arch.min_image_size}")
     if args.dense_units < 1:
         raise UsageError(f"--dense-units {args.dense_units}: must be at least 1")
     if not 0.0 <= args.dropout < 1.0:
@@ -166,15 +180,20 @@ def validate(args):
         # auto is ModelConfig's default; a list is the head's input, nothing to choose.
         blocks = tuple(b.strip() for b in args.feature_blocks.split(","))
         optional["feature_blocks"], optional["feature_choices"] = blocks, (blocks,)
+    if args.image_size is not None:
+        optional["image_size"] = args.image_size
+    if args.unfreeze_from is not None:
+        optional["unfreeze_from"] = args.unfreeze_from
     return dict(
         **optional,
+        arch=arch.name,
+        head_optimizer=args.head_optimizer,
+        finetune_optimizer=args.finetune_optimizer,
         classes=read_classes(args),
-        image_size=args.image_size,
         weights=resolve_weights(args.weights),
         precision=args.precision,
         dense_units=args.dense_units,
         dropout=args.dropout,
-        unfreeze_from=args.unfreeze_from,
         seed=args.seed,
         init_from=resolve_init_from(args.init_from),
     )
@@ -224,9 +243,21 @@ def describe(cfg, trainer, tmp):
     import tf_keras as keras
     import xcept_model as xm
 
+    arch = cfg.backbone
+    deepest = cfg.feature_blocks[-1]
+    blocks = arch.blocks[: arch.blocks.index(deepest) + 1] if deepest in arch.blocks else arch.blocks
+    base = trainer.base
     return {
         "format_version": FORMAT_VERSION,
         "builder_version": BUILDER_VERSION,
+        # The backbone (model.arch) and what the head and Grad-CAM read of it.
+        "arch": arch.name,
+        "gradcam_layer": xm.block_end(base, deepest, arch).name,
+        "optimizers": {
+            "train": xm.optimizer_spec(*xm.parse_optimizer(cfg.head_optimizer)),
+            "finetune": xm.optimizer_spec(*xm.parse_optimizer(cfg.finetune_optimizer)),
+        },
+        "parameters": int(trainer.model.count_params()),
         "classes": list(cfg.classes),
         "num_classes": cfg.num_classes,
         "image_size": cfg.image_size,
@@ -239,14 +270,14 @@ def describe(cfg, trainer, tmp):
         "seed": cfg.seed,
         "init_from": cfg.init_from,
         "feature_blocks": list(cfg.feature_blocks),
-        "feature_dim": xm.feature_dim_of(cfg.feature_blocks),
+        "feature_dim": xm.feature_dim_of(cfg.feature_blocks, arch),
         # The subsets of feature_blocks the trainer may choose the head's
         # input among (set_feature_mask), the first until it has chosen, and
         # each tap's width in the concatenated features.
         "feature_choices": [list(c) for c in cfg.feature_choices],
-        "feature_widths": [xm.BLOCK_CHANNELS[b] for b in cfg.feature_blocks],
+        "feature_widths": [arch.width(b) for b in cfg.feature_blocks],
         # The blocks the base has (--unfreeze-from may name any of them).
-        "blocks": list(xm.BLOCKS[: xm.BLOCKS.index(cfg.feature_blocks[-1]) + 1]),
+        "blocks": list(blocks),
         "trainable_variables": {
             "train_step": len(trainer.head_variables()),
             "train_head_step": len(trainer.head_variables()),
@@ -267,10 +298,11 @@ def build(cfg, tmp):
 
     started = time.monotonic()
     source = f"checkpoint {cfg.init_from}" if cfg.init_from else f"weights {cfg.weights}"
-    progress(f"building Xception {cfg.image_size} px, {cfg.num_classes} classes, {source}, {cfg.precision}")
-    xm.check_feature_blocks(cfg.feature_blocks, cfg.unfreeze_from)
+    progress(f"building {cfg.backbone.display} {cfg.image_size} px, {cfg.num_classes} classes, {source}, {cfg.precision}")
+    xm.check_feature_blocks(cfg.feature_blocks, cfg.unfreeze_from, cfg.backbone)
     if cfg.init_from:
         shapes = xm.checkpoint_model_shapes(cfg.init_from)
+        xm.check_checkpoint_arch(cfg, shapes)
         xm.check_checkpoint_head(cfg, shapes)
     model = xm.build_keras_model(cfg)
     if cfg.init_from:
@@ -302,7 +334,7 @@ def save_trainer(trainer, cfg, directory):
     import xcept_dp
     import xcept_model as xm
 
-    dim = xm.feature_dim_of(cfg.feature_blocks)
+    dim = xm.feature_dim_of(cfg.feature_blocks, cfg.backbone)
     signatures = xm.concrete_signatures(trainer, xm.trainer_signatures(cfg.image_size, dim))
     signatures.update(xcept_dp.concrete_signatures(trainer, cfg.image_size, dim))
     with xm._without_keras_traces():

@@ -4,7 +4,12 @@ package scripts
 
 import "embed"
 
-// FS holds every Python script xcept runs with the project's virtual environment.
+// FS holds every Python script xcept runs with the project's virtual
+// environment, and archs.json, the table of backbones the builder and Go
+// share (model.arch).
 //
-//go:embed *.py
+//go:embed *.py archs.json
 var FS embed.FS
+
+// Data are the non-Python files of FS that the scripts read beside them.
+var Data = []string{"archs.json"}

@@ -20,7 +20,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-BLOCKS = tuple(f"block{i}" for i in range(1, 15))
+import backbones  # noqa: E402
+
+XCEPTION = backbones.get("xception")
+BLOCKS = XCEPTION.blocks  # block1..block14
 LAST_LAYER = "block14_sepconv2_act"  # the last layer of Keras's Xception without its top
 # The head reads the globally pooled outputs of the base's feature blocks
 # ("taps"), concatenated and multiplied by a 0/1 mask; the base ends at the
@@ -31,8 +34,10 @@ LAST_LAYER = "block14_sepconv2_act"  # the last layer of Keras's Xception withou
 # block4,block8,block12,block14 lifted a frozen head from 0.766 to 0.830
 # test accuracy, but on real photos (the kitchen composites of the Grad-CAM
 # test, 30 per class) it fell from 1.000 to 0.517 (README, "The model").
-MIDDLE_BLOCKS = ("block4", "block8", "block12", "block14")  # the far-domain choice
-FEATURE_CHOICES = (("block14",), MIDDLE_BLOCKS)
+# Other architectures (model.arch) list their own middle stage ends in
+# scripts/archs.json; auto chooses between their deepest tap alone and those.
+MIDDLE_BLOCKS = XCEPTION.middle  # block4, block8, block12, block14: the far-domain choice
+FEATURE_CHOICES = XCEPTION.choices
 FEATURE_BLOCKS = MIDDLE_BLOCKS  # the taps of --feature-blocks auto
 LABELS_ASSET = "labels.txt"  # the class names in the serving SavedModel's assets/
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -46,113 +51,193 @@ class WeightsError(Exception):
     """Base weights that cannot be had (exit 3)."""
 
 
+OPTIMIZERS = {  # name → its parameters and their defaults (train.optimizer, finetune.optimizer)
+    "adam": {},
+    "adamw": {"weight_decay": 0.004},
+    "sgd": {"momentum": 0.9, "nesterov": False},
+}
+
+
+def parse_optimizer(spec):
+    """"adam", "adamw:weight_decay=0.01", "sgd:momentum=0.9,nesterov=true"
+    → (name, {parameter: value}) with every default filled in."""
+    name, _, rest = spec.partition(":")
+    name = name.strip()
+    if name not in OPTIMIZERS:
+        raise ConfigError(f"optimizer {spec}: unknown optimizer {name}; use one of {', '.join(OPTIMIZERS)}")
+    params = dict(OPTIMIZERS[name])
+    for item in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq or key not in params:
+            valid = ", ".join(params) or "none"
+            raise ConfigError(f"optimizer {spec}: {name} has no parameter {key or item}; its parameters: {valid}")
+        try:
+            if isinstance(params[key], bool):
+                if value.strip().lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(value)
+                params[key] = value.strip().lower() in ("true", "1")
+            else:
+                params[key] = float(value)
+        except ValueError:
+            raise ConfigError(f"optimizer {spec}: {key}={value.strip()} is not a valid value") from None
+    if params.get("weight_decay", 0.0) < 0 or not 0.0 <= params.get("momentum", 0.0) < 1.0:
+        raise ConfigError(f"optimizer {spec}: weight_decay must be >= 0 and momentum in [0, 1)")
+    return name, params
+
+
+def optimizer_spec(name, params):
+    """The canonical text of an optimizer (model.json, builder flags)."""
+    if not params:
+        return name
+    text = ",".join(f"{k}={str(v).lower() if isinstance(v, bool) else repr(float(v))}" for k, v in sorted(params.items()))
+    return f"{name}:{text}"
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     classes: tuple
-    image_size: int = 299
+    image_size: typing.Optional[int] = None  # None: the architecture's default (Xception 299)
     weights: str = "imagenet"  # "imagenet", "none" or an absolute .h5 path
     precision: str = "float32"
     dense_units: int = 1024
     dropout: float = 0.0
-    unfreeze_from: str = "block11"
-    feature_blocks: tuple = FEATURE_BLOCKS
+    unfreeze_from: typing.Optional[str] = None  # None: the architecture's default (Xception block11)
+    feature_blocks: typing.Optional[tuple] = None  # None: the architecture's auto taps
     # The subsets of feature_blocks the head may read, each ending at the
     # deepest; the mask starts at the first. One choice: nothing to choose.
-    # None: FEATURE_CHOICES for the default taps, else all of feature_blocks.
+    # None: the architecture's choices for its auto taps, else all of feature_blocks.
     feature_choices: typing.Optional[tuple] = None
     seed: int = 42
     # Absolute checkpoint prefix whose model weights replace the built ones
     # (see restore_model); the base weights are then not loaded at all.
     init_from: typing.Optional[str] = None
+    arch: str = backbones.DEFAULT_ARCH  # model.arch: a name in scripts/archs.json
+    # The optimizers of the frozen phase (head) and of fine-tuning, as
+    # parse_optimizer reads them; their slots are variables of the trainer.
+    head_optimizer: str = "adam"
+    finetune_optimizer: str = "adam"
 
     def __post_init__(self):
+        try:
+            arch = backbones.get(self.arch)
+        except KeyError as e:
+            raise ConfigError(e.args[0]) from None
+        if self.image_size is None:
+            object.__setattr__(self, "image_size", arch.image_size)
+        if self.unfreeze_from is None:
+            object.__setattr__(self, "unfreeze_from", arch.unfreeze_from)
+        if self.feature_blocks is None:
+            object.__setattr__(self, "feature_blocks", arch.middle)
         if self.feature_choices is None:
-            choices = FEATURE_CHOICES if self.feature_blocks == FEATURE_BLOCKS else (self.feature_blocks,)
+            choices = arch.choices if tuple(self.feature_blocks) == arch.middle else (self.feature_blocks,)
             object.__setattr__(self, "feature_choices", choices)
+        for spec in (self.head_optimizer, self.finetune_optimizer):
+            parse_optimizer(spec)
 
     @property
     def num_classes(self):
         return len(self.classes)
 
+    @property
+    def backbone(self):
+        return backbones.get(self.arch)
 
-def block_start(base, name):
+    @property
+    def base_name(self):
+        """The base's layer name in the Keras model ("xception" for Xception,
+        as before other architectures came; "base" otherwise)."""
+        return "xception" if self.arch == "xception" else "base"
+
+
+def block_start(base, name, arch=XCEPTION):
     """Index in base.layers where fine-tuning starts: the first layer of a
     block (block11 → block11_sepconv1_act), or the layer called name. Keras
     orders layers topologically, so a block's residual Conv2D/BatchNorm
     (auto-named conv2d_N) comes after its first layer and is included."""
     names = [layer.name for layer in base.layers]
-    if name in BLOCKS:
-        prefix = name + "_"
-        return next(i for i, n in enumerate(names) if n.startswith(prefix))
+    if name in arch.blocks:
+        return next(i for i, n in enumerate(names) if backbones.in_block(name, n))
     if name in names:
         return names.index(name)
+    example = {"xception": "block12_sepconv1"}.get(arch.name, names[len(names) // 2])
     raise ConfigError(
-        f"--unfreeze-from {name}: no such block or layer in Xception; "
-        f"use one of {', '.join(BLOCKS)} or a layer name such as block12_sepconv1"
+        f"--unfreeze-from {name}: no such block or layer in {arch.display}; "
+        f"use one of {', '.join(arch.blocks)} or a layer name such as {example}"
     )
 
 
-def block_end(base, name):
-    """The layer whose output is block name's output: the residual Add that
-    closes blocks 2–13 (the first Add after the block's last layer), else
-    the block's last layer (block1_conv2_act, block14_sepconv2_act)."""
+def block_end(base, name, arch=XCEPTION):
+    """The layer whose output is tap name's output. Xception: the residual
+    Add that closes blocks 2–13 (the first Add after the block's last
+    layer), else the block's last layer (block1_conv2_act,
+    block14_sepconv2_act). Other architectures: the block's last layer (its
+    residual Add where it has one), and for "top" the base's last layer."""
     layers = base.layers
+    if arch.tap_rule != "xception":
+        if name == "top":
+            return layers[-1]
+        return layers[max(i for i, layer in enumerate(layers) if backbones.in_block(name, layer.name))]
     last = max(i for i, layer in enumerate(layers) if layer.name.startswith(name + "_"))
     if name not in ("block1", "block14"):
         return next(layer for layer in layers[last + 1 :] if isinstance(layer, keras.layers.Add))
     return layers[last]
 
 
-def check_feature_blocks(blocks, unfreeze_from):
-    """Fails on names that are not blocks, repeats, an order that is not
-    Xception's, and fine-tuning that would start above the deepest block."""
-    unknown = [b for b in blocks if b not in BLOCKS]
+def check_feature_blocks(blocks, unfreeze_from, arch=XCEPTION):
+    """Fails on names that are not taps, repeats, an order that is not the
+    architecture's, and fine-tuning that would start above the deepest tap."""
+    taps = arch.taps
+    unknown = [b for b in blocks if b not in taps]
     if not blocks or unknown:
         raise ConfigError(
             f"--feature-blocks {','.join(blocks)}: {'no blocks' if not blocks else 'unknown block ' + unknown[0]}; "
-            f"use auto, or blocks of Xception in order, from {', '.join(BLOCKS)}, e.g. {','.join(MIDDLE_BLOCKS)}"
+            f"use auto, or blocks of {arch.display} in order, from {', '.join(taps)}, e.g. {','.join(arch.middle)}"
         )
-    order = [BLOCKS.index(b) for b in blocks]
+    order = [taps.index(b) for b in blocks]
     if order != sorted(set(order)):
         raise ConfigError(
-            f"--feature-blocks {','.join(blocks)}: list each block once, shallowest first, e.g. {','.join(MIDDLE_BLOCKS)}"
+            f"--feature-blocks {','.join(blocks)}: list each block once, shallowest first, e.g. {','.join(arch.middle)}"
         )
-    if unfreeze_from in BLOCKS and BLOCKS.index(unfreeze_from) > order[-1]:
+    deepest = blocks[-1]
+    if unfreeze_from in arch.blocks and deepest in arch.blocks and arch.blocks.index(unfreeze_from) > arch.blocks.index(deepest):
         raise ConfigError(
-            f"--unfreeze-from {unfreeze_from}: the base ends at {blocks[-1]} (the deepest of --feature-blocks); "
-            f"unfreeze from {blocks[-1]} or below"
+            f"--unfreeze-from {unfreeze_from}: the base ends at {deepest} (the deepest of --feature-blocks); "
+            f"unfreeze from {deepest} or below"
         )
 
 
-def feature_base(base, blocks):
-    """Xception cut after the deepest of blocks, with one output per block,
-    named "xception" like the whole base so that checkpoint keys and layer
-    lookups do not depend on the cut."""
-    return keras.Model(base.input, [block_end(base, b).output for b in blocks], name="xception")
+def feature_base(base, blocks, arch=XCEPTION, name="xception"):
+    """The base cut after the deepest of blocks, with one output per block,
+    named like the whole base ("xception" for Xception) so that checkpoint
+    keys and layer lookups do not depend on the cut."""
+    return keras.Model(base.input, [block_end(base, b, arch).output for b in blocks], name=name)
 
 
 def build_base(cfg, load_weights):
-    """Xception without its top. load_weights(base) is called for a .h5 path;
-    ImageNet weights go through Keras' own loader (its cache, then a download)."""
+    """The architecture's base without its top. load_weights(base, path, arch)
+    is called for a .h5 path; ImageNet weights go through Keras' own loader
+    (its cache, ~/.keras/models, then a download)."""
     shape = (cfg.image_size, cfg.image_size, 3)
+    arch = cfg.backbone
     if cfg.init_from is not None:
         # Every variable, BatchNorm statistics included, comes from the
         # checkpoint: downloading or calibrating weights here would be wasted
         # (and an offline machine could not fine-tune).
-        return keras.applications.Xception(include_top=False, weights=None, input_shape=shape)
+        return arch.build(keras, shape)
     if cfg.weights == "imagenet":
         try:
-            return keras.applications.Xception(include_top=False, weights="imagenet", input_shape=shape)
+            return arch.build(keras, shape, weights="imagenet")
         except Exception as e:
             raise WeightsError(
-                f"cannot download the ImageNet weights for Xception ({download_failure(e)}): "
-                "pass --weights PATH.h5 (Keras Xception notop weights) or --weights none"
+                f"cannot download the ImageNet weights for {arch.display} ({download_failure(e)}): "
+                f"pass --weights PATH.h5 (Keras {arch.display} notop weights) or --weights none"
             ) from e
-    base = keras.applications.Xception(include_top=False, weights=None, input_shape=shape)
+    base = arch.build(keras, shape)
     if cfg.weights == "none":
         calibrate_batchnorm(base, cfg)
     else:
-        load_weights(base, cfg.weights)
+        load_weights(base, cfg.weights, arch)
     return base
 
 
@@ -165,9 +250,14 @@ def calibrate_batchnorm(base, cfg, batch=8):
     experiments) trains like a real one; its weights are unchanged."""
     norms = [layer for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization)]
     momenta = [layer.momentum for layer in norms]
-    noise = tf.random.stateless_uniform(
-        [batch, cfg.image_size, cfg.image_size, 3], seed=[cfg.seed, 0], minval=-1.0, maxval=1.0
-    )
+    if getattr(cfg, "backbone", XCEPTION).preprocess == "tf":  # the base sees [-1, 1]
+        noise = tf.random.stateless_uniform(
+            [batch, cfg.image_size, cfg.image_size, 3], seed=[cfg.seed, 0], minval=-1.0, maxval=1.0
+        )
+    else:  # the base scales pixels 0..255 itself
+        noise = tf.random.stateless_uniform(
+            [batch, cfg.image_size, cfg.image_size, 3], seed=[cfg.seed, 0], minval=0.0, maxval=255.0
+        )
     try:
         for layer in norms:
             layer.momentum = 0.0  # moving statistics := this batch's statistics
@@ -197,16 +287,17 @@ def download_failure(exc):
     return " ".join(text.split())[:160] or type(exc).__name__
 
 
-def load_h5_weights(base, path):
-    """Loads Keras Xception notop weights, turning Keras' many failure modes
-    (not HDF5, other architecture, wrong shapes) into one WeightsError."""
+def load_h5_weights(base, path, arch=XCEPTION):
+    """Loads Keras notop weights of the architecture, turning Keras' many
+    failure modes (not HDF5, other architecture, wrong shapes) into one
+    WeightsError."""
     try:
         base.load_weights(path)
     except Exception as e:  # h5py, ValueError on shapes/counts, OSError
         reason = " ".join(str(e).split())[:200] or type(e).__name__
         raise WeightsError(
-            f"--weights {path}: cannot load as Keras Xception notop weights ({reason}); "
-            "pass a file written by Xception(include_top=False).save_weights, or --weights none"
+            f"--weights {path}: cannot load as Keras {arch.display} notop weights ({reason}); "
+            f"pass a file written by {arch.constructor}(include_top=False).save_weights, or --weights none"
         ) from e
 
 
@@ -217,12 +308,16 @@ def build_keras_model(cfg, load_weights=load_h5_weights):
     keras.backend.clear_session()
     keras.utils.set_random_seed(cfg.seed)
     keras.mixed_precision.set_global_policy(cfg.precision)
-    check_feature_blocks(cfg.feature_blocks, cfg.unfreeze_from)
+    arch = cfg.backbone
+    check_feature_blocks(cfg.feature_blocks, cfg.unfreeze_from, arch)
     whole = build_base(cfg, load_weights)
-    if whole.layers[-1].name != LAST_LAYER:
+    if arch.name == "xception" and whole.layers[-1].name != LAST_LAYER:
         raise RuntimeError(f"Xception's last layer is {whole.layers[-1].name}, expected {LAST_LAYER}")
-    base = feature_base(whole, cfg.feature_blocks)
-    block_start(base, cfg.unfreeze_from)  # fail before the slow part
+    base = feature_base(whole, cfg.feature_blocks, arch, cfg.base_name)
+    widths = [int(t.shape[-1]) for t in tf.nest.flatten(base.outputs)]
+    if widths != [arch.width(b) for b in cfg.feature_blocks]:
+        raise RuntimeError(f"{arch.display}'s taps {cfg.feature_blocks} have widths {widths}, not those of scripts/archs.json")
+    block_start(base, cfg.unfreeze_from, arch)  # fail before the slow part
     inputs = keras.Input(shape=(cfg.image_size, cfg.image_size, 3), name="image")
     maps = tf.nest.flatten(base(inputs, training=False))
     pool = keras.layers.GlobalAveragePooling2D(name="avg_pool")
@@ -281,25 +376,54 @@ def check_checkpoint_head(cfg, shapes):
             f"{units[0]} dense units but this one has {cfg.num_classes} classes and {cfg.dense_units} "
             "dense units; build with the classes and --dense-units of the run the checkpoint comes from"
         )
-    if kernel is not None and kernel[0] != feature_dim_of(cfg.feature_blocks):
+    dim = feature_dim_of(cfg.feature_blocks, cfg.backbone)
+    if kernel is not None and kernel[0] != dim:
         raise ConfigError(
             f"--init-from {cfg.init_from}: the checkpoint's head reads {kernel[0]} features but "
-            f"--feature-blocks {','.join(cfg.feature_blocks)} gives {feature_dim_of(cfg.feature_blocks)}; "
-            "build with the --feature-blocks of the run the checkpoint comes from (block14 alone gives 2048)"
+            f"--feature-blocks {','.join(cfg.feature_blocks)} gives {dim}; "
+            f"build with the --feature-blocks of the run the checkpoint comes from ({cfg.backbone.last_tap} alone "
+            f"gives {cfg.backbone.widths[-1]})"
         )
 
 
-# Output channels of each block of Keras's Xception, whatever the image size.
-BLOCK_CHANNELS = dict(zip(BLOCKS, (64, 128, 256) + (728,) * 9 + (1024, 2048)))
+# The first weighted layer of each architecture's base: a checkpoint's
+# variables say which architecture it holds (MobileNetV3 Small and Large,
+# and the EfficientNetV2 sizes, share a name: the shapes then differ).
+FIRST_KERNELS = {
+    "xception": "block1_conv1/kernel",
+    "mobilenet_v2": "Conv1/kernel",
+    "mobilenet_v3_small": "Conv/kernel",
+    "mobilenet_v3_large": "Conv/kernel",
+    "resnet50v2": "conv1_conv/kernel",
+}
 
 
-def feature_dim_of(blocks):
-    return sum(BLOCK_CHANNELS[b] for b in blocks)
+def check_checkpoint_arch(cfg, shapes):
+    """Fails on a checkpoint of another architecture, naming it, before
+    the variable-by-variable check would name one missing variable."""
+    first = FIRST_KERNELS.get(cfg.arch, "stem_conv/kernel")
+    if first in shapes:
+        return
+    others = sorted({a for a, k in FIRST_KERNELS.items() if k in shapes} | ({"efficientnetv2_b0..b3"} if "stem_conv/kernel" in shapes else set()))
+    held = f"a {' or '.join(others)} model" if others else "no base this xcept knows"
+    raise ConfigError(
+        f"--init-from {cfg.init_from}: the checkpoint holds {held} but this model is {cfg.arch} (model.arch); "
+        "build with the --arch of the run the checkpoint comes from"
+    )
 
 
-def feature_mask_of(taps, chosen):
+# Output channels of each block of Keras's Xception, whatever the image size
+# (every architecture's are its "widths" in scripts/archs.json).
+BLOCK_CHANNELS = dict(zip(BLOCKS, XCEPTION.widths))
+
+
+def feature_dim_of(blocks, arch=XCEPTION):
+    return sum(arch.width(b) for b in blocks)
+
+
+def feature_mask_of(taps, chosen, arch=XCEPTION):
     """The 0/1 mask over the taps' concatenated features that keeps chosen."""
-    return [1.0 if b in chosen else 0.0 for b in taps for _ in range(BLOCK_CHANNELS[b])]
+    return [1.0 if b in chosen else 0.0 for b in taps for _ in range(arch.width(b))]
 
 
 def restore_model(model, cfg, shapes):
@@ -312,7 +436,7 @@ def restore_model(model, cfg, shapes):
         if name not in shapes:
             raise ConfigError(
                 f"--init-from {cfg.init_from}: the checkpoint has no variable {name}; "
-                "it is not a checkpoint of an xcept Xception model"
+                f"it is not a checkpoint of an xcept {cfg.backbone.display} model with these options"
             )
         if shapes[name] != v.shape.as_list():
             raise ConfigError(
@@ -324,10 +448,14 @@ def restore_model(model, cfg, shapes):
     status.assert_existing_objects_matched()
 
 
-def preprocess(images):
-    """RGB pixel values 0..255 (uint8 or float) → float32 in [-1, 1],
-    Xception's own scaling."""
-    return tf.cast(images, tf.float32) / 127.5 - 1.0
+def preprocess(images, arch=XCEPTION):
+    """RGB pixel values 0..255 (uint8 or float) → what the base takes:
+    float32 in [-1, 1] (Xception's, MobileNetV2's and ResNet50V2's own
+    scaling, their preprocess_input), or float32 0..255 for the bases that
+    hold their preprocessing (MobileNetV3, EfficientNetV2)."""
+    if arch.preprocess == "tf":
+        return tf.cast(images, tf.float32) / 127.5 - 1.0
+    return tf.cast(images, tf.float32)
 
 
 def decode_rgb(data):
@@ -448,10 +576,22 @@ def serving_signatures(size):
     }
 
 
-def new_optimizer(cfg):
+def new_optimizer(cfg, spec="adam"):
+    """The optimizer spec names (parse_optimizer). The learning rate is an
+    input of every step; weight decay (adamw) is decoupled, scaled by it,
+    and spares biases."""
     # jit_compile=False: tf-keras would XLA-compile the update on a GPU machine,
     # and a C API runtime is not guaranteed to have XLA.
-    opt = keras.optimizers.Adam(learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7, jit_compile=False)
+    name, params = parse_optimizer(spec)
+    if name == "adamw":
+        opt = keras.optimizers.AdamW(
+            learning_rate=1e-3, weight_decay=params["weight_decay"], beta_1=0.9, beta_2=0.999, epsilon=1e-7, jit_compile=False
+        )
+        opt.exclude_from_weight_decay(var_names=["bias"])
+    elif name == "sgd":
+        opt = keras.optimizers.SGD(learning_rate=1e-3, momentum=params["momentum"], nesterov=params["nesterov"], jit_compile=False)
+    else:
+        opt = keras.optimizers.Adam(learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7, jit_compile=False)
     if cfg.precision == "mixed_float16":
         opt = keras.mixed_precision.LossScaleOptimizer(opt)
     return opt
@@ -476,15 +616,18 @@ class XceptModule(tf.Module):
         # set from Go, saved in the run's checkpoints and restored into the
         # serving model. A masked tap's fc weights get no gradient.
         self.feature_mask = tf.Variable(
-            feature_mask_of(cfg.feature_blocks, cfg.feature_choices[0]), trainable=False, dtype=tf.float32, name="feature_mask"
+            feature_mask_of(cfg.feature_blocks, cfg.feature_choices[0], cfg.backbone),
+            trainable=False,
+            dtype=tf.float32,
+            name="feature_mask",
         )
         if labels_file is not None:
             # Tracked, so saving copies it to assets/; an asset has no
             # variables and adds no checkpoint keys.
             self.labels = tf.saved_model.Asset(labels_file)
         if training:
-            self.head_optimizer = new_optimizer(cfg)
-            self.finetune_optimizer = new_optimizer(cfg)
+            self.head_optimizer = new_optimizer(cfg, cfg.head_optimizer)
+            self.finetune_optimizer = new_optimizer(cfg, cfg.finetune_optimizer)
             # Slots must exist before saving: the graph cannot create variables.
             _inner(self.head_optimizer).build(self.head_variables())
             _inner(self.finetune_optimizer).build(self.finetune_variables())
@@ -493,7 +636,7 @@ class XceptModule(tf.Module):
     # the same variables could change their checkpoint keys.
     @property
     def base(self):
-        return self.model.get_layer("xception")
+        return self.model.get_layer(self._cfg.base_name)
 
     def head_variables(self):
         return [v for name in ("fc", "logits") for v in self.model.get_layer(name).trainable_weights]
@@ -501,7 +644,7 @@ class XceptModule(tf.Module):
     def finetune_variables(self):
         """Base layers from --unfreeze-from upward, BatchNorm excluded (it
         stays frozen and in inference mode), then the head."""
-        layers = self.base.layers[block_start(self.base, self._cfg.unfreeze_from):]
+        layers = self.base.layers[block_start(self.base, self._cfg.unfreeze_from, self._cfg.backbone) :]
         base_vars = [
             v
             for layer in layers
@@ -514,7 +657,7 @@ class XceptModule(tf.Module):
 
     def _feature_maps(self, images):
         """The feature blocks' outputs, shallowest first."""
-        return tf.nest.flatten(self.base(preprocess(images), training=False))
+        return tf.nest.flatten(self.base(preprocess(images, self._cfg.backbone), training=False))
 
     def _pool(self, feature_maps):
         # Cast so that features are float32 in every precision; the cast back to
@@ -645,7 +788,8 @@ class XceptModule(tf.Module):
 
     def explain(self, images, class_index):
         """Grad-CAM: ReLU(Σ_k mean(∂y_c/∂A_k)·A_k) on the deepest feature
-        block's output (block14_sepconv2_act by default), scaled to [0, 1]
+        block's output (block14_sepconv2_act for Xception, the base's last
+        layer for the other architectures), scaled to [0, 1]
         per image, for the class logit y_c. The shallower blocks' pooled
         features enter the logit as constants: the map shows where the
         deepest block's evidence is, at its resolution."""

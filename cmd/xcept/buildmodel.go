@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
 	"github.com/xcept/xcept/internal/cli"
@@ -28,6 +30,7 @@ type BuildModelOptions struct {
 // modelFlags are the flags shared by every verb that builds a model, bound to
 // their configuration keys.
 var modelFlags = map[string]string{
+	"model.arch":           "arch",
 	"model.image_size":     "image-size",
 	"model.weights":        "weights",
 	"model.precision":      "precision",
@@ -38,26 +41,41 @@ var modelFlags = map[string]string{
 // addModelFlags declares the flags of modelFlags on cmd.
 func addModelFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.Int("image-size", 0, "square input size in pixels, at least 71 (model.image_size)")
-	f.String("weights", "", "base weights: imagenet, none or a Keras Xception notop .h5 file (model.weights)")
+	addArchFlag(f)
+	f.Int("image-size", 0, "square input size in pixels; default: the architecture's (Xception 299, at least 71) (model.image_size)")
+	f.String("weights", "", "base weights: imagenet, none or a Keras notop .h5 file of the architecture (model.weights)")
 	f.String("precision", "", "float32, mixed_bfloat16 (CPU) or mixed_float16 (GPU) (model.precision)")
-	f.String("unfreeze-from", "", "first Xception block or layer fine-tuning trains (model.unfreeze_from)")
-	f.String("feature-blocks", "", "auto (train chooses on the validation split) or Xception blocks, shallowest first, whose pooled outputs the head reads, e.g. block14 (model.feature_blocks)")
+	f.String("unfreeze-from", "", "first block or layer fine-tuning trains; auto: the architecture's (model.unfreeze_from)")
+	f.String("feature-blocks", "", "auto (train chooses on the validation split) or taps of the architecture, shallowest first, whose pooled outputs the head reads, e.g. block14 for Xception (model.feature_blocks)")
 }
 
-// modelSpec reads the model section of the resolved configuration.
+// addArchFlag declares --arch (model.arch).
+func addArchFlag(f *pflag.FlagSet) {
+	f.String("arch", "", "backbone: "+strings.Join(model.ArchNames(), ", ")+" (model.arch)")
+}
+
+// modelSpec reads the model section of the resolved configuration, with the
+// architecture's defaults filled in (an unknown architecture is left for
+// Spec.ValidateOptions to report).
 func modelSpec(v *viper.Viper, classes []string) model.Spec {
-	return model.Spec{
-		Classes:       classes,
-		ImageSize:     v.GetInt("model.image_size"),
-		Weights:       v.GetString("model.weights"),
-		Precision:     v.GetString("model.precision"),
-		DenseUnits:    v.GetInt("model.dense_units"),
-		Dropout:       v.GetFloat64("model.dropout"),
-		UnfreezeFrom:  v.GetString("model.unfreeze_from"),
-		FeatureBlocks: model.ParseBlocks(v.GetString("model.feature_blocks")),
-		Seed:          v.GetInt64("seed"),
+	s := model.Spec{
+		Arch:              v.GetString("model.arch"),
+		Classes:           classes,
+		ImageSize:         v.GetInt("model.image_size"),
+		Weights:           v.GetString("model.weights"),
+		Precision:         v.GetString("model.precision"),
+		DenseUnits:        v.GetInt("model.dense_units"),
+		Dropout:           v.GetFloat64("model.dropout"),
+		UnfreezeFrom:      v.GetString("model.unfreeze_from"),
+		FeatureBlocks:     model.ParseBlocks(v.GetString("model.feature_blocks")),
+		Seed:              v.GetInt64("seed"),
+		HeadOptimizer:     v.GetString("train.optimizer"),
+		FinetuneOptimizer: v.GetString("finetune.optimizer"),
 	}
+	if r, err := s.Resolve(); err == nil {
+		s = r
+	}
+	return s
 }
 
 // NewBuildModelCmd builds `xcept build-model`.

@@ -42,6 +42,7 @@ type PrepareOptions struct {
 // prepareKeys binds configuration keys to prepare's flags.
 var prepareKeys = map[string]string{
 	"seed":                         "seed",
+	"model.arch":                   "arch",
 	"model.image_size":             "image-size",
 	"model.weights":                "weights",
 	"model.precision":              "precision",
@@ -87,7 +88,8 @@ is still written), 4 unusable data, 5 the model build failed, 130 interrupted.`,
 func addPrepareFlags(f *pflag.FlagSet, o *PrepareOptions) {
 	f.StringVar(&o.Dataset.Data, "data", "", "folder of images, one sub-folder per class (required)")
 	f.StringVar(&o.Dataset.Out, "out", "", "folder to write the dataset to; replaced only if it is an xcept dataset (required)")
-	f.Int("image-size", 0, "side of the stored square images and of the model input (model.image_size)")
+	addArchFlag(f)
+	f.Int("image-size", 0, "side of the stored square images and of the model input; default: the architecture's (model.image_size)")
 	f.String("split", "", "train,val,test shares, e.g. 0.8,0.1,0.1 (prepare.split)")
 	f.Int64("seed", 0, "seed of the split and the record order (seed)")
 	f.String("resize", "", "squash | center-crop | pad (prepare.resize)")
@@ -95,9 +97,9 @@ func addPrepareFlags(f *pflag.FlagSet, o *PrepareOptions) {
 	f.Int("quality", 0, "JPEG quality 1-100 (prepare.jpeg_quality)")
 	f.Int("workers", 0, "decoding goroutines, 0 for every core (prepare.workers)")
 	f.Bool("follow-outside-links", false, "follow symbolic links that lead outside --data (prepare.follow_outside_links); by default they are reported and skipped")
-	f.String("weights", "", "imagenet | none | FILE.h5: Xception base weights (model.weights)")
+	f.String("weights", "", "imagenet | none | FILE.h5: the architecture's base weights (model.weights)")
 	f.String("precision", "", "float32 | mixed_bfloat16 | mixed_float16 (model.precision)")
-	f.String("feature-blocks", "", "auto (train chooses on the validation split) or Xception blocks, shallowest first, whose pooled outputs the head reads, e.g. block14 (model.feature_blocks)")
+	f.String("feature-blocks", "", "auto (train chooses on the validation split) or taps of the architecture, shallowest first, whose pooled outputs the head reads, e.g. block14 for Xception (model.feature_blocks)")
 	f.BoolVar(&o.NoModel, "no-model", false, "write the dataset only; do not build the model")
 	f.BoolVar(&o.Strict, "strict", false, "exit with code 3 if any problem was found (for CI); the dataset is still written")
 }
@@ -141,6 +143,10 @@ func (o *PrepareOptions) fromConfig(g *Globals, flags *pflag.FlagSet) error {
 		return cli.Usagef("--workers %d: choose 0 (every core) or more", d.Workers)
 	}
 	o.Model = modelSpec(v, nil)
+	d.ImageSize = o.Model.ImageSize // the architecture's when model.image_size is 0
+	if _, err := model.LookupArch(o.Model.Arch); err != nil {
+		return err
+	}
 	if !o.NoModel {
 		if err := o.Model.ValidateOptions(); err != nil {
 			return err

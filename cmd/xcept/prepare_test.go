@@ -213,7 +213,8 @@ func TestPrepareBuildsTheModel(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	want := modelCall{"", model.Spec{Classes: []string{"circle", "square"}, ImageSize: 96, Weights: "none",
-		Precision: "mixed_bfloat16", DenseUnits: 1024, UnfreezeFrom: "block11", FeatureBlocks: []string{"auto"}, Seed: 42}, true}
+		Arch: "xception", Precision: "mixed_bfloat16", DenseUnits: 1024, UnfreezeFrom: "block11", FeatureBlocks: []string{"auto"}, Seed: 42,
+		HeadOptimizer: "adam", FinetuneOptimizer: "adam"}, true}
 	if len(*calls) != 1 {
 		t.Fatalf("buildModel calls %+v", *calls)
 	}

@@ -42,6 +42,7 @@ func trainKeys(phase string) map[string]string {
 	return map[string]string{
 		phase + ".epochs":        "epochs",
 		phase + ".learning_rate": "lr",
+		phase + ".optimizer":     "optimizer",
 		"train.batch_size":       "batch-size",
 		"train.feature_cache":    "feature-cache",
 		"seed":                   "seed",
@@ -55,7 +56,8 @@ func addTrainFlags(cmd *cobra.Command, o *TrainOptions) {
 	f.StringVar(&o.Job.RunDir, "run", "", "run folder (runs/NAME): checkpoints, history, TensorBoard events (required)")
 	f.Int("epochs", 0, "most epochs of this phase (train.epochs, finetune.epochs)")
 	f.Int("batch-size", 0, "images per step (train.batch_size)")
-	f.Float64("lr", 0, "Adam learning rate (train.learning_rate, finetune.learning_rate)")
+	f.Float64("lr", 0, "learning rate (train.learning_rate, finetune.learning_rate)")
+	f.String("optimizer", "", "adam | adamw[:weight_decay=W] | sgd[:momentum=M,nesterov=true]; a model built with another is rebuilt for the run (train.optimizer, finetune.optimizer)")
 	f.Bool("feature-cache", true, "train the frozen phase on cached base features (train.feature_cache)")
 	f.Int64("seed", 0, "seed of shuffling, augmentation and dropout (seed)")
 	addDeviceFlag(f)
@@ -128,7 +130,7 @@ model's own rebuilds the trainer with the best weights, without any Python from 
 			return runTrain(cmd.Context(), o)
 		},
 	}
-	cmd.Flags().StringVar(&o.Job.UnfreezeFrom, "unfreeze-from", "", "first Xception block (block1..block14) or layer to train; default: the model's own (model.unfreeze_from)")
+	cmd.Flags().StringVar(&o.Job.UnfreezeFrom, "unfreeze-from", "", "first block (Xception: block1..block14; see README, Backbones) or layer to train; default: the model's own (model.unfreeze_from)")
 	addTrainFlags(cmd, o)
 	return cmd
 }
@@ -209,6 +211,7 @@ func trainConfig(v *viper.Viper, phase string) (train.Config, error) {
 		Workers:           v.GetInt("train.workers"),
 		ShuffleBuffer:     v.GetInt("train.shuffle_buffer"),
 		CheckpointMonitor: v.GetString("callbacks.checkpoint_monitor"),
+		Optimizer:         v.GetString(phase + ".optimizer"),
 	}
 	for key, dst := range map[string]any{
 		"callbacks.early_stopping": &c.EarlyStopping,

@@ -146,6 +146,9 @@ type Fit struct {
 	Name      string
 	Classes   []string
 	ImageSize int
+	// Arch is the backbone (model.arch) of a model, or the one a run's
+	// checkpoints were trained with; "" is not known, not compared.
+	Arch string
 }
 
 // CheckFit refuses a model whose classes are not the data's, in the same
@@ -156,6 +159,9 @@ func CheckFit(model, data Fit, hint string) error {
 	if !slices.Equal(model.Classes, data.Classes) {
 		return fault.New(fault.BadData, "%s has %d classes (%s) but %s has %d (%s): %s",
 			model.Name, len(model.Classes), ShortList(model.Classes), data.Name, len(data.Classes), ShortList(data.Classes), hint)
+	}
+	if model.Arch != "" && data.Arch != "" && model.Arch != data.Arch {
+		return fault.New(fault.BadData, "%s is built on %s but %s holds %s weights (its checkpoints cannot load into it): %s", model.Name, model.Arch, data.Name, data.Arch, hint)
 	}
 	if model.ImageSize > 0 && data.ImageSize > 0 && model.ImageSize != data.ImageSize {
 		return fault.New(fault.BadData, "%s takes %d px images but %s holds %d px ones: %s", model.Name, model.ImageSize, data.Name, data.ImageSize, hint)

@@ -181,7 +181,7 @@ func runModel(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := contract.CheckFit(info.Fit(), contract.Fit{Name: "run.json of " + r.Dir, Classes: r.Info.Classes}, infer.Refit); err != nil {
+	if err := contract.CheckFit(info.Fit(), contract.Fit{Name: "run.json of " + r.Dir, Classes: r.Info.Classes, Arch: r.Info.Arch}, infer.Refit); err != nil {
 		return nil, err
 	}
 	if err := metrics.CheckClasses(o.Gates, info.Classes); err != nil {

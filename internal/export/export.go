@@ -132,6 +132,7 @@ type Result struct {
 	ImageSize  int      `json:"image_size"`
 	TensorFlow string   `json:"tensorflow_version"` // that built the model (and converts it)
 	Precision  string   `json:"precision"`          // the model's policy (model.json)
+	Arch       string   `json:"arch"`               // the model's backbone (model.arch)
 	// Device is where the export was verified: the reference model's device.
 	Device     *device.Placement `json:"device,omitempty"`
 	Path       string            `json:"path,omitempty"`

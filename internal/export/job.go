@@ -163,7 +163,7 @@ func (j *job) export(ctx context.Context) (*Result, error) {
 		Format: j.o.Format, Quantize: j.o.Quantize, Run: j.src.run.Dir,
 		Checkpoint: j.src.run.CheckpointPrefix(run.Best), Epoch: j.src.epoch,
 		Classes: info.Classes, ImageSize: info.ImageSize, TensorFlow: info.TensorFlowVersion,
-		Precision: info.Precision, Device: j.place,
+		Precision: info.Precision, Arch: info.Arch(), Device: j.place,
 	}
 	if info.Calibratable() {
 		j.res.Calibration = j.src.run.Info.Calibration.Deployed()

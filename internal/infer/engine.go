@@ -167,7 +167,7 @@ func openONNX(ctx context.Context, r *run.Run, o EngineOptions) (*Pixels, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := contract.CheckFit(info.Fit(), contract.Fit{Name: "run " + r.Dir, Classes: r.Info.Classes}, Refit); err != nil {
+	if err := contract.CheckFit(info.Fit(), r.Fit(), Refit); err != nil {
 		return nil, err
 	}
 	path, converted, err := CachedONNX(ctx, r, o)

@@ -86,7 +86,7 @@ func openRestored(r *run.Run, open func(string, graph.SessionOptions) (*model.Mo
 	if err != nil {
 		return nil, err
 	}
-	if err := contract.CheckFit(m.Info.Fit(), contract.Fit{Name: "run " + r.Dir, Classes: r.Info.Classes}, Refit); err != nil {
+	if err := contract.CheckFit(m.Info.Fit(), r.Fit(), Refit); err != nil {
 		m.Close()
 		return nil, err
 	}

@@ -100,12 +100,20 @@ func ParseBlocks(list string) []string {
 	return blocks
 }
 
-// MinImageSize is the smallest input Keras Xception accepts.
+// MinImageSize is the smallest input Keras Xception accepts (each
+// architecture's is its Arch.MinImageSize).
 const MinImageSize = 71
+
+// Optimizers are the optimizers of train.optimizer and finetune.optimizer;
+// a value may carry parameters: adamw:weight_decay=0.01, sgd:momentum=0.9,nesterov=true.
+var Optimizers = []string{"adam", "adamw", "sgd"}
 
 // Spec is what the builder needs to build a model.
 type Spec struct {
-	Classes      []string
+	// Arch is the backbone (model.arch, scripts/archs.json); "" is xception.
+	Arch    string
+	Classes []string
+	// ImageSize 0 is the architecture's default (Resolve).
 	ImageSize    int
 	Weights      string // imagenet | none | PATH.h5
 	Precision    string
@@ -120,6 +128,27 @@ type Spec struct {
 	// InitFrom, when set, is a checkpoint prefix whose model weights the
 	// built trainer starts from (fine-tuning at another unfreeze boundary).
 	InitFrom string
+	// HeadOptimizer and FinetuneOptimizer are the optimizers of the frozen
+	// phase and of fine-tuning (one of Optimizers, with parameters after a
+	// colon); "" is adam. Their state is part of the trainer.
+	HeadOptimizer, FinetuneOptimizer string
+}
+
+// Resolve fills in the architecture's defaults: the image size (0) and the
+// fine-tuning boundary ("" or auto). An unknown architecture is a usage error.
+func (s Spec) Resolve() (Spec, error) {
+	a, err := LookupArch(s.Arch)
+	if err != nil {
+		return s, err
+	}
+	s.Arch = a.Name
+	if s.ImageSize == 0 {
+		s.ImageSize = a.ImageSize
+	}
+	if s.UnfreezeFrom == "" || s.UnfreezeFrom == "auto" {
+		s.UnfreezeFrom = a.UnfreezeFrom
+	}
+	return s, nil
 }
 
 // Validate checks the spec before the builder starts, naming the config key.
@@ -132,9 +161,18 @@ func (s Spec) Validate() error {
 
 // ValidateOptions checks everything but the classes (known only later).
 func (s Spec) ValidateOptions() error {
+	a, err := LookupArch(s.Arch)
+	if err != nil {
+		return err
+	}
+	for _, o := range [][2]string{{"train.optimizer", s.HeadOptimizer}, {"finetune.optimizer", s.FinetuneOptimizer}} {
+		if _, err := ParseOptimizer(o[0], o[1]); err != nil {
+			return err
+		}
+	}
 	switch {
-	case s.ImageSize < MinImageSize:
-		return cli.Usagef("model.image_size (--image-size) %d: Xception needs at least %d", s.ImageSize, MinImageSize)
+	case s.ImageSize < a.MinImageSize:
+		return cli.Usagef("model.image_size (--image-size) %d: %s needs at least %d", s.ImageSize, a.Display, a.MinImageSize)
 	case !slices.Contains(Precisions, s.Precision):
 		return cli.Usagef("model.precision (--precision) %q: use one of %s", s.Precision, strings.Join(Precisions, ", "))
 	case s.DenseUnits < 1:
@@ -164,6 +202,7 @@ func (s Spec) args(dir, labels string, overwrite bool) []string {
 	args := []string{
 		"--out", dir,
 		"--labels", labels,
+		"--arch", cmpOr(s.Arch, DefaultArch),
 		"--image-size", strconv.Itoa(s.ImageSize),
 		"--weights", weights,
 		"--precision", s.Precision,
@@ -178,6 +217,12 @@ func (s Spec) args(dir, labels string, overwrite bool) []string {
 	if s.InitFrom != "" {
 		args = append(args, "--init-from", s.InitFrom)
 	}
+	if s.HeadOptimizer != "" {
+		args = append(args, "--head-optimizer", s.HeadOptimizer)
+	}
+	if s.FinetuneOptimizer != "" {
+		args = append(args, "--finetune-optimizer", s.FinetuneOptimizer)
+	}
 	if overwrite {
 		args = append(args, "--overwrite")
 	}
@@ -187,6 +232,10 @@ func (s Spec) args(dir, labels string, overwrite bool) []string {
 // Build runs the builder into dir (atomically: the builder writes a temporary
 // folder and renames it). Progress lines go to progress (nil: discarded).
 func Build(ctx context.Context, dir string, spec Spec, overwrite bool, progress io.Writer) (*Info, error) {
+	spec, err := spec.Resolve()
+	if err != nil {
+		return nil, err
+	}
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
@@ -234,6 +283,10 @@ type SignatureSpec struct {
 type Info struct {
 	FormatVersion      int                                 `json:"format_version"`
 	BuilderVersion     int                                 `json:"builder_version"`
+	ArchName           string                              `json:"arch"`          // see Arch
+	GradCAMLayer       string                              `json:"gradcam_layer"` // the layer explain looks at
+	Optimizers         map[string]string                   `json:"optimizers"`    // phase → optimizer (builder 6)
+	Parameters         int64                               `json:"parameters"`
 	Classes            []string                            `json:"classes"`
 	NumClasses         int                                 `json:"num_classes"`
 	ImageSize          int                                 `json:"image_size"`
@@ -256,9 +309,23 @@ type Info struct {
 	KerasVersion       string                              `json:"keras_version"`
 }
 
+// Arch is the model's backbone; models built before model.arch are Xception.
+func (i *Info) Arch() string { return cmpOr(i.ArchName, DefaultArch) }
+
+// Optimizer is the optimizer of phase ("train" or "finetune"): adam for
+// models built before train.optimizer.
+func (i *Info) Optimizer(phase string) string { return cmpOr(i.Optimizers[phase], "adam") }
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
 // Fit describes the model for contract.CheckFit.
 func (i *Info) Fit() contract.Fit {
-	return contract.Fit{Name: "the model", Classes: i.Classes, ImageSize: i.ImageSize}
+	return contract.Fit{Name: "the model", Classes: i.Classes, ImageSize: i.ImageSize, Arch: i.Arch()}
 }
 
 // ReadInfo reads dir/model.json.
@@ -282,7 +349,11 @@ func ReadInfo(dir string) (*Info, error) {
 		return nil, fault.New(fault.NotAModel, "%s: built by an older xcept (builder version %d, want %d): rebuild it with `xcept prepare` or `xcept build-model`",
 			path, info.BuilderVersion, MinBuilderVersion)
 	}
-	if info.NumClasses != len(info.Classes) || info.NumClasses < 2 || info.ImageSize < MinImageSize {
+	arch, err := LookupArch(info.Arch())
+	if err != nil {
+		return nil, fault.New(fault.NotAModel, "%s: architecture %s is not known to this xcept (%v)", path, info.Arch(), err)
+	}
+	if info.NumClasses != len(info.Classes) || info.NumClasses < 2 || info.ImageSize < arch.MinImageSize {
 		return nil, fault.New(fault.NotAModel, "%s: inconsistent model description (classes %d, num_classes %d, image_size %d)",
 			path, len(info.Classes), info.NumClasses, info.ImageSize)
 	}
@@ -291,5 +362,9 @@ func ReadInfo(dir string) (*Info, error) {
 
 // String describes the model in one line.
 func (i *Info) String() string {
-	return fmt.Sprintf("Xception %d px, %d classes, weights %s, %s", i.ImageSize, i.NumClasses, i.Weights, i.Precision)
+	display := "Xception"
+	if a, err := LookupArch(i.Arch()); err == nil {
+		display = a.Display
+	}
+	return fmt.Sprintf("%s %d px, %d classes, weights %s, %s", display, i.ImageSize, i.NumClasses, i.Weights, i.Precision)
 }

@@ -81,6 +81,7 @@ func ScriptPath(name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	names = append(names, scripts.Data...)
 	sort.Strings(names)
 	h := sha256.New()
 	files := map[string][]byte{}

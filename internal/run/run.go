@@ -19,6 +19,7 @@ import (
 	"github.com/xcept/xcept/internal/atomicfile"
 	"github.com/xcept/xcept/internal/calibrate"
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/graph"
 )
@@ -49,6 +50,9 @@ type Info struct {
 	Model     string   `json:"model"`   // absolute path of the model folder the checkpoints belong to
 	Classes   []string `json:"classes"`
 	ImageSize int      `json:"image_size"`
+	// Arch is the backbone the checkpoints hold (model.arch); "" for runs
+	// made before architectures were recorded (Xception).
+	Arch string `json:"arch,omitempty"`
 	// Calibration is the temperature fitted on the validation split for the
 	// best checkpoint (which holds it), nil before the first fit or for a
 	// model built before temperatures.
@@ -57,6 +61,11 @@ type Info struct {
 	// split among the model's feature_choices (nil: the model offers none,
 	// or the run has not chosen yet). Every checkpoint holds the choice.
 	FeatureBlocks []string `json:"feature_blocks,omitempty"`
+}
+
+// Fit describes the run's checkpoints for contract.CheckFit.
+func (r *Run) Fit() contract.Fit {
+	return contract.Fit{Name: "run " + r.Dir, Classes: r.Info.Classes, Arch: r.Info.Arch}
 }
 
 // Run is an open run folder.

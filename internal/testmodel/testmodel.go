@@ -158,6 +158,7 @@ func CacheFile(t testing.TB, name string) string {
 // model, so that editing a test does not rebuild every test model.
 func builderSources() []string {
 	names, _ := fs.Glob(scripts.FS, "*.py")
+	names = append(names, scripts.Data...)
 	sort.Strings(names)
 	var out []string
 	for _, n := range names {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/xcept/xcept/internal/augment"
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/model"
 )
 
 // Phases.
@@ -34,8 +35,11 @@ type Config struct {
 	Workers           int
 	ShuffleBuffer     int
 	CheckpointMonitor string
-	EarlyStopping     EarlyStoppingConfig
-	ReduceLR          ReduceLRConfig
+	// Optimizer is the phase's optimizer (train.optimizer, finetune.optimizer;
+	// "" is adam). A model built with another is rebuilt for the run.
+	Optimizer     string
+	EarlyStopping EarlyStoppingConfig
+	ReduceLR      ReduceLRConfig
 }
 
 // EarlyStoppingConfig configures the EarlyStopping callback.
@@ -71,6 +75,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("internal: unknown phase %q", c.Phase)
 	case c.Epochs < 1:
 		return cli.Usagef("%s.epochs (--epochs) %d: must be at least 1", section, c.Epochs)
+	case c.optimizerError() != nil:
+		return c.optimizerError()
 	case c.BatchSize < 1:
 		return cli.Usagef("train.batch_size (--batch-size) %d: must be at least 1", c.BatchSize)
 	case !(c.LearningRate > 0) || c.LearningRate > 1:
@@ -106,4 +112,9 @@ func (c Config) Validate() error {
 		return cli.Usagef("callbacks.reduce_lr.min_lr %g: must not be negative", c.ReduceLR.MinLR)
 	}
 	return nil
+}
+
+func (c Config) optimizerError() error {
+	_, err := model.ParseOptimizer(c.Phase+".optimizer", c.Optimizer)
+	return err
 }

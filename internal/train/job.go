@@ -253,7 +253,7 @@ func (j *Job) start(ctx context.Context) (*start, error) {
 	}
 	switch {
 	case j.Resume && last.Phase == j.Cfg.Phase:
-		return &start{run: r, state: &last, model: r.Info.Model, restore: run.Last}, nil
+		return &start{run: r, state: &last, model: r.Info.Model, restore: run.Last}, j.checkDataset(r)
 	case j.Cfg.Phase == PhaseTrain:
 		return nil, cli.Usagef("--run %s already holds a trained run: pass --resume to continue it, run `xcept finetune`, or choose another --run", r.Dir)
 	case j.Resume:
@@ -298,12 +298,19 @@ func (j *Job) newRun(ctx context.Context) (*start, error) {
 	if err := contract.CheckFit(info.Fit(), m.Fit(ds), refit); err != nil {
 		return nil, err
 	}
-	r, err := run.Create(j.RunDir, run.Info{Dataset: ds, Model: modelDir, Classes: info.Classes, ImageSize: info.ImageSize})
+	r, err := run.Create(j.RunDir, run.Info{Dataset: ds, Model: modelDir, Classes: info.Classes, ImageSize: info.ImageSize, Arch: info.Arch()})
 	if err != nil {
 		return nil, err
 	}
-	if j.Precision != "" && j.Precision != info.Precision {
-		if modelDir, err = j.rebuild(ctx, r, info, "model", func(s *model.Spec) { s.Precision = j.Precision }); err != nil {
+	precision := j.Precision != "" && j.Precision != info.Precision
+	if precision || !j.sameOptimizer(info) {
+		if !precision {
+			j.Out.Notef("building the run's model with train.optimizer %s (the dataset's model has %s)", j.Cfg.Optimizer, info.Optimizer(PhaseTrain))
+		}
+		if modelDir, err = j.rebuild(ctx, r, info, "model", func(s *model.Spec) {
+			s.Precision = cmpOr(j.Precision, info.Precision)
+			s.HeadOptimizer = cmpOr(j.Cfg.Optimizer, info.Optimizer(PhaseTrain))
+		}); err != nil {
 			os.RemoveAll(r.Dir) // created above, holds nothing else yet
 			return nil, err
 		}
@@ -314,8 +321,9 @@ func (j *Job) newRun(ctx context.Context) (*start, error) {
 // rebuild builds a variant of the model described by info into the run
 // folder (sub) and makes it the run's model.
 func (j *Job) rebuild(ctx context.Context, r *run.Run, info *model.Info, sub string, edit func(*model.Spec)) (string, error) {
-	spec := model.Spec{Classes: info.Classes, ImageSize: info.ImageSize, Weights: info.Weights, Precision: info.Precision,
-		DenseUnits: info.DenseUnits, Dropout: info.Dropout, UnfreezeFrom: info.UnfreezeFrom, FeatureBlocks: info.Features(), Seed: info.Seed}
+	spec := model.Spec{Arch: info.Arch(), Classes: info.Classes, ImageSize: info.ImageSize, Weights: info.Weights, Precision: info.Precision,
+		DenseUnits: info.DenseUnits, Dropout: info.Dropout, UnfreezeFrom: info.UnfreezeFrom, FeatureBlocks: info.Features(), Seed: info.Seed,
+		HeadOptimizer: info.Optimizer(PhaseTrain), FinetuneOptimizer: info.Optimizer(PhaseFinetune)}
 	edit(&spec)
 	dir := r.Path(sub)
 	if _, err := model.Build(ctx, dir, spec, true, j.Out.Progress()); err != nil {
@@ -335,6 +343,9 @@ func (j *Job) checkDataset(r *run.Run) error {
 	if err != nil {
 		return err
 	}
+	if err := contract.CheckFit(info.Fit(), r.Fit(), refit); err != nil {
+		return err
+	}
 	return contract.CheckFit(info.Fit(), m.Fit(r.Info.Dataset), refit)
 }
 
@@ -348,17 +359,43 @@ func (j *Job) finetuneModel(ctx context.Context, r *run.Run) (string, bool, erro
 	if err != nil {
 		return "", false, err
 	}
+	if err := contract.CheckFit(info.Fit(), r.Fit(), refit); err != nil {
+		return "", false, err
+	}
 	if err := r.NeedCheckpoint(run.Best, "to fine-tune from"); err != nil {
 		return "", false, err
 	}
-	if j.UnfreezeFrom == "" || j.UnfreezeFrom == info.UnfreezeFrom {
+	sameBoundary := j.UnfreezeFrom == "" || j.UnfreezeFrom == info.UnfreezeFrom
+	if sameBoundary && j.sameOptimizer(info) {
 		return r.Info.Model, false, nil
 	}
-	j.Out.Notef("rebuilding the trainer to unfreeze from %s (initialised from the best checkpoint)", j.UnfreezeFrom)
-	dir, err := j.rebuild(ctx, r, info, "model-"+sanitize(j.UnfreezeFrom), func(s *model.Spec) {
-		s.Weights, s.UnfreezeFrom, s.InitFrom = "none", j.UnfreezeFrom, r.CheckpointPrefix(run.Best)
+	unfreeze := cmpOr(j.UnfreezeFrom, info.UnfreezeFrom)
+	optimizer := cmpOr(j.Cfg.Optimizer, info.Optimizer(PhaseFinetune))
+	sub := "model-" + sanitize(unfreeze)
+	if !j.sameOptimizer(info) {
+		sub += "-" + sanitize(strings.ReplaceAll(optimizer, ":", "-"))
+	}
+	j.Out.Notef("rebuilding the trainer to unfreeze from %s with finetune.optimizer %s (initialised from the best checkpoint)", unfreeze, optimizer)
+	dir, err := j.rebuild(ctx, r, info, sub, func(s *model.Spec) {
+		s.Weights, s.UnfreezeFrom, s.InitFrom = "none", unfreeze, r.CheckpointPrefix(run.Best)
+		s.FinetuneOptimizer = optimizer
 	})
 	return dir, true, err
+}
+
+// sameOptimizer reports whether the model's optimizer for the job's phase
+// is the configured one (an unparsable value was refused by Validate).
+func (j *Job) sameOptimizer(info *model.Info) bool {
+	want, err1 := model.ParseOptimizer(j.Cfg.Phase+".optimizer", j.Cfg.Optimizer)
+	have, err2 := model.ParseOptimizer("model.json", info.Optimizer(j.Cfg.Phase))
+	return err1 != nil || err2 != nil || want.Equal(have)
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 func sanitize(s string) string {
