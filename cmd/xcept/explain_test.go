@@ -47,7 +47,7 @@ func quadrantRun(t *testing.T) (runDir string) {
 	cfg := writeTrainConfig(t, "augment:\n  enabled: false\ncallbacks:\n  early_stopping:\n    patience: 15\n")
 	runDir = filepath.Join(dir, "runs", "quadrants")
 	code, _, stderr := runXcept(t, nil, "--config", cfg, "-q", "train", "--data", ds, "--run", runDir,
-		"--epochs", "60", "--lr", "5e-4", "--seed", "11")
+		"--epochs", "20", "--lr", "5e-4", "--seed", "11")
 	if code != 0 {
 		t.Fatalf("train: exit %d: %s", code, stderr)
 	}
