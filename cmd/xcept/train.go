@@ -172,8 +172,8 @@ func (o *TrainOptions) fromConfig(cmd *cobra.Command, phase string) error {
 	if !o.Quiet {
 		eo.Progress = o.Stderr
 	}
-	o.Job.Features = func(ctx context.Context, m *model.Model, n int) (train.Extractor, error) {
-		f, err := infer.OpenFeatures(ctx, m, n, eo)
+	o.Job.Features = func(ctx context.Context, m *model.Model, _ int) (train.Extractor, error) {
+		f, err := infer.OpenFeatures(ctx, m, eo)
 		if err != nil {
 			return nil, err
 		}

@@ -302,21 +302,17 @@ func (f *Features) Close() error {
 	return nil
 }
 
-// featuresBreakEven is how many images (views included) a feature-cache
-// build must compute before auto converts the base for onnxruntime: below
-// it, the first conversion costs more than onnxruntime saves (README,
-// "Inference engines"). A conversion already cached is always used.
-const featuresBreakEven = 600
-
-// OpenFeatures picks the engine that computes a feature cache of n images
-// for the trainer m: TensorFlow (m's own features signature), or onnxruntime
+// OpenFeatures picks the engine that computes a feature cache for the
+// trainer m: TensorFlow (m's own features signature), or onnxruntime
 // on the trainer's features conversion, made once per model and cached in
 // xcept's cache folder keyed by the trainer SavedModel (export.
 // CachedFeaturesONNX). With onnxruntime asked for, a library that does not
 // load or a conversion that fails is an error (exit 5); with auto it is
-// TensorFlow and one line on o.Progress saying why, as when n is too small
-// for a first conversion to pay.
-func OpenFeatures(ctx context.Context, m *model.Model, n int, o EngineOptions) (*Features, error) {
+// TensorFlow and one line on o.Progress saying why. auto never converts:
+// measured at 500 images, a first conversion cost more wall time than
+// onnxruntime saved and the same CPU (README, "Inference engines"), so auto
+// uses onnxruntime only for a conversion already cached.
+func OpenFeatures(ctx context.Context, m *model.Model, o EngineOptions) (*Features, error) {
 	if err := ValidEngine(o.Engine); err != nil {
 		return nil, err
 	}
@@ -324,7 +320,7 @@ func OpenFeatures(ctx context.Context, m *model.Model, n int, o EngineOptions) (
 	if o.Engine == EngineTensorFlow {
 		return tf, nil
 	}
-	f, err := openFeaturesONNX(ctx, m, n, o)
+	f, err := openFeaturesONNX(ctx, m, o)
 	if err == nil {
 		return f, nil
 	}
@@ -335,14 +331,14 @@ func OpenFeatures(ctx context.Context, m *model.Model, n int, o EngineOptions) (
 	return tf, nil
 }
 
-func openFeaturesONNX(ctx context.Context, m *model.Model, n int, o EngineOptions) (*Features, error) {
+func openFeaturesONNX(ctx context.Context, m *model.Model, o EngineOptions) (*Features, error) {
 	if err := ort.Load(); err != nil {
 		return nil, cli.Modelf("%v", err)
 	}
 	dir := m.Session.Dir
-	if o.Engine == EngineAuto && n < featuresBreakEven {
+	if o.Engine == EngineAuto {
 		if ok, _ := export.HasFeaturesONNX(dir); !ok {
-			return nil, cli.Modelf("%d images are too few for converting the base to pay (%d or more)", n, featuresBreakEven)
+			return nil, cli.Modelf("no cached conversion of this model's base, and converting one does not pay for a cache build (runtime.engine onnxruntime converts)")
 		}
 	}
 	path, converted, err := export.CachedFeaturesONNX(ctx, dir, o.Progress)

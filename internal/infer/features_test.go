@@ -13,9 +13,8 @@ import (
 )
 
 // OpenFeatures' choice without converting anything: tensorflow is the
-// model itself, silently; auto for fewer images than a first conversion
-// pays for is TensorFlow with one line saying why; an unknown engine is a
-// usage error.
+// model itself, silently; auto without a cached conversion is TensorFlow
+// with one line saying why; an unknown engine is a usage error.
 func TestOpenFeaturesChoice(t *testing.T) {
 	if err := ort.Load(); err != nil {
 		testenv.Unavailable(t, err.Error())
@@ -27,7 +26,7 @@ func TestOpenFeaturesChoice(t *testing.T) {
 	}
 	defer m.Close()
 	var said bytes.Buffer
-	f, err := OpenFeatures(t.Context(), m, 10, EngineOptions{Engine: EngineTensorFlow, Progress: &said})
+	f, err := OpenFeatures(t.Context(), m, EngineOptions{Engine: EngineTensorFlow, Progress: &said})
 	if err != nil || f.Engine != EngineTensorFlow || said.Len() != 0 {
 		t.Fatalf("tensorflow: %+v, %v, said %q", f, err, said.String())
 	}
@@ -36,14 +35,14 @@ func TestOpenFeaturesChoice(t *testing.T) {
 	if err != nil || len(got) != 2*m.Info.FeatureDim {
 		t.Fatalf("tensorflow features: %d values, %v; want %d", len(got), err, 2*m.Info.FeatureDim)
 	}
-	f, err = OpenFeatures(t.Context(), m, featuresBreakEven-1, EngineOptions{Engine: EngineAuto, Progress: &said})
+	f, err = OpenFeatures(t.Context(), m, EngineOptions{Engine: EngineAuto, Progress: &said})
 	if err != nil || f.Engine != EngineTensorFlow {
-		t.Fatalf("auto, few images: %+v, %v", f, err)
+		t.Fatalf("auto, nothing cached: %+v, %v", f, err)
 	}
-	if s := said.String(); strings.Count(s, "\n") != 1 || !strings.Contains(s, "feature cache engine: tensorflow (runtime.engine auto") || !strings.Contains(s, "too few") {
-		t.Errorf("auto, few images, said %q: want one line saying TensorFlow and why", s)
+	if s := said.String(); strings.Count(s, "\n") != 1 || !strings.Contains(s, "feature cache engine: tensorflow (runtime.engine auto") || !strings.Contains(s, "no cached conversion") {
+		t.Errorf("auto, nothing cached, said %q: want one line saying TensorFlow and why", s)
 	}
-	if _, err := OpenFeatures(t.Context(), m, 10, EngineOptions{Engine: "tf"}); err == nil {
+	if _, err := OpenFeatures(t.Context(), m, EngineOptions{Engine: "tf"}); err == nil {
 		t.Error("engine tf: no error")
 	}
 }
