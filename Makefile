@@ -11,7 +11,7 @@ GO          ?= go
 TF_ROOT     ?=
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -X github.com/xcept/xcept/internal/pyenv.DefaultPython=$(VPY) -X main.version=$(VERSION)
-GOTESTFLAGS ?= -timeout 45m
+GOTESTFLAGS ?= -timeout 75m
 
 .PHONY: setup venv link-tf build test vet demo bench bench-real clean fixtures
 
