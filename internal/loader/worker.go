@@ -86,21 +86,10 @@ func (w *worker) load(dst []uint8, i int) (label int32, file string, err error) 
 			err = recordError(ix.whereFile(i, file), fmt.Errorf("decoding failed: %v", p))
 		}
 	}()
-	var data []byte
-	w.rec, data, err = ix.read(i, w.rec)
+	var ex *tfexample.Example
+	ex, label, file, err = w.record(i)
 	if err != nil {
 		return 0, "", err
-	}
-	ex, err := tfexample.Unmarshal(data)
-	if err != nil {
-		return 0, "", recordError(ix.where(i), err)
-	}
-	if name, err := ex.Bytes(dataset.KeyName); err == nil {
-		file = string(name) // optional: records written by other tools may lack it
-	}
-	label, err = w.label(ex)
-	if err != nil {
-		return 0, "", recordError(ix.whereFile(i, file), err)
 	}
 	aug := w.l.opts.Augment
 	target := dst
@@ -126,24 +115,29 @@ func (w *worker) load(dst []uint8, i int) (label int32, file string, err error) 
 // file of record i, dst zeroed.
 func (w *worker) labelOnly(dst []uint8, i int) (label int32, file string, err error) {
 	clear(dst)
+	_, label, file, err = w.record(i)
+	return label, file, err
+}
+
+// record reads and parses record i: its example, label and file name
+// (optional: records written by other tools may lack it).
+func (w *worker) record(i int) (ex *tfexample.Example, label int32, file string, err error) {
 	ix := w.l.ix
 	var data []byte
 	w.rec, data, err = ix.read(i, w.rec)
 	if err != nil {
-		return 0, "", err
+		return nil, 0, "", err
 	}
-	ex, err := tfexample.Unmarshal(data)
-	if err != nil {
-		return 0, "", recordError(ix.where(i), err)
+	if ex, err = tfexample.Unmarshal(data); err != nil {
+		return nil, 0, "", recordError(ix.where(i), err)
 	}
 	if name, err := ex.Bytes(dataset.KeyName); err == nil {
 		file = string(name)
 	}
-	label, err = w.label(ex)
-	if err != nil {
-		return 0, "", recordError(ix.whereFile(i, file), err)
+	if label, err = w.label(ex); err != nil {
+		return nil, 0, "", recordError(ix.whereFile(i, file), err)
 	}
-	return label, file, nil
+	return ex, label, file, nil
 }
 
 // recordError is the data error for a bad record at where. Unless err says
