@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,22 +18,8 @@ import (
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/model"
 	runs "github.com/xcept/xcept/internal/run"
+	"github.com/xcept/xcept/internal/testenv"
 )
-
-// freeAddrs returns n loopback addresses whose ports were free a moment ago.
-func freeAddrs(t *testing.T, n int) string {
-	t.Helper()
-	var addrs []string
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addrs = append(addrs, l.Addr().String())
-		defer l.Close()
-	}
-	return strings.Join(addrs, ",")
-}
 
 // worker is one xcept process of a test cluster.
 type worker struct {
@@ -199,7 +184,7 @@ func TestClusterTrainsAsOneProcess(t *testing.T) {
 			t.Fatalf("one process, %s: exit %d: %s", phase[0], code, stderr)
 		}
 		args[4] = two
-		finishCluster(t, startCluster(t, freeAddrs(t, 2), args...))
+		finishCluster(t, startCluster(t, strings.Join(testenv.FreeAddrs(t, 2), ","), args...))
 		sameHistory(t, filepath.Join(one, "history.csv"), filepath.Join(two, "history.csv"))
 	}
 	a, _ := runs.Open(one)
@@ -224,7 +209,7 @@ func TestClusterUncachedTrainStep(t *testing.T) {
 		t.Fatalf("one process: exit %d: %s", code, stderr)
 	}
 	args[4] = two
-	finishCluster(t, startCluster(t, freeAddrs(t, 2), args...))
+	finishCluster(t, startCluster(t, strings.Join(testenv.FreeAddrs(t, 2), ","), args...))
 	sameHistory(t, filepath.Join(one, "history.csv"), filepath.Join(two, "history.csv"))
 	sameWeights(t, one, two, runs.Last, headVars...)
 }
@@ -235,7 +220,7 @@ func TestClusterUncachedTrainStep(t *testing.T) {
 func TestClusterRefusesMismatchedWorkers(t *testing.T) {
 	ds := trainDataset(t)
 	runDir := filepath.Join(t.TempDir(), "run")
-	cluster := freeAddrs(t, 2)
+	cluster := strings.Join(testenv.FreeAddrs(t, 2), ",")
 	var ws []worker
 	for i, lr := range []string{"1e-3", "2e-3"} {
 		cmd, lines := startXcept(t, "--config", writeTrainConfig(t, ""), "train", "--data", ds, "--run", runDir, "--epochs", "1",
@@ -287,7 +272,7 @@ func TestClusterKill9AndResume(t *testing.T) {
 	runDir := filepath.Join(t.TempDir(), "run")
 	cfg := writeTrainConfig(t, "")
 	args := []string{"--config", cfg, "train", "--data", ds, "--run", runDir, "--epochs", "3", "--feature-cache=false", "--batch-size", "4"}
-	ws := startCluster(t, freeAddrs(t, 2), args...)
+	ws := startCluster(t, strings.Join(testenv.FreeAddrs(t, 2), ","), args...)
 	waitFor(t, ws[0].lines, "epoch 1/3", 10*time.Minute)
 	time.Sleep(time.Second)
 	ws[1].cmd.Process.Signal(syscall.SIGKILL)
@@ -307,7 +292,7 @@ func TestClusterKill9AndResume(t *testing.T) {
 		t.Fatalf("no complete last checkpoint after the kill (%v)", err)
 	}
 
-	ws = startCluster(t, freeAddrs(t, 2), "--config", cfg, "train", "--run", runDir, "--resume", "--epochs", "3", "--feature-cache=false", "--batch-size", "4")
+	ws = startCluster(t, strings.Join(testenv.FreeAddrs(t, 2), ","), "--config", cfg, "train", "--run", runDir, "--resume", "--epochs", "3", "--feature-cache=false", "--batch-size", "4")
 	finishCluster(t, ws)
 	rows := readCSV(t, filepath.Join(runDir, "history.csv"))
 	var epochs []string

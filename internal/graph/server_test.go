@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,26 +12,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/xcept/xcept/internal/testenv"
 )
 
 // The collective tests run each task of a cluster in a process of its own:
 // the test binary re-executed with XCEPT_TEST_WORKER=MODE,TASK,TIMEOUT_MS,
 // ADDRESS0,ADDRESS1,... and XCEPT_TEST_TOY=the toy model (see TestMain).
-
-// freePorts returns n loopback addresses whose ports were free a moment ago.
-func freePorts(t *testing.T, n int) []string {
-	t.Helper()
-	var addrs []string
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addrs = append(addrs, l.Addr().String())
-		defer l.Close()
-	}
-	return addrs
-}
 
 // The global batches of the data-parallel test: least squares on two
 // features, batch b of 4 examples, task i of n takes examples [4i/n, 4(i+1)/n).
@@ -197,9 +183,9 @@ func waitForPeers(dir string, task, tasks int) error {
 func runWorkers(t *testing.T, mode string, tasks int, timeoutMs int64) (outs []string, errs []error) {
 	t.Helper()
 	model := toyModel(t)
-	addrs := freePorts(t, 2)[:tasks]
+	addrs := testenv.FreeAddrs(t, 2)[:tasks]
 	if tasks == 1 {
-		addrs = append(addrs, freePorts(t, 1)...) // a cluster of two whose task 1 never starts
+		addrs = append(addrs, testenv.FreeAddrs(t, 1)...) // a cluster of two whose task 1 never starts
 	}
 	dir := t.TempDir()
 	cmds := make([]*exec.Cmd, tasks)

@@ -6,6 +6,7 @@
 package testenv
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -125,4 +126,20 @@ func (o *Once[T]) Made() (T, bool) {
 		return zero, false
 	}
 	return o.v, true
+}
+
+// FreeAddrs returns n loopback addresses whose ports were free a moment ago
+// (test clusters of TensorFlow servers and xcept workers).
+func FreeAddrs(t testing.TB, n int) []string {
+	t.Helper()
+	var addrs []string
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs = append(addrs, l.Addr().String())
+		defer l.Close()
+	}
+	return addrs
 }
