@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/fault"
 )
 
 func main() {
@@ -31,7 +32,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cli.ExitOK
 	}
 	if ctx.Err() != nil && cli.KindOf(err) == cli.KindInternal {
-		err = cli.Interrupted
+		err = fault.ErrInterrupted
 	}
 	err = cli.AsWriteFailure(err)
 	fmt.Fprintln(stderr, "xcept: "+oneLine(err.Error()))

@@ -173,7 +173,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	set, err := LoadSet(ctx, r, o.Session, o.Progressf, o.Notef)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, cli.Interrupted
+			return nil, fault.ErrInterrupted
 		}
 		return nil, err
 	}
@@ -196,7 +196,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	oof, err := audit.OutOfFold(ctx, feats, set.Dim, labels, k, o.Folds, o.L2, o.Seed)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, cli.Interrupted
+			return nil, fault.ErrInterrupted
 		}
 		return nil, cli.Dataf("label audit of %s: %v", r.Dir, err)
 	}

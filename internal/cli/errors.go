@@ -69,9 +69,6 @@ func Modelf(format string, args ...any) error { return newf(KindModel, format, a
 // Gatef reports a failed quality gate: say which gate and by how much.
 func Gatef(format string, args ...any) error { return newf(KindGate, format, args...) }
 
-// Interrupted is returned by a command that stopped early because of a signal.
-var Interrupted = &Error{Kind: KindInterrupted, Err: errors.New("interrupted")}
-
 // reasonKinds maps what a domain package says went wrong (a fault.Reason)
 // to the kind of exit it means: the one place that decides it.
 var reasonKinds = map[fault.Reason]Kind{
@@ -85,6 +82,7 @@ var reasonKinds = map[fault.Reason]Kind{
 	fault.ToolFailed:   KindModel,
 	fault.Interrupted:  KindInterrupted,
 	fault.PeerLost:     KindPeer,
+	fault.Busy:         KindBusy,
 }
 
 // KindOf returns the Kind of err: its own, or its fault.Reason's,

@@ -12,6 +12,7 @@ import (
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/dataset"
 	"github.com/xcept/xcept/internal/device"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/imageio"
 	"github.com/xcept/xcept/internal/infer"
@@ -83,7 +84,7 @@ func Run(ctx context.Context, o Options) error {
 	inputs := infer.ExpandPaths(o.Paths)
 	for start := 0; start < len(inputs); start += o.Batch {
 		if ctx.Err() != nil {
-			return cli.Interrupted
+			return fault.ErrInterrupted
 		}
 		if err := x.batch(inputs[start:min(start+o.Batch, len(inputs))]); err != nil {
 			return err

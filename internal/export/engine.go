@@ -11,6 +11,7 @@ import (
 
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/pyenv"
 )
@@ -49,7 +50,7 @@ func (c capiSignature) predict(ctx context.Context, s *sample, batch int) (*pred
 	var spent time.Duration
 	for start := 0; start < n; start += batch {
 		if ctx.Err() != nil {
-			return nil, cli.Interrupted
+			return nil, fault.ErrInterrupted
 		}
 		end := min(start+batch, n)
 		began := time.Now()

@@ -206,7 +206,7 @@ func (j *job) describe() string {
 // output folder's problem (full, read-only), anything else TensorFlow's.
 func (j *job) writeError(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
-		return cli.Interrupted
+		return fault.ErrInterrupted
 	}
 	if cli.KindOf(err) != cli.KindInternal {
 		return cli.AsWriteFailure(err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/dataset"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/loader"
 	"github.com/xcept/xcept/internal/tfexample"
 	"github.com/xcept/xcept/internal/tfrecord"
@@ -50,7 +51,7 @@ func loadSample(ctx context.Context, shards []string, size, classes, n int, enco
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, cli.Interrupted
+				return nil, fault.ErrInterrupted
 			}
 			return nil, err
 		}

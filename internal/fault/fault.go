@@ -27,6 +27,7 @@ const (
 	GateFailed          // a quality gate was not met
 	Interrupted         // a signal stopped the command
 	PeerLost            // another worker of a training cluster died, left or cannot be reached
+	Busy                // another process is writing the same run folder
 )
 
 // Error is an error with a Reason.
@@ -37,6 +38,10 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Err.Error() }
 func (e *Error) Unwrap() error { return e.Err }
+
+// ErrInterrupted is returned by work that stopped early because its
+// context was cancelled (Ctrl-C, SIGTERM).
+var ErrInterrupted error = &Error{Reason: Interrupted, Err: errors.New("interrupted")}
 
 // New is an Error of reason r; %w in format wraps as fmt.Errorf does.
 func New(r Reason, format string, args ...any) error {

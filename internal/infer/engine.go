@@ -13,6 +13,7 @@ import (
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/export"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/model"
 	"github.com/xcept/xcept/internal/ort"
@@ -247,7 +248,7 @@ func CachedONNX(ctx context.Context, r *run.Run, o EngineOptions) (string, bool,
 	defer m.Close()
 	if err := export.ConvertONNX(ctx, m, path, export.DefaultONNXOpset, o.Progress); err != nil {
 		if ctx.Err() != nil {
-			return "", false, cli.Interrupted
+			return "", false, fault.ErrInterrupted
 		}
 		return "", false, cli.Modelf("converting the best checkpoint to ONNX failed: %s", oneLine(err))
 	}
@@ -344,7 +345,7 @@ func openFeaturesONNX(ctx context.Context, m *model.Model, o EngineOptions) (*Fe
 	path, converted, err := export.CachedFeaturesONNX(ctx, dir, o.Progress)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, cli.Interrupted
+			return nil, fault.ErrInterrupted
 		}
 		return nil, cli.Modelf("converting the base's features to ONNX failed: %s", oneLine(err))
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/dataset"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/imageio"
 	"github.com/xcept/xcept/internal/loader"
 	"github.com/xcept/xcept/internal/metrics"
@@ -76,7 +77,7 @@ func PredictRecords(ctx context.Context, m *Pixels, shards []string, batchSize i
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, cli.Interrupted
+				return nil, fault.ErrInterrupted
 			}
 			return nil, err
 		}
@@ -101,7 +102,7 @@ func PredictLabelled(ctx context.Context, m *Pixels, files []LabelledFile, fit i
 	ev := &Evaluated{}
 	for start := 0; start < len(files); start += batchSize {
 		if ctx.Err() != nil {
-			return nil, cli.Interrupted
+			return nil, fault.ErrInterrupted
 		}
 		chunk := files[start:min(start+batchSize, len(files))]
 		pixels, errs := squares(chunk, size, fit, lim)

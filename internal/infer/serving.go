@@ -12,6 +12,7 @@ import (
 	"github.com/xcept/xcept/internal/calibrate"
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/imageio"
 	"github.com/xcept/xcept/internal/metrics"
@@ -205,7 +206,7 @@ type Prediction struct {
 func (s *Serving) PredictFiles(ctx context.Context, inputs []Input, batchSize int, lim Limits, emit func(Prediction) error) error {
 	for start := 0; start < len(inputs); start += batchSize {
 		if ctx.Err() != nil {
-			return cli.Interrupted
+			return fault.ErrInterrupted
 		}
 		chunk := inputs[start:min(start+batchSize, len(inputs))]
 		var preds []Prediction

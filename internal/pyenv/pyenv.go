@@ -153,7 +153,7 @@ func (e *ScriptError) Error() string {
 // the script's one-line message (the folder it was building, say).
 func Failure(ctx context.Context, where string, err error) error {
 	if ctx.Err() != nil {
-		return fault.New(fault.Interrupted, "interrupted")
+		return fault.ErrInterrupted
 	}
 	prefix := ""
 	if where != "" {
@@ -167,7 +167,7 @@ func Failure(ctx context.Context, where string, err error) error {
 	case 2:
 		return fault.New(fault.BadValue, "%s", se.Message)
 	case 130:
-		return fault.New(fault.Interrupted, "interrupted")
+		return fault.ErrInterrupted
 	}
 	return fault.New(fault.ToolFailed, "%s%s", prefix, se.Message)
 }

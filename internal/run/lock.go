@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/fault"
 )
 
 // LockFile is the file in a run folder that its one writer holds an
@@ -57,7 +58,7 @@ type Lock struct {
 
 // Acquire makes dir (and its parents) if needed and takes its writer lock
 // for verb. If another process holds it, the error is a *BusyError of kind
-// cli.KindBusy naming the holder. Readers that write nothing into the run
+// reason fault.Busy naming the holder. Readers that write nothing into the run
 // (predict, explain, export elsewhere) need no lock.
 func Acquire(dir, verb string) (*Lock, error) {
 	_, statErr := os.Stat(dir)
@@ -74,7 +75,7 @@ func Acquire(dir, verb string) (*Lock, error) {
 		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 			f.Close()
 			if errors.Is(err, syscall.EWOULDBLOCK) {
-				return nil, &cli.Error{Kind: cli.KindBusy, Err: &BusyError{Dir: dir, Holder: readHolder(path)}}
+				return nil, &fault.Error{Reason: fault.Busy, Err: &BusyError{Dir: dir, Holder: readHolder(path)}}
 			}
 			return nil, cli.Dataf("--run %s: locking %s: %v", dir, path, err)
 		}

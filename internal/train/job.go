@@ -170,7 +170,7 @@ func (j *Job) run(ctx context.Context) (res *Result, retErr error) {
 	fit, err := j.calibrate(ctx, r, m, src)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, cli.Interrupted
+			return nil, fault.ErrInterrupted
 		}
 		return nil, cli.Modelf("calibrating run %s: %v", r.Dir, err)
 	}
@@ -436,7 +436,7 @@ func (j *Job) source(ctx context.Context, r *run.Run, m *model.Model, ds *datase
 	cache, err := OpenFeatureCache(ctx, m, data, sum, j.Cfg, CacheRoot(r), j.Out.Notef, j.Features)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, cli.Interrupted
+			return nil, fault.ErrInterrupted
 		}
 		return nil, cli.Modelf("feature cache: %v", err)
 	}

@@ -52,7 +52,7 @@ var errInterrupted = errors.New("interrupted")
 
 // Run trains until the phase's epochs are done or early stopping fires. A
 // cancelled ctx finishes the step underway, lets the callbacks save, and
-// returns cli.Interrupted.
+// returns fault.ErrInterrupted.
 func (t *Trainer) Run(ctx context.Context) error {
 	s := t.State
 	if err := t.Callbacks.TrainBegin(s); err != nil {
@@ -64,7 +64,7 @@ func (t *Trainer) Run(ctx context.Context) error {
 			if err := t.Callbacks.Interrupted(s); err != nil {
 				return err
 			}
-			return cli.Interrupted
+			return fault.ErrInterrupted
 		}
 		if err != nil {
 			return err

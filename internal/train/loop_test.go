@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/model"
 	"github.com/xcept/xcept/internal/run"
 )
@@ -185,7 +186,7 @@ func TestResumeAfterInterruptIsExact(t *testing.T) {
 		h := newHarness(t, flatLoss, risingAcc)
 		ctx, cancel := context.WithCancel(context.Background())
 		err := h.trainer(testConfig(6), &cancelAt{epoch: at.epoch, step: at.step, cancel: cancel}).Run(ctx)
-		if !errors.Is(err, cli.Interrupted) {
+		if !errors.Is(err, fault.ErrInterrupted) {
 			t.Fatalf("interrupted run returned %v", err)
 		}
 		var s State
