@@ -47,14 +47,15 @@ type DataError interface{ IsDataError() bool }
 // errors, and errors that already blame the data, are returned as they are.
 func WriteFailed(path string, err error) error {
 	reason, advice, ok := WriteReason(err, true)
-	if !ok || blamesData(err) {
+	if !ok || BlamesData(err) {
 		return err
 	}
 	return New(CannotWrite, "cannot write %s: %s: %s", path, reason, advice)
 }
 
-// blamesData: the outermost classified error in err's chain blames the data.
-func blamesData(err error) bool {
+// BlamesData: the outermost classified error in err's chain blames the
+// input or output data (NotARun, BadData, CannotWrite: exit 4).
+func BlamesData(err error) bool {
 	for e := err; e != nil; e = errors.Unwrap(e) {
 		switch t := e.(type) {
 		case *Error:
