@@ -10,7 +10,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/fault"
 )
 
@@ -64,20 +63,20 @@ func Acquire(dir, verb string) (*Lock, error) {
 	_, statErr := os.Stat(dir)
 	created := errors.Is(statErr, os.ErrNotExist)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, cli.Dataf("--run %s: %v", dir, err)
+		return nil, fault.New(fault.BadData, "--run %s: %v", dir, err)
 	}
 	path := filepath.Join(dir, LockFile)
 	for {
 		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 		if err != nil {
-			return nil, cli.Dataf("--run %s: cannot write its lock file: %v", dir, err)
+			return nil, fault.New(fault.CannotWrite, "--run %s: cannot write its lock file: %v", dir, err)
 		}
 		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 			f.Close()
 			if errors.Is(err, syscall.EWOULDBLOCK) {
 				return nil, &fault.Error{Reason: fault.Busy, Err: &BusyError{Dir: dir, Holder: readHolder(path)}}
 			}
-			return nil, cli.Dataf("--run %s: locking %s: %v", dir, path, err)
+			return nil, fault.New(fault.CannotWrite, "--run %s: locking %s: %v", dir, path, err)
 		}
 		// A releasing holder may have removed the file between our open
 		// and our flock: then we hold a lock nobody else can see. Retry.
@@ -85,7 +84,7 @@ func Acquire(dir, verb string) (*Lock, error) {
 			l := &Lock{f: f, dir: dir, created: created}
 			if err := l.record(verb); err != nil {
 				l.Release()
-				return nil, cli.Dataf("--run %s: cannot write its lock file: %v", dir, err)
+				return nil, fault.New(fault.CannotWrite, "--run %s: cannot write its lock file: %v", dir, err)
 			}
 			return l, nil
 		}

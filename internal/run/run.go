@@ -18,7 +18,6 @@ import (
 
 	"github.com/xcept/xcept/internal/atomicfile"
 	"github.com/xcept/xcept/internal/calibrate"
-	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/graph"
@@ -235,7 +234,7 @@ func (r *Run) Restore(s Saver, name string) error {
 		return r.NeedCheckpoint(name, "to restore")
 	}
 	if err := s.Restore(r.CheckpointPrefix(name)); err != nil {
-		return cli.Modelf("restoring %s: %v", r.CheckpointPrefix(name), err)
+		return fault.New(fault.ToolFailed, "restoring %s: %v", r.CheckpointPrefix(name), err)
 	}
 	return nil
 }
