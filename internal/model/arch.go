@@ -6,7 +6,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/scripts"
 )
 
@@ -71,5 +71,5 @@ func LookupArch(name string) (Arch, error) {
 			return a, nil
 		}
 	}
-	return Arch{}, cli.Usagef("model.arch (--arch) %s: unknown architecture; use one of %s", name, strings.Join(ArchNames(), ", "))
+	return Arch{}, fault.New(fault.BadValue, "model.arch (--arch) %s: unknown architecture; use one of %s", name, strings.Join(ArchNames(), ", "))
 }

@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/pyenv"
@@ -154,7 +153,7 @@ func (s Spec) Resolve() (Spec, error) {
 // Validate checks the spec before the builder starts, naming the config key.
 func (s Spec) Validate() error {
 	if len(s.Classes) < 2 {
-		return cli.Dataf("a model needs at least 2 classes, got %d", len(s.Classes))
+		return fault.New(fault.BadData, "a model needs at least 2 classes, got %d", len(s.Classes))
 	}
 	return s.ValidateOptions()
 }
@@ -172,19 +171,19 @@ func (s Spec) ValidateOptions() error {
 	}
 	switch {
 	case s.ImageSize < a.MinImageSize:
-		return cli.Usagef("model.image_size (--image-size) %d: %s needs at least %d", s.ImageSize, a.Display, a.MinImageSize)
+		return fault.New(fault.BadValue, "model.image_size (--image-size) %d: %s needs at least %d", s.ImageSize, a.Display, a.MinImageSize)
 	case !slices.Contains(Precisions, s.Precision):
-		return cli.Usagef("model.precision (--precision) %q: use one of %s", s.Precision, strings.Join(Precisions, ", "))
+		return fault.New(fault.BadValue, "model.precision (--precision) %q: use one of %s", s.Precision, strings.Join(Precisions, ", "))
 	case s.DenseUnits < 1:
-		return cli.Usagef("model.dense_units %d: must be at least 1", s.DenseUnits)
+		return fault.New(fault.BadValue, "model.dense_units %d: must be at least 1", s.DenseUnits)
 	case s.Dropout < 0 || s.Dropout >= 1:
-		return cli.Usagef("model.dropout %g: must be in [0, 1)", s.Dropout)
+		return fault.New(fault.BadValue, "model.dropout %g: must be in [0, 1)", s.Dropout)
 	case s.Weights == "":
-		return cli.Usagef("model.weights (--weights) is empty: use imagenet, none or a .h5 file")
+		return fault.New(fault.BadValue, "model.weights (--weights) is empty: use imagenet, none or a .h5 file")
 	}
 	if s.Weights != "imagenet" && s.Weights != "none" {
 		if st, err := os.Stat(s.Weights); err != nil || st.IsDir() {
-			return cli.Usagef("--weights %s: no such file (use imagenet, none or a Keras Xception notop .h5 file)", s.Weights)
+			return fault.New(fault.BadValue, "--weights %s: no such file (use imagenet, none or a Keras Xception notop .h5 file)", s.Weights)
 		}
 	}
 	return nil
@@ -241,7 +240,7 @@ func Build(ctx context.Context, dir string, spec Spec, overwrite bool, progress 
 	}
 	for _, c := range spec.Classes {
 		if strings.ContainsAny(c, ",\n") {
-			return nil, cli.Dataf("class name %q: commas and newlines are not allowed in class names", c)
+			return nil, fault.New(fault.BadData, "class name %q: commas and newlines are not allowed in class names", c)
 		}
 	}
 	labels, err := os.CreateTemp("", "xcept-labels-*.txt")
@@ -262,7 +261,7 @@ func Build(ctx context.Context, dir string, spec Spec, overwrite bool, progress 
 	// The serving model is xcept's: marked so that predict and serve run it
 	// without --allow-untrusted-model (exports copy the mark).
 	if err := trust.WriteMark(filepath.Join(dir, ServingDir)); err != nil {
-		return nil, cli.Modelf("marking %s as built by xcept: %v", filepath.Join(dir, ServingDir), err)
+		return nil, fault.New(fault.NotAModel, "marking %s as built by xcept: %v", filepath.Join(dir, ServingDir), err)
 	}
 	return ReadInfo(dir)
 }

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/fault"
 )
 
 // optimizerDefaults are each optimizer's parameters and their defaults, as
@@ -37,7 +37,7 @@ func ParseOptimizer(key, value string) (Optimizer, error) {
 	name = strings.TrimSpace(name)
 	defaults, ok := optimizerDefaults[name]
 	if !ok {
-		return Optimizer{}, cli.Usagef("%s %s: unknown optimizer; use one of %s", key, value, strings.Join(Optimizers, ", "))
+		return Optimizer{}, fault.New(fault.BadValue, "%s %s: unknown optimizer; use one of %s", key, value, strings.Join(Optimizers, ", "))
 	}
 	o := Optimizer{Name: name, Params: maps.Clone(defaults)}
 	for _, item := range strings.Split(rest, ",") {
@@ -52,7 +52,7 @@ func ParseOptimizer(key, value string) (Optimizer, error) {
 			if valid == "" {
 				valid = "none"
 			}
-			return Optimizer{}, cli.Usagef("%s %s: %s has no parameter %s; its parameters: %s", key, value, name, k, valid)
+			return Optimizer{}, fault.New(fault.BadValue, "%s %s: %s has no parameter %s; its parameters: %s", key, value, name, k, valid)
 		}
 		v = strings.ToLower(strings.TrimSpace(v))
 		var f float64
@@ -69,7 +69,7 @@ func ParseOptimizer(key, value string) (Optimizer, error) {
 			f, err = strconv.ParseFloat(v, 64)
 		}
 		if err != nil || f < 0 || (k == "momentum" && f >= 1) {
-			return Optimizer{}, cli.Usagef("%s %s: %s=%s is not valid (weight_decay >= 0, momentum in [0, 1), nesterov true or false)", key, value, k, v)
+			return Optimizer{}, fault.New(fault.BadValue, "%s %s: %s=%s is not valid (weight_decay >= 0, momentum in [0, 1), nesterov true or false)", key, value, k, v)
 		}
 		o.Params[k] = f
 	}

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"path/filepath"
 
-	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/graph"
 )
 
@@ -36,7 +36,7 @@ func open(dir, sub string, opts graph.SessionOptions) (*Model, error) {
 	}
 	s, err := graph.LoadSavedModel(filepath.Join(dir, sub), opts)
 	if err != nil {
-		return nil, cli.Modelf("loading %s: %v", filepath.Join(dir, sub), err)
+		return nil, fault.New(fault.ToolFailed, "loading %s: %v", filepath.Join(dir, sub), err)
 	}
 	return &Model{Dir: dir, Info: info, Session: s}, nil
 }
