@@ -28,7 +28,7 @@ import (
 	"math"
 	"math/rand/v2"
 
-	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/fault"
 )
 
 // Fill modes, as Keras's fill_mode.
@@ -90,7 +90,7 @@ func (p Params) Validate() error {
 			if r.inclusive {
 				bound = "at most"
 			}
-			return cli.Usagef("%s: %v is out of range; give %s from 0 (off) to %s %v", r.key, r.v, r.unit, bound, r.max)
+			return fault.New(fault.BadValue, "%s: %v is out of range; give %s from 0 (off) to %s %v", r.key, r.v, r.unit, bound, r.max)
 		}
 	}
 	if _, err := parseFill(p.Fill); err != nil {
@@ -119,7 +119,7 @@ func parseFill(s string) (fillMode, error) {
 	case FillWrap:
 		return fillWrap, nil
 	}
-	return 0, cli.Usagef("augment.fill: unknown fill mode %q; use nearest, constant, reflect or wrap", s)
+	return 0, fault.New(fault.BadValue, "augment.fill: unknown fill mode %q; use nearest, constant, reflect or wrap", s)
 }
 
 // Transform is one drawn augmentation, in pixels and degrees. Like Keras's

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/fault"
 )
 
@@ -21,27 +20,27 @@ import (
 func checkPaths(data, out string) error {
 	realData, err := filepath.EvalSymlinks(data)
 	if err != nil {
-		return cli.Dataf("--data %s: %v", data, err)
+		return fault.New(fault.BadData, "--data %s: %v", data, err)
 	}
 	if st, err := os.Stat(realData); err != nil || !st.IsDir() {
-		return cli.Dataf("--data %s: not a folder", data)
+		return fault.New(fault.BadData, "--data %s: not a folder", data)
 	}
 	realOut := resolveExisting(out)
 	if within(realOut, realData) {
-		return cli.Usagef("--out %s is inside --data %s: prepare never writes into the input folder; choose an --out outside it", out, data)
+		return fault.New(fault.BadValue, "--out %s is inside --data %s: prepare never writes into the input folder; choose an --out outside it", out, data)
 	}
 	if within(realData, realOut) {
-		return cli.Usagef("--data %s is inside --out %s: replacing --out would delete the input; choose another --out", data, out)
+		return fault.New(fault.BadValue, "--data %s is inside --out %s: replacing --out would delete the input; choose another --out", data, out)
 	}
 	st, err := os.Stat(out)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
-		return cli.Usagef("--out %s: %v", out, err)
+		return fault.New(fault.BadValue, "--out %s: %v", out, err)
 	}
 	if !st.IsDir() {
-		return cli.Usagef("--out %s exists and is not a folder: choose a new folder", out)
+		return fault.New(fault.BadValue, "--out %s exists and is not a folder: choose a new folder", out)
 	}
 	if _, err := ReadManifest(out); err == nil {
 		return nil // an xcept dataset: replaced when the new one is complete
@@ -49,7 +48,7 @@ func checkPaths(data, out string) error {
 	if des, err := os.ReadDir(out); err == nil && len(des) == 0 {
 		return nil
 	}
-	return cli.Usagef("--out %s exists and is not an xcept dataset (no valid %s): choose a new or empty folder, or remove it", out, ManifestFile)
+	return fault.New(fault.BadValue, "--out %s exists and is not an xcept dataset (no valid %s): choose a new or empty folder, or remove it", out, ManifestFile)
 }
 
 // resolveExisting resolves symlinks in the longest existing prefix of p.
@@ -84,7 +83,7 @@ func newWorkDir(out string) (string, error) {
 		if werr := fault.WriteFailed("--out "+out, err); werr != err {
 			return "", werr
 		}
-		return "", cli.Usagef("--out %s: %v", out, err)
+		return "", fault.New(fault.BadValue, "--out %s: %v", out, err)
 	}
 	removeStale(out)
 	dir, err := os.MkdirTemp(parent, fmt.Sprintf("%stmp-%d-", workPrefix(out), os.Getpid()))
@@ -92,7 +91,7 @@ func newWorkDir(out string) (string, error) {
 		if werr := fault.WriteFailed("--out "+out, err); werr != err {
 			return "", werr
 		}
-		return "", cli.Usagef("--out %s: cannot create a work folder beside it: %v", out, err)
+		return "", fault.New(fault.BadValue, "--out %s: cannot create a work folder beside it: %v", out, err)
 	}
 	// MkdirTemp makes the folder private; a dataset is as readable as any folder mkdir makes.
 	if err := os.Chmod(dir, 0o755); err != nil {

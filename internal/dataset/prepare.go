@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/xcept/xcept/internal/atomicfile"
-	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/imageio"
@@ -95,26 +94,26 @@ func ParseFractions(s string) (Fractions, error) {
 func (o *Options) validate() error {
 	switch {
 	case o.Data == "":
-		return cli.Usagef("--data is required: the folder with one sub-folder per class")
+		return fault.New(fault.BadValue, "--data is required: the folder with one sub-folder per class")
 	case o.Out == "":
-		return cli.Usagef("--out is required: the folder to write the dataset to")
+		return fault.New(fault.BadValue, "--out is required: the folder to write the dataset to")
 	case o.ImageSize < 32 || o.ImageSize > 1024:
-		return cli.Usagef("--image-size %d: choose 32 to 1024 (Xception needs at least 71 at its input)", o.ImageSize)
+		return fault.New(fault.BadValue, "--image-size %d: choose 32 to 1024 (Xception needs at least 71 at its input)", o.ImageSize)
 	case o.Format != imageio.JPEG && o.Format != imageio.PNG:
-		return cli.Usagef("prepare.format %q: choose jpeg or png", o.Format)
+		return fault.New(fault.BadValue, "prepare.format %q: choose jpeg or png", o.Format)
 	case o.Format == imageio.JPEG && (o.Quality < 1 || o.Quality > 100):
-		return cli.Usagef("prepare.jpeg_quality %d: choose 1 to 100", o.Quality)
+		return fault.New(fault.BadValue, "prepare.jpeg_quality %d: choose 1 to 100", o.Quality)
 	case o.ShardBytes < 1:
-		return cli.Usagef("prepare.shard_mb: choose at least 1")
+		return fault.New(fault.BadValue, "prepare.shard_mb: choose at least 1")
 	case o.MaxPixels < 1:
-		return cli.Usagef("prepare.max_pixels %d: choose a positive limit", o.MaxPixels)
+		return fault.New(fault.BadValue, "prepare.max_pixels %d: choose a positive limit", o.MaxPixels)
 	case o.MaxFileBytes < 1:
-		return cli.Usagef("prepare.max_file_mb: choose a positive limit")
+		return fault.New(fault.BadValue, "prepare.max_file_mb: choose a positive limit")
 	case o.MinSide < 1:
-		return cli.Usagef("prepare.min_side %d: choose at least 1", o.MinSide)
+		return fault.New(fault.BadValue, "prepare.min_side %d: choose at least 1", o.MinSide)
 	}
 	if _, err := imageio.ParseFit(string(o.Fit)); err != nil {
-		return cli.Usagef("--resize: %v", err)
+		return fault.New(fault.BadValue, "--resize: %v", err)
 	}
 	return nil
 }
@@ -131,11 +130,11 @@ func Prepare(ctx context.Context, opts Options) (*Report, error) {
 	}
 	data, err := filepath.Abs(opts.Data)
 	if err != nil {
-		return nil, cli.Usagef("--data %s: %v", opts.Data, err)
+		return nil, fault.New(fault.BadValue, "--data %s: %v", opts.Data, err)
 	}
 	out, err := filepath.Abs(opts.Out)
 	if err != nil {
-		return nil, cli.Usagef("--out %s: %v", opts.Out, err)
+		return nil, fault.New(fault.BadValue, "--out %s: %v", opts.Out, err)
 	}
 	opts.Data, opts.Out = data, out
 	if err := checkPaths(data, out); err != nil {
@@ -146,7 +145,7 @@ func Prepare(ctx context.Context, opts Options) (*Report, error) {
 		return nil, err
 	}
 	if len(sc.classDirs) == 0 {
-		return nil, cli.Dataf("--data %s: no class folders found: put each class's images in a sub-folder named after the class", data)
+		return nil, fault.New(fault.BadData, "--data %s: no class folders found: put each class's images in a sub-folder named after the class", data)
 	}
 	work, err := newWorkDir(out)
 	if err != nil {
@@ -288,10 +287,10 @@ func (p *plan) splitWarnings(sc *scanned, opts *Options) []Problem {
 // fewer than two classes, or a class without training images.
 func (p *plan) trainable(opts *Options) error {
 	if len(p.kept) == 0 {
-		return cli.Dataf("--data %s: no usable image (see the problems above)", opts.Data)
+		return fault.New(fault.BadData, "--data %s: no usable image (see the problems above)", opts.Data)
 	}
 	if len(p.classes) < 2 {
-		return cli.Dataf("--data %s: only %d class with usable images (%s): a classifier needs at least two class folders", opts.Data, len(p.classes), strings.Join(p.classes, ", "))
+		return fault.New(fault.BadData, "--data %s: only %d class with usable images (%s): a classifier needs at least two class folders", opts.Data, len(p.classes), strings.Join(p.classes, ", "))
 	}
 	var starved []string
 	for _, c := range p.classes {
@@ -304,7 +303,7 @@ func (p *plan) trainable(opts *Options) error {
 		if !p.folders {
 			fix = "add images, or raise the train share of --split"
 		}
-		return cli.Dataf("--data %s: no training images for class %s: %s", opts.Data, strings.Join(starved, ", "), fix)
+		return fault.New(fault.BadData, "--data %s: no training images for class %s: %s", opts.Data, strings.Join(starved, ", "), fix)
 	}
 	return nil
 }

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/fault"
 )
 
 // Split names. Folder layouts may say "validation"; it is read as val.
@@ -60,17 +60,17 @@ func scan(root string, followOutside bool) (*scanned, error) {
 	s := &scanner{root: root, followOutside: followOutside, visited: map[dirID]bool{}, out: &scanned{classDirs: map[string][]string{}}}
 	real, err := filepath.EvalSymlinks(root)
 	if err != nil {
-		return nil, cli.Dataf("--data %s: %v", root, err)
+		return nil, fault.New(fault.BadData, "--data %s: %v", root, err)
 	}
 	s.realRoot = real
 	top, err := s.listDir(root, "")
 	if err != nil {
-		return nil, cli.Dataf("--data %s: %v", root, err)
+		return nil, fault.New(fault.BadData, "--data %s: %v", root, err)
 	}
 	s.markVisited(root)
 	layout, err := splitLayout(top)
 	if err != nil {
-		return nil, cli.Dataf("--data %s: %v", root, err)
+		return nil, fault.New(fault.BadData, "--data %s: %v", root, err)
 	}
 	if layout == nil {
 		s.claim(top)

@@ -7,7 +7,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/tfrecord"
 )
 
@@ -42,7 +42,7 @@ func openIndex(paths []string) (*index, error) {
 		f, err := os.Open(path)
 		if err != nil {
 			ix.close()
-			return nil, cli.Dataf("%v; prepare the dataset again", err)
+			return nil, fault.New(fault.BadData, "%v; prepare the dataset again", err)
 		}
 		ix.files = append(ix.files, f)
 		ix.first = append(ix.first, len(ix.off))
@@ -58,7 +58,7 @@ func openIndex(paths []string) (*index, error) {
 func (ix *index) scan(s int32, f *os.File) error {
 	st, err := f.Stat()
 	if err != nil {
-		return cli.Dataf("%s: %v", ix.paths[s], err)
+		return fault.New(fault.BadData, "%s: %v", ix.paths[s], err)
 	}
 	end := st.Size()
 	var hdr [headerSize]byte
@@ -67,7 +67,7 @@ func (ix *index) scan(s int32, f *os.File) error {
 			return ix.corrupt(s, rec, off, fmt.Errorf("truncated header (%d of %d bytes)", end-off, headerSize))
 		}
 		if _, err := f.ReadAt(hdr[:], off); err != nil {
-			return cli.Dataf("%s: record %d (offset %d): %v", ix.paths[s], rec, off, err)
+			return fault.New(fault.BadData, "%s: record %d (offset %d): %v", ix.paths[s], rec, off, err)
 		}
 		n, err := recordLength(hdr[:])
 		if err != nil {
@@ -100,7 +100,7 @@ func recordLength(hdr []byte) (int, error) {
 
 // corrupt is the error for damaged framing of record rec of shard s.
 func (ix *index) corrupt(s int32, rec int, off int64, err error) error {
-	return cli.Dataf("%s: record %d (offset %d): %w: %v; prepare the dataset again", ix.paths[s], rec, off, tfrecord.ErrCorrupt, err)
+	return fault.New(fault.BadData, "%s: record %d (offset %d): %w: %v; prepare the dataset again", ix.paths[s], rec, off, tfrecord.ErrCorrupt, err)
 }
 
 // len is the number of records in the split.
@@ -136,17 +136,17 @@ func (ix *index) read(i int, buf []byte) ([]byte, []byte, error) {
 		if errors.Is(err, io.EOF) {
 			err = errors.New("the file is shorter than when it was opened")
 		}
-		return buf, nil, cli.Dataf("%s: %v", ix.where(i), err)
+		return buf, nil, fault.New(fault.BadData, "%s: %v", ix.where(i), err)
 	}
 	if got, err := recordLength(buf[:headerSize]); err != nil || got != n {
 		if err == nil {
 			err = fmt.Errorf("length %d, was %d when the file was opened", got, n)
 		}
-		return buf, nil, cli.Dataf("%s: %w: %v; prepare the dataset again", ix.where(i), tfrecord.ErrCorrupt, err)
+		return buf, nil, fault.New(fault.BadData, "%s: %w: %v; prepare the dataset again", ix.where(i), tfrecord.ErrCorrupt, err)
 	}
 	data := buf[headerSize : headerSize+n]
 	if got, want := tfrecord.MaskedCRC(data), binary.LittleEndian.Uint32(buf[headerSize+n:]); got != want {
-		return buf, nil, cli.Dataf("%s: %w: data CRC mismatch (stored %#08x, computed %#08x); prepare the dataset again",
+		return buf, nil, fault.New(fault.BadData, "%s: %w: data CRC mismatch (stored %#08x, computed %#08x); prepare the dataset again",
 			ix.where(i), tfrecord.ErrCorrupt, want, got)
 	}
 	return buf, data, nil

@@ -8,8 +8,8 @@ import (
 	"math/rand/v2"
 	"strings"
 
-	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/dataset"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/imageio"
 	"github.com/xcept/xcept/internal/tfexample"
 )
@@ -145,9 +145,9 @@ func (w *worker) record(i int) (ex *tfexample.Example, label int32, file string,
 // prepare never writes such a record.
 func recordError(where string, err error) error {
 	if strings.Contains(err.Error(), "prepare") {
-		return cli.Dataf("%s: %v", where, err)
+		return fault.New(fault.BadData, "%s: %v", where, err)
 	}
-	return cli.Dataf("%s: %v; prepare the dataset again", where, err)
+	return fault.New(fault.BadData, "%s: %v; prepare the dataset again", where, err)
 }
 
 func (w *worker) rgbBuffer(n int) []uint8 {
