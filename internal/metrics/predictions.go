@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/fault"
 )
@@ -50,7 +49,7 @@ const probPrefix = "prob:"
 func ReadPredictions(path string, labels *Labels) ([]Row, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, cli.Dataf("predictions file %s: %v", path, fault.Bare(err))
+		return nil, fault.New(fault.BadData, "predictions file %s: %v", path, fault.Bare(err))
 	}
 	defer f.Close()
 	return ParsePredictions(f, path, labels)
@@ -69,7 +68,7 @@ func ParsePredictions(r io.Reader, name string, labels *Labels) ([]Row, error) {
 	cr.ReuseRecord = false
 	header, err := cr.Read()
 	if err == io.EOF {
-		return nil, cli.Dataf("predictions file %s: empty (want a header with true and pred columns)", name)
+		return nil, fault.New(fault.BadData, "predictions file %s: empty (want a header with true and pred columns)", name)
 	}
 	if err != nil {
 		return nil, csvError(name, err)
@@ -90,12 +89,12 @@ func ParsePredictions(r io.Reader, name string, labels *Labels) ([]Row, error) {
 		line, _ := cr.FieldPos(0)
 		row, err := parseRow(rec, cols, labels)
 		if err != nil {
-			return nil, cli.Dataf("predictions file %s line %d: %v", name, line, err)
+			return nil, fault.New(fault.BadData, "predictions file %s line %d: %v", name, line, err)
 		}
 		rows = append(rows, row)
 	}
 	if len(rows) == 0 {
-		return nil, cli.Dataf("predictions file %s: no rows after the header", name)
+		return nil, fault.New(fault.BadData, "predictions file %s: no rows after the header", name)
 	}
 	return rows, nil
 }
@@ -103,9 +102,9 @@ func ParsePredictions(r io.Reader, name string, labels *Labels) ([]Row, error) {
 func csvError(name string, err error) error {
 	var pe *csv.ParseError
 	if errors.As(err, &pe) {
-		return cli.Dataf("predictions file %s line %d: %v", name, pe.Line, pe.Err)
+		return fault.New(fault.BadData, "predictions file %s line %d: %v", name, pe.Line, pe.Err)
 	}
-	return cli.Dataf("predictions file %s: %v", name, err)
+	return fault.New(fault.BadData, "predictions file %s: %v", name, err)
 }
 
 func parseHeader(header []string, name string, labels *Labels) (columns, error) {
@@ -119,7 +118,7 @@ func parseHeader(header []string, name string, labels *Labels) (columns, error) 
 	}
 	set := func(dst *int, i int, col string) error {
 		if *dst >= 0 {
-			return cli.Dataf("predictions file %s line 1: column %q appears twice", name, col)
+			return fault.New(fault.BadData, "predictions file %s line 1: column %q appears twice", name, col)
 		}
 		*dst = i
 		return nil
@@ -143,7 +142,7 @@ func parseHeader(header []string, name string, labels *Labels) (columns, error) 
 		case strings.HasPrefix(lower, probPrefix):
 			c, ok := classIndex(col[len(probPrefix):], labels.Names, index)
 			if !ok {
-				return cols, cli.Dataf("predictions file %s line 1: column %q names no class of %s (%d classes)", name, col, labels.Path, len(labels.Names))
+				return cols, fault.New(fault.BadData, "predictions file %s line 1: column %q names no class of %s (%d classes)", name, col, labels.Path, len(labels.Names))
 			}
 			err = set(&cols.probs[c], i, col)
 		default:
@@ -157,7 +156,7 @@ func parseHeader(header []string, name string, labels *Labels) (columns, error) 
 		}
 	}
 	if cols.true < 0 || cols.pred < 0 {
-		return cols, cli.Dataf("predictions file %s line 1: want columns \"true\" and \"pred\" (class names or indices), found %s", name, strings.Join(header, ","))
+		return cols, fault.New(fault.BadData, "predictions file %s line 1: want columns \"true\" and \"pred\" (class names or indices), found %s", name, strings.Join(header, ","))
 	}
 	have := 0
 	for _, c := range cols.probs {
@@ -168,7 +167,7 @@ func parseHeader(header []string, name string, labels *Labels) (columns, error) 
 	if have > 0 && have < len(cols.probs) {
 		for c, col := range cols.probs {
 			if col < 0 {
-				return cols, cli.Dataf("predictions file %s line 1: probability columns for %d of %d classes, none for %q: give one per class of %s or none", name, have, len(cols.probs), labels.Names[c], labels.Path)
+				return cols, fault.New(fault.BadData, "predictions file %s line 1: probability columns for %d of %d classes, none for %q: give one per class of %s or none", name, have, len(cols.probs), labels.Names[c], labels.Path)
 			}
 		}
 	}

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/fault"
 )
 
 // History is a training history: one row per epoch, with whatever numeric
@@ -32,7 +32,7 @@ func ReadHistory(path string) (*History, error) {
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return nil, cli.Dataf("history file %s: %v", path, err)
+		return nil, fault.New(fault.BadData, "history file %s: %v", path, err)
 	}
 	defer f.Close()
 	return parseHistory(f, path)
@@ -43,12 +43,12 @@ func parseHistory(r io.Reader, name string) (*History, error) {
 	if err != nil {
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
-			return nil, cli.Dataf("history file %s line %d: %v", name, pe.Line, pe.Err)
+			return nil, fault.New(fault.BadData, "history file %s line %d: %v", name, pe.Line, pe.Err)
 		}
-		return nil, cli.Dataf("history file %s: %v", name, err)
+		return nil, fault.New(fault.BadData, "history file %s: %v", name, err)
 	}
 	if len(records) < 2 {
-		return nil, cli.Dataf("history file %s: no epochs after the header", name)
+		return nil, fault.New(fault.BadData, "history file %s: no epochs after the header", name)
 	}
 	header, rows := records[0], records[1:]
 	h := &History{Values: map[string][]float64{}, Phases: make([]string, len(rows))}

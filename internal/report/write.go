@@ -12,7 +12,6 @@ import (
 
 	"github.com/xcept/xcept/internal/atomicfile"
 	"github.com/xcept/xcept/internal/calibrate"
-	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/metrics"
 )
@@ -88,7 +87,7 @@ const mostConfusedShown = 10
 // Write computes the metrics and writes predictions.csv, report.txt,
 // report.json, confusion.csv, confusion.png, curves.png (with a history)
 // and report.html to in.OutDir. Every file is written before the gates are
-// judged; a failed gate returns the summary and a cli.Gatef error naming
+// judged; a failed gate returns the summary and a fault.GateFailed error naming
 // each failed gate and by how much.
 func Write(in Input) (*Summary, error) {
 	if err := validate(in); err != nil {
@@ -102,18 +101,18 @@ func Write(in Input) (*Summary, error) {
 	rep := metrics.NewReport(cm)
 	gates, err := metrics.CheckGates(rep, in.Gates)
 	if err != nil {
-		return nil, cli.Usagef("%v", err)
+		return nil, fault.New(fault.BadValue, "%v", err)
 	}
 	cal, err := calibrationOf(len(in.Classes), in.Rows, in.Temperature, in.Fit)
 	if err != nil {
-		return nil, cli.Dataf("calibration: %v", err)
+		return nil, fault.New(fault.BadData, "calibration: %v", err)
 	}
 	for _, g := range in.Gates {
 		if g.Metric != metrics.GateECE {
 			continue
 		}
 		if cal == nil {
-			return nil, cli.Usagef("%s needs probabilities: the predictions have no probability columns", g)
+			return nil, fault.New(fault.BadValue, "%s needs probabilities: the predictions have no probability columns", g)
 		}
 		gates = append(gates, metrics.CheckMax(g, cal.Evaluated.ECE))
 	}
@@ -122,7 +121,7 @@ func Write(in Input) (*Summary, error) {
 			continue
 		}
 		if in.OOD == nil {
-			return nil, cli.Usagef("%s needs --ood DIR: a folder of images of none of the classes", g)
+			return nil, fault.New(fault.BadValue, "%s needs --ood DIR: a folder of images of none of the classes", g)
 		}
 		gates = append(gates, metrics.CheckMin(g, in.OOD.AUROC))
 	}
@@ -149,7 +148,7 @@ func Write(in Input) (*Summary, error) {
 		}
 	}
 	if err := os.MkdirAll(in.OutDir, 0o755); err != nil {
-		return nil, cli.Dataf("--out %s: cannot create the folder: %v", in.OutDir, err)
+		return nil, fault.New(fault.CannotWrite, "--out %s: cannot create the folder: %v", in.OutDir, err)
 	}
 	w := &writer{dir: in.OutDir, files: s.Files}
 	w.write(FilePredictions, func(f io.Writer) error { return metrics.WritePredictions(f, in.Classes, in.Rows, k) })
@@ -181,7 +180,7 @@ func Write(in Input) (*Summary, error) {
 		return nil, w.err
 	}
 	if failed := metrics.FailedGates(gates); failed != "" {
-		return s, cli.Gatef("gate failed: %s", failed)
+		return s, fault.New(fault.GateFailed, "gate failed: %s", failed)
 	}
 	return s, nil
 }
@@ -208,17 +207,17 @@ func readableCards(cs []galleryCard) []galleryCard {
 func validate(in Input) error {
 	k := len(in.Classes)
 	if k == 0 {
-		return cli.Dataf("no classes to evaluate (empty labels)")
+		return fault.New(fault.BadData, "no classes to evaluate (empty labels)")
 	}
 	if len(in.Rows) == 0 {
-		return cli.Dataf("no predictions to evaluate")
+		return fault.New(fault.BadData, "no predictions to evaluate")
 	}
 	for i, r := range in.Rows {
 		if r.True < 0 || r.True >= k || r.Pred < 0 || r.Pred >= k {
-			return cli.Dataf("prediction %d (%s): class index %d or %d out of range for %d classes", i+1, r.File, r.True, r.Pred, k)
+			return fault.New(fault.BadData, "prediction %d (%s): class index %d or %d out of range for %d classes", i+1, r.File, r.True, r.Pred, k)
 		}
 		if r.Probs != nil && len(r.Probs) != k {
-			return cli.Dataf("prediction %d (%s): %d probabilities for %d classes: the model and labels.txt disagree", i+1, r.File, len(r.Probs), k)
+			return fault.New(fault.BadData, "prediction %d (%s): %d probabilities for %d classes: the model and labels.txt disagree", i+1, r.File, len(r.Probs), k)
 		}
 	}
 	return nil
