@@ -18,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/graph"
 )
 
@@ -65,41 +65,41 @@ func ParseTFConfig(value string) (*Spec, error) {
 	var c tfConfig
 	dec := json.NewDecoder(strings.NewReader(value))
 	if err := dec.Decode(&c); err != nil {
-		return nil, cli.Usagef("%s: not JSON (%v); set it as {\"cluster\":{\"worker\":[\"host:port\",...]},\"task\":{\"type\":\"worker\",\"index\":I}}", EnvVar, err)
+		return nil, fault.New(fault.BadValue, "%s: not JSON (%v); set it as {\"cluster\":{\"worker\":[\"host:port\",...]},\"task\":{\"type\":\"worker\",\"index\":I}}", EnvVar, err)
 	}
 	for job := range c.Cluster {
 		if job != "worker" && job != "chief" {
-			return nil, cli.Usagef("%s: job %q is not supported: xcept trains synchronously on \"worker\" tasks (and an optional \"chief\"), not with parameter servers or evaluators", EnvVar, job)
+			return nil, fault.New(fault.BadValue, "%s: job %q is not supported: xcept trains synchronously on \"worker\" tasks (and an optional \"chief\"), not with parameter servers or evaluators", EnvVar, job)
 		}
 	}
 	chief, workers := c.Cluster["chief"], c.Cluster["worker"]
 	if len(chief) > 1 {
-		return nil, cli.Usagef("%s: %d chief tasks; a cluster has at most one chief", EnvVar, len(chief))
+		return nil, fault.New(fault.BadValue, "%s: %d chief tasks; a cluster has at most one chief", EnvVar, len(chief))
 	}
 	if len(chief)+len(workers) == 0 {
-		return nil, cli.Usagef("%s: the cluster has no workers; list them in cluster.worker", EnvVar)
+		return nil, fault.New(fault.BadValue, "%s: the cluster has no workers; list them in cluster.worker", EnvVar)
 	}
 	if c.Task.Index == nil {
-		return nil, cli.Usagef("%s: task.index is missing; give this process's index in its job", EnvVar)
+		return nil, fault.New(fault.BadValue, "%s: task.index is missing; give this process's index in its job", EnvVar)
 	}
 	idx := *c.Task.Index
 	var task int
 	switch c.Task.Type {
 	case "chief":
 		if len(chief) == 0 {
-			return nil, cli.Usagef("%s: task.type is chief but the cluster has no chief", EnvVar)
+			return nil, fault.New(fault.BadValue, "%s: task.type is chief but the cluster has no chief", EnvVar)
 		}
 		if idx != 0 {
-			return nil, cli.Usagef("%s: task.index %d of the chief; the chief's index is 0", EnvVar, idx)
+			return nil, fault.New(fault.BadValue, "%s: task.index %d of the chief; the chief's index is 0", EnvVar, idx)
 		}
 		task = 0
 	case "worker":
 		if idx < 0 || idx >= len(workers) {
-			return nil, cli.Usagef("%s: task.index %d is not in cluster.worker (%d tasks, 0 to %d)", EnvVar, idx, len(workers), len(workers)-1)
+			return nil, fault.New(fault.BadValue, "%s: task.index %d is not in cluster.worker (%d tasks, 0 to %d)", EnvVar, idx, len(workers), len(workers)-1)
 		}
 		task = len(chief) + idx
 	default:
-		return nil, cli.Usagef("%s: task.type %q: use \"worker\" (or \"chief\")", EnvVar, c.Task.Type)
+		return nil, fault.New(fault.BadValue, "%s: task.type %q: use \"worker\" (or \"chief\")", EnvVar, c.Task.Type)
 	}
 	return check(&Spec{Workers: append(append([]string{}, chief...), workers...), Task: task}, EnvVar)
 }
@@ -111,7 +111,7 @@ func ParseFlags(list string, task int) (*Spec, error) {
 		workers = append(workers, strings.TrimSpace(a))
 	}
 	if task < 0 || task >= len(workers) {
-		return nil, cli.Usagef("--task %d: not a task of --cluster (%d tasks, 0 to %d)", task, len(workers), len(workers)-1)
+		return nil, fault.New(fault.BadValue, "--task %d: not a task of --cluster (%d tasks, 0 to %d)", task, len(workers), len(workers)-1)
 	}
 	return check(&Spec{Workers: workers, Task: task}, "--cluster")
 }
@@ -125,11 +125,11 @@ func Resolve(list string, task int, taskSet bool, env string) (*Spec, error) {
 	switch {
 	case list != "":
 		if !taskSet {
-			return nil, cli.Usagef("--cluster needs --task I, this process's index in it")
+			return nil, fault.New(fault.BadValue, "--cluster needs --task I, this process's index in it")
 		}
 		s, err = ParseFlags(list, task)
 	case taskSet:
-		return nil, cli.Usagef("--task needs --cluster host:port,host:port,...")
+		return nil, fault.New(fault.BadValue, "--task needs --cluster host:port,host:port,...")
 	case strings.TrimSpace(env) != "":
 		s, err = ParseTFConfig(env)
 	default:
@@ -147,10 +147,10 @@ func check(s *Spec, from string) (*Spec, error) {
 	for i, a := range s.Workers {
 		host, port, err := net.SplitHostPort(a)
 		if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n <= 0 || n > 65535 {
-			return nil, cli.Usagef("%s: task %d's address %q is not host:port", from, i, a)
+			return nil, fault.New(fault.BadValue, "%s: task %d's address %q is not host:port", from, i, a)
 		}
 		if j, dup := seen[a]; dup {
-			return nil, cli.Usagef("%s: tasks %d and %d have the same address %s", from, j, i, a)
+			return nil, fault.New(fault.BadValue, "%s: tasks %d and %d have the same address %s", from, j, i, a)
 		}
 		seen[a] = i
 	}
@@ -176,7 +176,7 @@ func (s *Spec) Start(base graph.SessionOptions, timeout time.Duration) (graph.Se
 		Config: graph.SessionOptions{CollectiveGroupLeader: leader, CollectiveNCCL: nccl},
 	})
 	if err != nil {
-		return base, cli.Modelf("starting the TensorFlow server of %s: %v", s.Name(s.Task), err)
+		return base, fault.New(fault.ToolFailed, "starting the TensorFlow server of %s: %v", s.Name(s.Task), err)
 	}
 	base.Target = srv.Target
 	base.CollectiveGroupLeader = leader

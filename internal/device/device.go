@@ -9,7 +9,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/graph"
 )
 
@@ -31,7 +31,7 @@ func ParseMode(s string) (string, error) {
 	case CPU, GPU:
 		return s, nil
 	}
-	return "", cli.Usagef("runtime.device (--device) %q: use one of %s", s, strings.Join(Modes, ", "))
+	return "", fault.New(fault.BadValue, "runtime.device (--device) %q: use one of %s", s, strings.Join(Modes, ", "))
 }
 
 // Placement is where a command runs its model, and in which precision.
@@ -69,7 +69,7 @@ func check(opts graph.SessionOptions, what, advice string) (*Placement, error) {
 	}
 	devices, err := list(opts)
 	if err != nil {
-		return nil, cli.Modelf("listing TensorFlow's devices: %v", err)
+		return nil, fault.New(fault.ToolFailed, "listing TensorFlow's devices: %v", err)
 	}
 	p := &Placement{Mode: mode, Devices: devices}
 	for _, d := range devices {
@@ -80,7 +80,7 @@ func check(opts graph.SessionOptions, what, advice string) (*Placement, error) {
 		}
 	}
 	if mode == GPU && p.Type != "GPU" {
-		return nil, cli.Modelf("%s: %s%s", what, noGPU(devices), advice)
+		return nil, fault.New(fault.ToolFailed, "%s: %s%s", what, noGPU(devices), advice)
 	}
 	return p, nil
 }
