@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/model"
 	"github.com/xcept/xcept/internal/run"
 )
@@ -37,11 +37,11 @@ func (j *Job) chooseFeatures(ctx context.Context, r *run.Run, m *model.Model, sr
 		}
 	}
 	if err := m.Reset(); err != nil {
-		return cli.Modelf("resetting the model after choosing its feature blocks: %v", err)
+		return fault.New(fault.ToolFailed, "resetting the model after choosing its feature blocks: %v", err)
 	}
 	chosen := choices[winner].Blocks
 	if err := m.SetFeatureBlocks(chosen); err != nil {
-		return cli.Modelf("setting the feature blocks: %v", err)
+		return fault.New(fault.ToolFailed, "setting the feature blocks: %v", err)
 	}
 	r.Info.FeatureBlocks = chosen
 	if err := r.SaveInfo(); err != nil {
@@ -55,10 +55,10 @@ func (j *Job) chooseFeatures(ctx context.Context, r *run.Run, m *model.Model, sr
 // returns its best validation monitor.
 func (j *Job) tryFeatures(ctx context.Context, m *model.Model, src Source, blocks []string) (Choice, error) {
 	if err := m.Reset(); err != nil {
-		return Choice{}, cli.Modelf("resetting the model to try feature blocks %s: %v", strings.Join(blocks, ","), err)
+		return Choice{}, fault.New(fault.ToolFailed, "resetting the model to try feature blocks %s: %v", strings.Join(blocks, ","), err)
 	}
 	if err := m.SetFeatureBlocks(blocks); err != nil {
-		return Choice{}, cli.Modelf("setting feature blocks %s: %v", strings.Join(blocks, ","), err)
+		return Choice{}, fault.New(fault.ToolFailed, "setting feature blocks %s: %v", strings.Join(blocks, ","), err)
 	}
 	quiet := func(string, ...any) {}
 	stop := j.Cfg.EarlyStopping

@@ -6,7 +6,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/fault"
 )
 
 // ClassWeights resolves train.class_weight for the classes (in label order):
@@ -27,11 +27,11 @@ func ClassWeights(spec string, classes []string, balanced []float64) ([]float32,
 	}
 	data, err := os.ReadFile(spec)
 	if err != nil {
-		return nil, cli.Usagef("train.class_weight %s: %v (use none, balanced or a YAML/JSON file of class: weight)", spec, err)
+		return nil, fault.New(fault.BadValue, "train.class_weight %s: %v (use none, balanced or a YAML/JSON file of class: weight)", spec, err)
 	}
 	var byName map[string]float64
 	if err := yaml.Unmarshal(data, &byName); err != nil {
-		return nil, cli.Usagef("train.class_weight %s: not a map of class name to weight: %v", spec, oneLine(err.Error()))
+		return nil, fault.New(fault.BadValue, "train.class_weight %s: not a map of class name to weight: %v", spec, oneLine(err.Error()))
 	}
 	index := map[string]int{}
 	for i, c := range classes {
@@ -44,10 +44,10 @@ func ClassWeights(spec string, classes []string, balanced []float64) ([]float32,
 	for name, v := range byName {
 		i, ok := index[name]
 		if !ok {
-			return nil, cli.Usagef("train.class_weight %s: unknown class %q (classes: %s)", spec, name, strings.Join(classes, ", "))
+			return nil, fault.New(fault.BadValue, "train.class_weight %s: unknown class %q (classes: %s)", spec, name, strings.Join(classes, ", "))
 		}
 		if !(v >= 0) {
-			return nil, cli.Usagef("train.class_weight %s: class %q has weight %v; weights must be >= 0", spec, name, v)
+			return nil, fault.New(fault.BadValue, "train.class_weight %s: class %q has weight %v; weights must be >= 0", spec, name, v)
 		}
 		w[i] = float32(v)
 	}

@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/cluster"
 	"github.com/xcept/xcept/internal/dataset"
 	"github.com/xcept/xcept/internal/fault"
@@ -48,7 +47,7 @@ func (j *Job) follow(runJob func(*Job) (*Result, error)) (*Result, error) {
 	removeDeadScratch()
 	scratch, err := os.MkdirTemp("", fmt.Sprintf("%s%d-p%d-", scratchPrefix, j.Cluster.Spec.Task, os.Getpid()))
 	if err != nil {
-		return nil, cli.Dataf("cannot make worker %d's scratch folder: %v", j.Cluster.Spec.Task, err)
+		return nil, fault.New(fault.CannotWrite, "cannot make worker %d's scratch folder: %v", j.Cluster.Spec.Task, err)
 	}
 	defer os.RemoveAll(scratch)
 	mine := *j
@@ -58,7 +57,7 @@ func (j *Job) follow(runJob func(*Job) (*Result, error)) (*Result, error) {
 	// run folder right now); resuming and fine-tuning start from the chief's.
 	if (j.Resume || j.Cfg.Phase == PhaseFinetune) && run.Exists(j.RunDir) {
 		if err := copyRun(j.RunDir, mine.RunDir); err != nil {
-			return nil, cli.Dataf("worker %d: reading run %s: %v", j.Cluster.Spec.Task, j.RunDir, err)
+			return nil, fault.New(fault.BadData, "worker %d: reading run %s: %v", j.Cluster.Spec.Task, j.RunDir, err)
 		}
 	}
 	res, err := runJob(&mine)
@@ -144,7 +143,7 @@ func copyFile(from, to string) error {
 func (j *Job) join(m *model.Model, r *run.Run, st *start) (*cluster.Watchdog, error) {
 	w := j.Cluster
 	if !m.SupportsGroups() {
-		return nil, cli.Modelf("model %s has no data-parallel signatures (dp_check): rebuild it with this xcept (xcept build-model) to train in a cluster", m.Dir)
+		return nil, fault.New(fault.NotAModel, "model %s has no data-parallel signatures (dp_check): rebuild it with this xcept (xcept build-model) to train in a cluster", m.Dir)
 	}
 	m.Group = &model.Group{Size: w.Spec.Size(), Task: w.Spec.Task, Name: w.Spec.Name}
 	digest, err := j.digest(m, r, st)

@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/xcept/xcept/internal/augment"
-	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/model"
 )
 
@@ -74,21 +74,21 @@ func (c Config) Validate() error {
 	case c.Phase != PhaseTrain && c.Phase != PhaseFinetune:
 		return fmt.Errorf("internal: unknown phase %q", c.Phase)
 	case c.Epochs < 1:
-		return cli.Usagef("%s.epochs (--epochs) %d: must be at least 1", section, c.Epochs)
+		return fault.New(fault.BadValue, "%s.epochs (--epochs) %d: must be at least 1", section, c.Epochs)
 	case c.optimizerError() != nil:
 		return c.optimizerError()
 	case c.BatchSize < 1:
-		return cli.Usagef("train.batch_size (--batch-size) %d: must be at least 1", c.BatchSize)
+		return fault.New(fault.BadValue, "train.batch_size (--batch-size) %d: must be at least 1", c.BatchSize)
 	case !(c.LearningRate > 0) || c.LearningRate > 1:
-		return cli.Usagef("%s.learning_rate (--lr) %g: must be in (0, 1]", section, c.LearningRate)
+		return fault.New(fault.BadValue, "%s.learning_rate (--lr) %g: must be in (0, 1]", section, c.LearningRate)
 	case c.LabelSmoothing < 0 || c.LabelSmoothing >= 1:
-		return cli.Usagef("train.label_smoothing %g: must be in [0, 1)", c.LabelSmoothing)
+		return fault.New(fault.BadValue, "train.label_smoothing %g: must be in [0, 1)", c.LabelSmoothing)
 	case c.CacheViews < 1:
-		return cli.Usagef("train.cache_views %d: must be at least 1", c.CacheViews)
+		return fault.New(fault.BadValue, "train.cache_views %d: must be at least 1", c.CacheViews)
 	case c.Workers < 0 || c.ShuffleBuffer < 0:
-		return cli.Usagef("train.workers and train.shuffle_buffer must not be negative")
+		return fault.New(fault.BadValue, "train.workers and train.shuffle_buffer must not be negative")
 	case c.ClassWeight == "":
-		return cli.Usagef("train.class_weight is empty: use none, balanced or a file")
+		return fault.New(fault.BadValue, "train.class_weight is empty: use none, balanced or a file")
 	}
 	if err := c.Augment.Validate(); err != nil {
 		return err
@@ -99,17 +99,17 @@ func (c Config) Validate() error {
 		"callbacks.reduce_lr.monitor":      c.ReduceLR.Monitor,
 	} {
 		if !slices.Contains(Monitors, m) {
-			return cli.Usagef("%s %q: use one of %s", key, m, strings.Join(Monitors, ", "))
+			return fault.New(fault.BadValue, "%s %q: use one of %s", key, m, strings.Join(Monitors, ", "))
 		}
 	}
 	if c.EarlyStopping.Patience < 0 || c.ReduceLR.Patience < 0 {
-		return cli.Usagef("callbacks patience must not be negative")
+		return fault.New(fault.BadValue, "callbacks patience must not be negative")
 	}
 	if !(c.ReduceLR.Factor > 0 && c.ReduceLR.Factor < 1) {
-		return cli.Usagef("callbacks.reduce_lr.factor %g: must be in (0, 1)", c.ReduceLR.Factor)
+		return fault.New(fault.BadValue, "callbacks.reduce_lr.factor %g: must be in (0, 1)", c.ReduceLR.Factor)
 	}
 	if c.ReduceLR.MinLR < 0 {
-		return cli.Usagef("callbacks.reduce_lr.min_lr %g: must not be negative", c.ReduceLR.MinLR)
+		return fault.New(fault.BadValue, "callbacks.reduce_lr.min_lr %g: must not be negative", c.ReduceLR.MinLR)
 	}
 	return nil
 }

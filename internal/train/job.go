@@ -125,7 +125,7 @@ func (j *Job) run(ctx context.Context) (res *Result, retErr error) {
 		// A trainer rebuilt for another unfreeze boundary starts at T = 1:
 		// its checkpoints keep the run's temperature until the next fit.
 		if err := m.SetTemperature(fit.Temperature); err != nil {
-			return nil, cli.Modelf("setting the run's temperature: %v", err)
+			return nil, fault.New(fault.ToolFailed, "setting the run's temperature: %v", err)
 		}
 	}
 	if err := useFeatureBlocks(r, m); err != nil {
@@ -147,7 +147,7 @@ func (j *Job) run(ctx context.Context) (res *Result, retErr error) {
 	}
 	ds, err := dataset.ReadManifest(r.Info.Dataset)
 	if err != nil {
-		return nil, cli.Dataf("--data %s: %v", r.Info.Dataset, err)
+		return nil, fault.New(fault.BadData, "--data %s: %v", r.Info.Dataset, err)
 	}
 	src, err := j.source(ctx, r, m, ds)
 	if err != nil {
@@ -172,7 +172,7 @@ func (j *Job) run(ctx context.Context) (res *Result, retErr error) {
 		if ctx.Err() != nil {
 			return nil, fault.ErrInterrupted
 		}
-		return nil, cli.Modelf("calibrating run %s: %v", r.Dir, err)
+		return nil, fault.New(fault.ToolFailed, "calibrating run %s: %v", r.Dir, err)
 	}
 	outcome, err := bestOutcome(j.Cfg.Phase, r, state, m.Info)
 	if err != nil {
@@ -190,7 +190,7 @@ func useFeatureBlocks(r *run.Run, m *model.Model) error {
 		return nil
 	}
 	if err := m.SetFeatureBlocks(r.Info.FeatureBlocks); err != nil {
-		return cli.Modelf("run %s: setting its feature blocks %s: %v", r.Dir, strings.Join(r.Info.FeatureBlocks, ","), err)
+		return fault.New(fault.ToolFailed, "run %s: setting its feature blocks %s: %v", r.Dir, strings.Join(r.Info.FeatureBlocks, ","), err)
 	}
 	return nil
 }
@@ -255,9 +255,9 @@ func (j *Job) start(ctx context.Context) (*start, error) {
 	case j.Resume && last.Phase == j.Cfg.Phase:
 		return &start{run: r, state: &last, model: r.Info.Model, restore: run.Last}, j.checkDataset(r)
 	case j.Cfg.Phase == PhaseTrain:
-		return nil, cli.Usagef("--run %s already holds a trained run: pass --resume to continue it, run `xcept finetune`, or choose another --run", r.Dir)
+		return nil, fault.New(fault.BadValue, "--run %s already holds a trained run: pass --resume to continue it, run `xcept finetune`, or choose another --run", r.Dir)
 	case j.Resume:
-		return nil, cli.Usagef("--resume: the last phase of %s is %q; start fine-tuning without --resume", r.Dir, last.Phase)
+		return nil, fault.New(fault.BadValue, "--resume: the last phase of %s is %q; start fine-tuning without --resume", r.Dir, last.Phase)
 	}
 	modelDir, rebuilt, err := j.finetuneModel(ctx, r)
 	if err != nil {
@@ -287,12 +287,12 @@ func (j *Job) newRun(ctx context.Context) (*start, error) {
 	}
 	m, err := dataset.ReadManifest(ds)
 	if err != nil {
-		return nil, cli.Dataf("--data %s: not a prepared dataset (%v); run `xcept prepare --data IMAGES --out %s` or pass an image folder", j.Dataset, err, j.Dataset)
+		return nil, fault.New(fault.BadData, "--data %s: not a prepared dataset (%v); run `xcept prepare --data IMAGES --out %s` or pass an image folder", j.Dataset, err, j.Dataset)
 	}
 	modelDir := filepath.Join(ds, dataset.ModelDir)
 	info, err := model.ReadInfo(modelDir)
 	if err != nil {
-		return nil, cli.Modelf("--data %s has no model (prepared with --no-model?): build it with `xcept build-model --labels %s --out %s`",
+		return nil, fault.New(fault.NotAModel, "--data %s has no model (prepared with --no-model?): build it with `xcept build-model --labels %s --out %s`",
 			j.Dataset, filepath.Join(ds, contract.LabelsFile), modelDir)
 	}
 	if err := contract.CheckFit(info.Fit(), m.Fit(ds), refit); err != nil {
@@ -337,7 +337,7 @@ func (j *Job) rebuild(ctx context.Context, r *run.Run, info *model.Info, sub str
 func (j *Job) checkDataset(r *run.Run) error {
 	m, err := dataset.ReadManifest(r.Info.Dataset)
 	if err != nil {
-		return cli.Dataf("run %s: dataset %s: %v", r.Dir, r.Info.Dataset, err)
+		return fault.New(fault.BadData, "run %s: dataset %s: %v", r.Dir, r.Info.Dataset, err)
 	}
 	info, err := model.ReadInfo(r.Info.Model)
 	if err != nil {
@@ -421,7 +421,7 @@ func (j *Job) source(ctx context.Context, r *run.Run, m *model.Model, ds *datase
 	data := Data{TrainShards: ds.ShardPaths(r.Info.Dataset, "train"), ValShards: ds.ShardPaths(r.Info.Dataset, "val"),
 		ImageSize: ds.Image.Size, Classes: len(ds.Classes), ClassWeights: weights}
 	if len(data.TrainShards) == 0 || len(data.ValShards) == 0 {
-		return nil, cli.Dataf("dataset %s has no training or no validation images", r.Info.Dataset)
+		return nil, fault.New(fault.BadData, "dataset %s has no training or no validation images", r.Info.Dataset)
 	}
 	if j.Cfg.Phase == PhaseFinetune {
 		return j.imageSource(m, contract.SigFinetuneStep, data)
@@ -438,7 +438,7 @@ func (j *Job) source(ctx context.Context, r *run.Run, m *model.Model, ds *datase
 		if ctx.Err() != nil {
 			return nil, fault.ErrInterrupted
 		}
-		return nil, cli.Modelf("feature cache: %v", err)
+		return nil, fault.New(fault.ToolFailed, "feature cache: %v", err)
 	}
 	return &CachedSource{Model: m, Cache: cache, Cfg: j.Cfg, Weights: weights}, nil
 }

@@ -7,7 +7,6 @@ import (
 	"math"
 	"time"
 
-	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/model"
 )
@@ -125,10 +124,10 @@ func (t *Trainer) epoch(ctx context.Context) (Logs, error) {
 			if fault.ReasonOf(err) == fault.PeerLost {
 				return nil, err // names the worker and what to do
 			}
-			return nil, cli.Modelf("epoch %d, step %d: %v", s.Epoch+1, step, err)
+			return nil, fault.New(fault.ToolFailed, "epoch %d, step %d: %v", s.Epoch+1, step, err)
 		}
 		if math.IsNaN(float64(r.Loss)) || math.IsInf(float64(r.Loss), 0) {
-			return nil, cli.Modelf("epoch %d, step %d: the loss became %v; lower the learning rate (--lr)", s.Epoch+1, step, r.Loss)
+			return nil, fault.New(fault.ToolFailed, "epoch %d, step %d: the loss became %v; lower the learning rate (--lr)", s.Epoch+1, step, r.Loss)
 		}
 		sums.add(r.Loss, r.Accuracy, b.N)
 		done = step
