@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/xcept/xcept/internal/calibrate"
-	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/pyenv"
 )
 
@@ -49,7 +49,7 @@ func (j *job) exportConverted(ctx context.Context) error {
 	}
 	var spec SignatureSpec
 	if err := json.Unmarshal(lastLine(stdout), &spec); err != nil {
-		return cli.Modelf("%s printed %q, not the model's input and output spec", converters[j.o.Format], lastLine(stdout))
+		return fault.New(fault.ToolFailed, "%s printed %q, not the model's input and output spec", converters[j.o.Format], lastLine(stdout))
 	}
 	j.res.Signatures = []SignatureSpec{spec.annotated(j.src.info.ImageSize)}
 	if err := os.WriteFile(filepath.Join(j.st.Tmp, contract.LabelsFile), contract.LabelsText(j.src.info.Classes), 0o644); err != nil {
@@ -57,7 +57,7 @@ func (j *job) exportConverted(ctx context.Context) error {
 	}
 	j.res.Artefact, j.res.Labels = file, contract.LabelsFile
 	if _, err := os.Stat(artefact); err != nil {
-		return cli.Modelf("%s wrote no %s: %v", converters[j.o.Format], file, err)
+		return fault.New(fault.ToolFailed, "%s wrote no %s: %v", converters[j.o.Format], file, err)
 	}
 	switch j.o.Format {
 	case TFLite:
@@ -96,7 +96,7 @@ func (j *job) converterArgs(ctx context.Context, savedModel, artefact string) ([
 		return nil, err
 	}
 	if rep.N() == 0 {
-		return nil, cli.Dataf("dataset %s has no training images to calibrate int8 with", j.src.run.Info.Dataset)
+		return nil, fault.New(fault.BadData, "dataset %s has no training images to calibrate int8 with", j.src.run.Info.Dataset)
 	}
 	path := filepath.Join(j.work, "representative.npy")
 	if err := writeNpyUint8(path, []int{rep.N(), rep.Size, rep.Size, 3}, rep.Pixels); err != nil {

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/graph"
@@ -84,7 +83,7 @@ func (c capiSignature) run(s *sample, start, end int, checkClasses bool) ([]floa
 	}
 	out, err := c.Session.Run(c.Signature, map[string]*graph.Tensor{c.Input: in}, fetch...)
 	if err != nil {
-		return nil, cli.Modelf("running %s of %s: %v", c.Signature, c.Session.Dir, err)
+		return nil, fault.New(fault.ToolFailed, "running %s of %s: %v", c.Signature, c.Session.Dir, err)
 	}
 	for _, t := range out {
 		defer t.Close()
@@ -94,7 +93,7 @@ func (c capiSignature) run(s *sample, start, end int, checkClasses bool) ([]floa
 		return nil, err
 	}
 	if len(probs) != (end-start)*len(c.Classes) {
-		return nil, cli.Modelf("%s of %s returned %d probabilities for %d images of %d classes",
+		return nil, fault.New(fault.ToolFailed, "%s of %s returned %d probabilities for %d images of %d classes",
 			c.Signature, c.Session.Dir, len(probs), end-start, len(c.Classes))
 	}
 	if checkClasses {
@@ -131,11 +130,11 @@ func (c capiSignature) checkClasses(t *graph.Tensor, n int) error {
 	}
 	k := len(c.Classes)
 	if len(names) != n*k {
-		return cli.Modelf("%s of %s returned %d class names for %d images of %d classes", c.Signature, c.Session.Dir, len(names), n, k)
+		return fault.New(fault.ToolFailed, "%s of %s returned %d class names for %d images of %d classes", c.Signature, c.Session.Dir, len(names), n, k)
 	}
 	for i, name := range names {
 		if string(name) != c.Classes[i%k] {
-			return cli.Modelf("%s of %s names class %d %q, the model calls it %q", c.Signature, c.Session.Dir, i%k, name, c.Classes[i%k])
+			return fault.New(fault.ToolFailed, "%s of %s names class %d %q, the model calls it %q", c.Signature, c.Session.Dir, i%k, name, c.Classes[i%k])
 		}
 	}
 	return nil
@@ -168,14 +167,14 @@ func (p pythonRuntime) predict(ctx context.Context, n, classes, batch int, progr
 	}
 	var timing scriptTiming
 	if err := json.Unmarshal(lastLine(stdout), &timing); err != nil || timing.Images != n {
-		return nil, cli.Modelf("%s printed %q, not its timing for %d images", p.Script, lastLine(stdout), n)
+		return nil, fault.New(fault.ToolFailed, "%s printed %q, not its timing for %d images", p.Script, lastLine(stdout), n)
 	}
 	probs, shape, err := readNpyFloat32(out)
 	if err != nil {
-		return nil, cli.Modelf("%s: %v", p.Script, err)
+		return nil, fault.New(fault.ToolFailed, "%s: %v", p.Script, err)
 	}
 	if !slices.Equal(shape, []int{n, classes}) {
-		return nil, cli.Modelf("%s wrote probabilities of shape %v, want [%d %d]", p.Script, shape, n, classes)
+		return nil, fault.New(fault.ToolFailed, "%s wrote probabilities of shape %v, want [%d %d]", p.Script, shape, n, classes)
 	}
 	perItem := time.Duration(timing.Seconds * float64(time.Second) / float64(n))
 	return &prediction{Probs: probs, PerItem: perItem}, nil

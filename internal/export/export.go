@@ -24,10 +24,10 @@ import (
 	"strings"
 
 	"github.com/xcept/xcept/internal/calibrate"
-	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/dataset"
 	"github.com/xcept/xcept/internal/device"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/model"
 	"github.com/xcept/xcept/internal/run"
@@ -89,33 +89,33 @@ var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 func (o *Options) Validate() error {
 	switch {
 	case o.RunDir == "":
-		return cli.Usagef("--run DIR is required: the run whose best checkpoint to export")
+		return fault.New(fault.BadValue, "--run DIR is required: the run whose best checkpoint to export")
 	case !slices.Contains(Formats, o.Format):
-		return cli.Usagef("--format %q: use one of %s", o.Format, strings.Join(Formats, ", "))
+		return fault.New(fault.BadValue, "--format %q: use one of %s", o.Format, strings.Join(Formats, ", "))
 	case !slices.Contains(Quantizations, o.Quantize):
-		return cli.Usagef("--quantize %q: use one of %s", o.Quantize, strings.Join(Quantizations, ", "))
+		return fault.New(fault.BadValue, "--quantize %q: use one of %s", o.Quantize, strings.Join(Quantizations, ", "))
 	case o.Format != TFLite && o.Quantize != QuantNone:
-		return cli.Usagef("--quantize %s applies to --format tflite only (%s exports float32)", o.Quantize, o.Format)
+		return fault.New(fault.BadValue, "--quantize %s applies to --format tflite only (%s exports float32)", o.Quantize, o.Format)
 	case o.Images < 1:
-		return cli.Usagef("--images %d: verify on at least 1 image", o.Images)
+		return fault.New(fault.BadValue, "--images %d: verify on at least 1 image", o.Images)
 	case o.BatchSize < 1:
-		return cli.Usagef("--batch-size %d: want at least 1", o.BatchSize)
+		return fault.New(fault.BadValue, "--batch-size %d: want at least 1", o.BatchSize)
 	case o.MinAgreement < 0 || o.MinAgreement > 1:
-		return cli.Usagef("--min-agreement %g: want a fraction in [0, 1] (0.99 is 99%%)", o.MinAgreement)
+		return fault.New(fault.BadValue, "--min-agreement %g: want a fraction in [0, 1] (0.99 is 99%%)", o.MinAgreement)
 	case o.Quantize == QuantInt8 && o.RepresentativeImages < 1:
-		return cli.Usagef("export.representative_images %d: int8 needs at least 1 calibration image", o.RepresentativeImages)
+		return fault.New(fault.BadValue, "export.representative_images %d: int8 needs at least 1 calibration image", o.RepresentativeImages)
 	case o.Format == ONNX && (o.ONNXOpset < 13 || o.ONNXOpset > 18):
-		return cli.Usagef("export.onnx_opset %d: tf2onnx converts to opsets 13 to 18", o.ONNXOpset)
+		return fault.New(fault.BadValue, "export.onnx_opset %d: tf2onnx converts to opsets 13 to 18", o.ONNXOpset)
 	case len(o.Splits) == 0:
-		return cli.Usagef("export.verify_splits is empty: give test, val or both")
+		return fault.New(fault.BadValue, "export.verify_splits is empty: give test, val or both")
 	}
 	for _, s := range o.Splits {
 		if !slices.Contains(VerifySplits, s) {
-			return cli.Usagef("export.verify_splits %q: verify on held-out images, test or val", s)
+			return fault.New(fault.BadValue, "export.verify_splits %q: verify on held-out images, test or val", s)
 		}
 	}
 	if o.Name != "" && !namePattern.MatchString(o.Name) {
-		return cli.Usagef("--name %q: use letters, digits, '.', '_' and '-', starting with a letter or digit", o.Name)
+		return fault.New(fault.BadValue, "--name %q: use letters, digits, '.', '_' and '-', starting with a letter or digit", o.Name)
 	}
 	return nil
 }
@@ -215,7 +215,7 @@ type source struct {
 func openSource(o Options, base string) (src *source, err error) {
 	abs, err := filepath.Abs(o.RunDir)
 	if err != nil {
-		return nil, cli.Usagef("--run %s: %v", o.RunDir, err)
+		return nil, fault.New(fault.BadValue, "--run %s: %v", o.RunDir, err)
 	}
 	r, err := run.Open(abs)
 	if err != nil {
@@ -239,7 +239,7 @@ func openSource(o Options, base string) (src *source, err error) {
 		Epoch int `json:"epoch"`
 	}
 	if err := r.LoadState(run.Best, &state); err != nil {
-		return nil, cli.Modelf("--run %s: reading the best checkpoint's state: %v", o.RunDir, err)
+		return nil, fault.New(fault.ToolFailed, "--run %s: reading the best checkpoint's state: %v", o.RunDir, err)
 	}
 	info, err := model.ReadInfo(r.Info.Model)
 	if err != nil {
@@ -247,7 +247,7 @@ func openSource(o Options, base string) (src *source, err error) {
 	}
 	m, err := dataset.ReadManifest(r.Info.Dataset)
 	if err != nil {
-		return nil, cli.Dataf("run %s: dataset %s: %v", r.Dir, r.Info.Dataset, err)
+		return nil, fault.New(fault.BadData, "run %s: dataset %s: %v", r.Dir, r.Info.Dataset, err)
 	}
 	if err := contract.CheckFit(info.Fit(), m.Fit(r.Info.Dataset), "run "+r.Dir+" was trained on other data: prepare its dataset again or train a new run"); err != nil {
 		return nil, err
@@ -266,11 +266,11 @@ func (o *Options) exportName() (string, error) {
 	}
 	abs, err := filepath.Abs(o.RunDir)
 	if err != nil {
-		return "", cli.Usagef("--run %s: %v", o.RunDir, err)
+		return "", fault.New(fault.BadValue, "--run %s: %v", o.RunDir, err)
 	}
 	name := filepath.Base(abs)
 	if !namePattern.MatchString(name) {
-		return "", cli.Usagef("the run folder's name %q cannot name an export: give --name", name)
+		return "", fault.New(fault.BadValue, "the run folder's name %q cannot name an export: give --name", name)
 	}
 	return name, nil
 }
@@ -283,7 +283,7 @@ func (o *Options) base(name string) (string, error) {
 	}
 	out, err := filepath.Abs(out)
 	if err != nil {
-		return "", cli.Usagef("--out %s: %v", o.Out, err)
+		return "", fault.New(fault.BadValue, "--out %s: %v", o.Out, err)
 	}
 	if o.Format == SavedModel {
 		return filepath.Join(out, name), nil

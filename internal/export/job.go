@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/xcept/xcept/internal/calibrate"
-	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/device"
 	"github.com/xcept/xcept/internal/fault"
@@ -114,7 +113,7 @@ func (j *job) open(ctx context.Context) error {
 	j.lock = j.src.lock
 	if o.Format != SavedModel {
 		if _, err := pyenv.Python(); err != nil {
-			return cli.Modelf("--format %s is converted by a script of xcept's Python environment: %v", o.Format, err)
+			return fault.New(fault.NotAModel, "--format %s is converted by a script of xcept's Python environment: %v", o.Format, err)
 		}
 	}
 	info := j.src.info
@@ -122,7 +121,7 @@ func (j *job) open(ctx context.Context) error {
 		return err
 	}
 	if j.sample.N() == 0 {
-		return cli.Dataf("dataset %s has no %s images to verify the export on: set export.verify_splits to a split that has some",
+		return fault.New(fault.BadData, "dataset %s has no %s images to verify the export on: set export.verify_splits to a split that has some",
 			j.src.run.Info.Dataset, strings.Join(o.Splits, " or "))
 	}
 	if j.ref, err = model.OpenServing(j.src.run.Info.Model, o.Session); err != nil {
@@ -202,23 +201,25 @@ func (j *job) describe() string {
 	return "TFLite " + j.o.Quantize
 }
 
-// writeError gives an error without a kind one: a failed write is the
+// writeError gives an error without a reason one: a failed write is the
 // output folder's problem (full, read-only), anything else TensorFlow's.
+// An error with a reason is kept (the command layer's net, cli.AsWriteFailure,
+// still turns a full disk behind it into a data error).
 func (j *job) writeError(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return fault.ErrInterrupted
 	}
-	if cli.KindOf(err) != cli.KindInternal {
-		return cli.AsWriteFailure(err)
+	if fault.ReasonOf(err) != fault.Unknown {
+		return err
 	}
 	if werr := fault.WriteFailed(j.st.Base, err); werr != err {
 		return werr
 	}
 	var pe *os.PathError
 	if errors.As(err, &pe) {
-		return cli.Dataf("--out %s: %v", filepath.Dir(j.st.Base), err)
+		return fault.New(fault.CannotWrite, "--out %s: %v", filepath.Dir(j.st.Base), err)
 	}
-	return cli.Modelf("%v", err)
+	return fault.New(fault.ToolFailed, "%v", err)
 }
 
 // gate fails the export when a candidate agrees with the trained model on
@@ -231,7 +232,7 @@ func (j *job) gate() error {
 		return nil
 	}
 	a := worst.Agreement
-	return cli.Gatef("export gate: %s agrees with the trained model on %.2f%% of %d images (%d differ), %.2f points below --min-agreement %.2f%%; nothing was exported",
+	return fault.New(fault.GateFailed, "export gate: %s agrees with the trained model on %.2f%% of %d images (%d differ), %.2f points below --min-agreement %.2f%%; nothing was exported",
 		worst.Name, 100*a.Agreement, v.Images, a.Disagreements, 100*(v.MinAgreement-a.Agreement), 100*v.MinAgreement)
 }
 
@@ -295,7 +296,7 @@ func (j *job) verify(ctx context.Context, candidates []candidate) error {
 		}
 		a, err := compare(want.Probs, got.Probs, j.sample.N(), k)
 		if err != nil {
-			return cli.Modelf("%s: %v", c.check.Name, err)
+			return fault.New(fault.ToolFailed, "%s: %v", c.check.Name, err)
 		}
 		check := c.check
 		check.LatencyMS, check.Accuracy, check.Agreement = perImage(got.PerItem), accuracy(got.Probs, j.sample.Labels, k), &a

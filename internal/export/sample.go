@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 
-	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/dataset"
 	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/loader"
@@ -40,7 +39,7 @@ func (s *sample) image(i int) []uint8 {
 func loadSample(ctx context.Context, shards []string, size, classes, n int, encoded bool) (*sample, error) {
 	l, err := loader.Open(ctx, loader.Options{Shards: shards, ImageSize: size, Classes: classes, BatchSize: 32})
 	if err != nil {
-		return nil, cli.Dataf("%v", err)
+		return nil, fault.New(fault.BadData, "%v", err)
 	}
 	defer l.Close()
 	s := &sample{Size: size}
@@ -82,7 +81,7 @@ func (s *sample) readEncoded(shards []string) error {
 		}
 	}
 	if len(s.Encoded) != s.N() {
-		return cli.Dataf("the shards hold %d records, the loader read %d images", len(s.Encoded), s.N())
+		return fault.New(fault.BadData, "the shards hold %d records, the loader read %d images", len(s.Encoded), s.N())
 	}
 	return nil
 }
@@ -90,7 +89,7 @@ func (s *sample) readEncoded(shards []string) error {
 func (s *sample) readShard(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return cli.Dataf("%v", err)
+		return fault.New(fault.BadData, "%v", err)
 	}
 	defer f.Close()
 	r := tfrecord.NewReader(f)
@@ -100,15 +99,15 @@ func (s *sample) readShard(path string) error {
 			return nil
 		}
 		if err != nil {
-			return cli.Dataf("%s: %v", path, err)
+			return fault.New(fault.BadData, "%s: %v", path, err)
 		}
 		ex, err := tfexample.Unmarshal(rec)
 		if err != nil {
-			return cli.Dataf("%s: %v", path, err)
+			return fault.New(fault.BadData, "%s: %v", path, err)
 		}
 		data, err := ex.Bytes(dataset.KeyEncoded)
 		if err != nil {
-			return cli.Dataf("%s: %v", path, err)
+			return fault.New(fault.BadData, "%s: %v", path, err)
 		}
 		i := len(s.Encoded)
 		if name, err := ex.Bytes(dataset.KeyName); err == nil && string(name) != s.Files[i] {

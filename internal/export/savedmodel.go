@@ -7,8 +7,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/model"
 	"github.com/xcept/xcept/internal/trust"
@@ -30,7 +30,7 @@ func writeSavedModel(ref *model.Model, dst string) error {
 	serving := filepath.Join(ref.Dir, model.ServingDir)
 	entries, err := os.ReadDir(serving)
 	if err != nil {
-		return cli.Modelf("%v", err)
+		return fault.New(fault.ToolFailed, "%v", err)
 	}
 	for _, e := range entries {
 		src, target := filepath.Join(serving, e.Name()), filepath.Join(dst, e.Name())
@@ -53,7 +53,7 @@ func writeSavedModel(ref *model.Model, dst string) error {
 		return err
 	}
 	if err := ref.Session.Save(filepath.Join(dst, variablesDir, variablesDir)); err != nil {
-		return cli.Modelf("saving the best weights into the SavedModel: %v", err)
+		return fault.New(fault.ToolFailed, "saving the best weights into the SavedModel: %v", err)
 	}
 	if err := ensureLabels(filepath.Join(dst, contract.LabelsAsset), ref.Info.Classes); err != nil {
 		return err
@@ -82,7 +82,7 @@ func ensureLabels(path string, classes []string) error {
 		return err
 	}
 	if string(got) != want {
-		return cli.Modelf("the serving model's %s lists %q, model.json %q: rebuild the model with `xcept prepare`",
+		return fault.New(fault.NotAModel, "the serving model's %s lists %q, model.json %q: rebuild the model with `xcept prepare`",
 			contract.LabelsAsset, strings.Fields(string(got)), classes)
 	}
 	return nil
@@ -101,12 +101,12 @@ func (j *job) exportSavedModel(ctx context.Context) error {
 	j.p.printf("wrote the SavedModel (%s); loading it back through the C API", formatBytes(size))
 	s, err := graph.LoadSavedModel(dst, j.o.Session)
 	if err != nil {
-		return cli.Modelf("the exported SavedModel does not load: %v", err)
+		return fault.New(fault.ToolFailed, "the exported SavedModel does not load: %v", err)
 	}
 	defer s.Close()
 	for _, key := range []string{contract.SigServing, contract.SigImages} {
 		if _, err := s.Signature(key); err != nil {
-			return cli.Modelf("the serving model lacks signature %s (%v): rebuild the model with `xcept prepare`", key, err)
+			return fault.New(fault.NotAModel, "the serving model lacks signature %s (%v): rebuild the model with `xcept prepare`", key, err)
 		}
 	}
 	j.res.Signatures = savedModelSignatures(s.MetaGraph, j.src.info.ImageSize)
