@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/export"
 	"github.com/xcept/xcept/internal/fault"
@@ -37,7 +36,7 @@ func ValidEngine(e string) error {
 			return nil
 		}
 	}
-	return cli.Usagef("runtime.engine (--engine) %q: use one of %s", e, strings.Join(Engines, ", "))
+	return fault.New(fault.BadValue, "runtime.engine (--engine) %q: use one of %s", e, strings.Join(Engines, ", "))
 }
 
 // EngineOptions are what opening a model for inference takes.
@@ -69,12 +68,12 @@ func ParseProviders(s string) ([]string, error) {
 			continue
 		}
 		if !slices.Contains(ort.Providers, p) {
-			return nil, cli.Usagef("runtime.onnxruntime_providers %q: %q is not one of %s", s, p, strings.Join(ort.Providers, ", "))
+			return nil, fault.New(fault.BadValue, "runtime.onnxruntime_providers %q: %q is not one of %s", s, p, strings.Join(ort.Providers, ", "))
 		}
 		out = append(out, p)
 	}
 	if len(out) == 0 {
-		return nil, cli.Usagef("runtime.onnxruntime_providers %q: name at least one of %s", s, strings.Join(ort.Providers, ", "))
+		return nil, fault.New(fault.BadValue, "runtime.onnxruntime_providers %q: name at least one of %s", s, strings.Join(ort.Providers, ", "))
 	}
 	return out, nil
 }
@@ -147,7 +146,7 @@ func chooseONNX(ctx context.Context, r *run.Run, o EngineOptions) (*Pixels, erro
 	if err == nil {
 		return p, nil
 	}
-	if o.Engine == EngineONNXRuntime || cli.KindOf(err) == cli.KindInterrupted || cli.KindOf(err) == cli.KindData {
+	if o.Engine == EngineONNXRuntime || fault.ReasonOf(err) == fault.Interrupted || fault.BlamesData(err) {
 		return nil, err
 	}
 	o.Say("engine: tensorflow (runtime.engine auto, onnxruntime not used: %s)", oneLine(err))
@@ -159,10 +158,10 @@ func chooseONNX(ctx context.Context, r *run.Run, o EngineOptions) (*Pixels, erro
 // error (exit 5), naming what is missing or what failed.
 func openONNX(ctx context.Context, r *run.Run, o EngineOptions) (*Pixels, error) {
 	if err := ort.Load(); err != nil {
-		return nil, cli.Modelf("%v", err)
+		return nil, fault.New(fault.ToolFailed, "%v", err)
 	}
 	if !r.HasCheckpoint(run.Best) {
-		return nil, cli.Modelf("--run %s has no best checkpoint yet: train it first with `xcept train --run %s`", r.Dir, r.Dir)
+		return nil, fault.New(fault.NoCheckpoint, "--run %s has no best checkpoint yet: train it first with `xcept train --run %s`", r.Dir, r.Dir)
 	}
 	info, err := model.ReadInfo(r.Info.Model)
 	if err != nil {
@@ -177,11 +176,11 @@ func openONNX(ctx context.Context, r *run.Run, o EngineOptions) (*Pixels, error)
 	}
 	s, err := ort.Open(path, o.ORT())
 	if err != nil {
-		return nil, cli.Modelf("%v", err)
+		return nil, fault.New(fault.ToolFailed, "%v", err)
 	}
 	if s.Size != info.ImageSize || s.Classes != info.NumClasses {
 		s.Close()
-		return nil, cli.Modelf("%s takes %d px images to %d classes, the model %d px to %d: delete it and run again", path, s.Size, s.Classes, info.ImageSize, info.NumClasses)
+		return nil, fault.New(fault.NotAModel, "%s takes %d px images to %d classes, the model %d px to %d: delete it and run again", path, s.Size, s.Classes, info.ImageSize, info.NumClasses)
 	}
 	how := "the cached conversion of the best checkpoint"
 	if converted {
@@ -210,7 +209,7 @@ func ONNXKey(r *run.Run, opset int) (string, error) {
 	prefix := r.CheckpointPrefix(run.Best)
 	index, err := os.ReadFile(prefix + ".index")
 	if err != nil {
-		return "", cli.Modelf("reading the best checkpoint: %v", err)
+		return "", fault.New(fault.ToolFailed, "reading the best checkpoint: %v", err)
 	}
 	fmt.Fprintf(h, "index %d\n", len(index))
 	h.Write(index)
@@ -218,13 +217,13 @@ func ONNXKey(r *run.Run, opset int) (string, error) {
 	for _, s := range shards {
 		st, err := os.Stat(s)
 		if err != nil {
-			return "", cli.Modelf("reading the best checkpoint: %v", err)
+			return "", fault.New(fault.ToolFailed, "reading the best checkpoint: %v", err)
 		}
 		fmt.Fprintf(h, "data %s %d\n", filepath.Base(s), st.Size())
 	}
 	graphDef, err := os.ReadFile(filepath.Join(r.Info.Model, model.ServingDir, "saved_model.pb"))
 	if err != nil {
-		return "", cli.Modelf("reading the serving model: %v", err)
+		return "", fault.New(fault.ToolFailed, "reading the serving model: %v", err)
 	}
 	fmt.Fprintf(h, "graph %d\n", len(graphDef))
 	h.Write(graphDef)
@@ -250,7 +249,7 @@ func CachedONNX(ctx context.Context, r *run.Run, o EngineOptions) (string, bool,
 		if ctx.Err() != nil {
 			return "", false, fault.ErrInterrupted
 		}
-		return "", false, cli.Modelf("converting the best checkpoint to ONNX failed: %s", oneLine(err))
+		return "", false, fault.New(fault.ToolFailed, "converting the best checkpoint to ONNX failed: %s", oneLine(err))
 	}
 	removeOtherONNX(dir, path)
 	return path, true, nil
@@ -325,7 +324,7 @@ func OpenFeatures(ctx context.Context, m *model.Model, o EngineOptions) (*Featur
 	if err == nil {
 		return f, nil
 	}
-	if o.Engine == EngineONNXRuntime || cli.KindOf(err) == cli.KindInterrupted {
+	if o.Engine == EngineONNXRuntime || fault.ReasonOf(err) == fault.Interrupted {
 		return nil, err
 	}
 	o.Say("feature cache engine: tensorflow (runtime.engine auto, onnxruntime not used: %s)", oneLine(err))
@@ -334,12 +333,12 @@ func OpenFeatures(ctx context.Context, m *model.Model, o EngineOptions) (*Featur
 
 func openFeaturesONNX(ctx context.Context, m *model.Model, o EngineOptions) (*Features, error) {
 	if err := ort.Load(); err != nil {
-		return nil, cli.Modelf("%v", err)
+		return nil, fault.New(fault.ToolFailed, "%v", err)
 	}
 	dir := m.Session.Dir
 	if o.Engine == EngineAuto {
 		if ok, _ := export.HasFeaturesONNX(dir); !ok {
-			return nil, cli.Modelf("no cached conversion of this model's base, and converting one does not pay for a cache build (runtime.engine onnxruntime converts)")
+			return nil, fault.New(fault.ToolFailed, "no cached conversion of this model's base, and converting one does not pay for a cache build (runtime.engine onnxruntime converts)")
 		}
 	}
 	path, converted, err := export.CachedFeaturesONNX(ctx, dir, o.Progress)
@@ -347,15 +346,15 @@ func openFeaturesONNX(ctx context.Context, m *model.Model, o EngineOptions) (*Fe
 		if ctx.Err() != nil {
 			return nil, fault.ErrInterrupted
 		}
-		return nil, cli.Modelf("converting the base's features to ONNX failed: %s", oneLine(err))
+		return nil, fault.New(fault.ToolFailed, "converting the base's features to ONNX failed: %s", oneLine(err))
 	}
 	s, err := ort.OpenFeatures(path, o.ORT())
 	if err != nil {
-		return nil, cli.Modelf("%v", err)
+		return nil, fault.New(fault.ToolFailed, "%v", err)
 	}
 	if s.Size != m.Info.ImageSize || s.Classes != m.Info.FeatureDim {
 		s.Close()
-		return nil, cli.Modelf("%s takes %d px images to %d features, the model %d px to %d: delete it and run again", path, s.Size, s.Classes, m.Info.ImageSize, m.Info.FeatureDim)
+		return nil, fault.New(fault.NotAModel, "%s takes %d px images to %d features, the model %d px to %d: delete it and run again", path, s.Size, s.Classes, m.Info.ImageSize, m.Info.FeatureDim)
 	}
 	how := "the cached conversion of the model's base"
 	if converted {

@@ -9,7 +9,6 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/dataset"
 	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/imageio"
@@ -83,7 +82,7 @@ func PredictRecords(ctx context.Context, m *Pixels, shards []string, batchSize i
 		}
 		probs, err := predictViews(m, b.Images, b.N(), ev)
 		if err != nil {
-			return nil, cli.Modelf("predicting %s: %v", m.Dir, err)
+			return nil, fault.New(fault.ToolFailed, "predicting %s: %v", m.Dir, err)
 		}
 		for i, row := range Rows(probs, b.N()) {
 			ev.Rows = append(ev.Rows, metrics.Row{File: b.Files[i], True: int(b.Labels[i]), Pred: Argmax(row), Probs: row})
@@ -123,7 +122,7 @@ func PredictLabelled(ctx context.Context, m *Pixels, files []LabelledFile, fit i
 		}
 		probs, err := predictViews(m, images, len(kept), ev)
 		if err != nil {
-			return nil, cli.Modelf("predicting %s: %v", m.Dir, err)
+			return nil, fault.New(fault.ToolFailed, "predicting %s: %v", m.Dir, err)
 		}
 		for i, row := range Rows(probs, len(kept)) {
 			ev.Rows = append(ev.Rows, metrics.Row{File: kept[i].Path, True: kept[i].Label, Pred: Argmax(row), Probs: row})
@@ -173,7 +172,7 @@ func RecordImages(shards []string, want map[int]bool) (map[int][]byte, error) {
 		}
 		f, err := os.Open(path)
 		if err != nil {
-			return nil, cli.Dataf("%s: %v", path, err)
+			return nil, fault.New(fault.BadData, "%s: %v", path, err)
 		}
 		r := tfrecord.NewReader(f)
 		for ; ; index++ {
@@ -183,7 +182,7 @@ func RecordImages(shards []string, want map[int]bool) (map[int][]byte, error) {
 			}
 			if err != nil {
 				f.Close()
-				return nil, cli.Dataf("%s: %v", path, err)
+				return nil, fault.New(fault.BadData, "%s: %v", path, err)
 			}
 			if !want[index] {
 				continue
@@ -191,7 +190,7 @@ func RecordImages(shards []string, want map[int]bool) (map[int][]byte, error) {
 			ex, err := tfexample.Unmarshal(rec)
 			if err != nil {
 				f.Close()
-				return nil, cli.Dataf("%s record %d: %v", path, index, err)
+				return nil, fault.New(fault.BadData, "%s record %d: %v", path, index, err)
 			}
 			if img, err := ex.Bytes(dataset.KeyEncoded); err == nil {
 				out[index] = img

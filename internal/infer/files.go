@@ -11,9 +11,9 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/dataset"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/imageio"
 )
 
@@ -183,7 +183,7 @@ type LabelledFile struct {
 func ScanLabelled(dir string, classes []string, flag string) ([]LabelledFile, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, cli.Dataf("%s %s: %v", flag, dir, fileError(dir, err).Detail)
+		return nil, fault.New(fault.BadData, "%s %s: %v", flag, dir, fileError(dir, err).Detail)
 	}
 	index := map[string]int{}
 	for i, c := range classes {
@@ -200,20 +200,20 @@ func ScanLabelled(dir string, classes []string, flag string) ([]LabelledFile, er
 	}
 	sort.Strings(names)
 	if len(names) == 0 {
-		return nil, cli.Dataf("%s %s: no class folders (want one sub-folder per class: %s)", flag, dir, contract.ShortList(classes))
+		return nil, fault.New(fault.BadData, "%s %s: no class folders (want one sub-folder per class: %s)", flag, dir, contract.ShortList(classes))
 	}
 	var files []LabelledFile
 	for _, name := range names {
 		label, ok := index[name]
 		if !ok {
-			return nil, cli.Dataf("%s %s: class folder %q is not a class of the model (%s)", flag, dir, name, contract.ShortList(classes))
+			return nil, fault.New(fault.BadData, "%s %s: class folder %q is not a class of the model (%s)", flag, dir, name, contract.ShortList(classes))
 		}
 		for _, in := range walkFolder(filepath.Join(dir, name)) {
 			files = append(files, LabelledFile{Input: in, Label: label})
 		}
 	}
 	if len(files) == 0 {
-		return nil, cli.Dataf("%s %s: the class folders hold no files", flag, dir)
+		return nil, fault.New(fault.BadData, "%s %s: the class folders hold no files", flag, dir)
 	}
 	return files, nil
 }

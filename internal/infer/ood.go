@@ -4,7 +4,7 @@ import (
 	"context"
 
 	"github.com/xcept/xcept/internal/calibrate"
-	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/imageio"
 )
 
@@ -53,7 +53,7 @@ func Probabilities(ev *Evaluated) ([]float32, []int32) {
 // predictions (evaluated with Pixels.TTA).
 func MeasureTTA(ev *Evaluated, k int) (*calibrate.TTA, error) {
 	if len(ev.Flipped) != len(ev.Rows) {
-		return nil, cli.Modelf("test-time augmentation: %d mirrored predictions for %d images", len(ev.Flipped), len(ev.Rows))
+		return nil, fault.New(fault.ToolFailed, "test-time augmentation: %d mirrored predictions for %d images", len(ev.Flipped), len(ev.Rows))
 	}
 	plain, labels := Probabilities(ev)
 	var flipped []float32

@@ -2,8 +2,8 @@ package infer
 
 import (
 	"github.com/xcept/xcept/internal/calibrate"
-	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/export"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/model"
 	"github.com/xcept/xcept/internal/run"
 )
@@ -25,7 +25,7 @@ func (s *Serving) Rejection() (*calibrate.Rejection, error) {
 		return nil, s.rejectErr
 	}
 	if s.reject == nil {
-		return nil, cli.Modelf("%s has no \"unknown\" threshold: %s", s.rejectFrom, s.rejectFix)
+		return nil, fault.New(fault.NotAModel, "%s has no \"unknown\" threshold: %s", s.rejectFrom, s.rejectFix)
 	}
 	return s.reject, nil
 }
@@ -41,7 +41,7 @@ func (s *Serving) setRunRejection(r *run.Run, info *model.Info) {
 func (s *Serving) setExportRejection(dir, versionDir string) {
 	c, err := export.ReadCalibration(versionDir)
 	if err != nil {
-		s.rejectErr = cli.Modelf("--model %s: %v", dir, err)
+		s.rejectErr = fault.New(fault.ToolFailed, "--model %s: %v", dir, err)
 		return
 	}
 	if c != nil {

@@ -10,7 +10,6 @@ import (
 	"sync"
 
 	"github.com/xcept/xcept/internal/calibrate"
-	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/graph"
@@ -49,12 +48,12 @@ type Serving struct {
 func NewServing(s *graph.Session, classes []string) (*Serving, error) {
 	sig, err := s.Signature(contract.SigServing)
 	if err != nil {
-		return nil, cli.Modelf("%v", err)
+		return nil, fault.New(fault.ToolFailed, "%v", err)
 	}
 	in, ok := sig.Inputs[contract.InImageBytes]
 	_, hasProbs := sig.Outputs[contract.OutProbabilities]
 	if !ok || in.DType != graph.String || !hasProbs {
-		return nil, cli.Modelf("%s: %s does not take encoded images (%s) to probabilities: rebuild the model with this xcept",
+		return nil, fault.New(fault.NotAModel, "%s: %s does not take encoded images (%s) to probabilities: rebuild the model with this xcept",
 			s.Dir, contract.SigServing, contract.InImageBytes)
 	}
 	return &Serving{Session: s, Classes: classes, Engine: EngineTensorFlow}, nil
@@ -98,16 +97,16 @@ func OpenSavedModel(dir string, opts graph.SessionOptions, allowUntrusted bool) 
 	}
 	if !allowUntrusted {
 		if err := trust.Check(path); err != nil {
-			return nil, cli.Modelf("--model %s: %v", dir, err)
+			return nil, fault.New(fault.ToolFailed, "--model %s: %v", dir, err)
 		}
 	}
 	labels, err := metrics.ReadLabels(filepath.Join(path, contract.LabelsAsset))
 	if err != nil {
-		return nil, cli.Modelf("--model %s: no class names (%v): export the model with xcept, or add %s", dir, err, contract.LabelsAsset)
+		return nil, fault.New(fault.NotAModel, "--model %s: no class names (%v): export the model with xcept, or add %s", dir, err, contract.LabelsAsset)
 	}
 	s, err := graph.LoadSavedModel(path, opts)
 	if err != nil {
-		return nil, cli.Modelf("--model %s: loading %s: %v", dir, path, err)
+		return nil, fault.New(fault.ToolFailed, "--model %s: loading %s: %v", dir, path, err)
 	}
 	sv, err := NewServing(s, labels.Names)
 	if err != nil {
@@ -125,7 +124,7 @@ func OpenSavedModel(dir string, opts graph.SessionOptions, allowUntrusted bool) 
 func ResolveSavedModel(dir string) (string, error) {
 	st, err := os.Stat(dir)
 	if err != nil || !st.IsDir() {
-		return "", cli.Dataf("--model %s: no such folder", dir)
+		return "", fault.New(fault.BadData, "--model %s: no such folder", dir)
 	}
 	if isSavedModel(dir) {
 		return dir, nil
@@ -136,10 +135,10 @@ func ResolveSavedModel(dir string) (string, error) {
 		return v.Dir, nil
 	}
 	if _, err := os.Stat(filepath.Join(dir, model.InfoFile)); err == nil {
-		return "", cli.Dataf("--model %s is a model folder: pass %s, or --run for trained weights",
+		return "", fault.New(fault.BadData, "--model %s is a model folder: pass %s, or --run for trained weights",
 			dir, filepath.Join(dir, model.ServingDir))
 	}
-	return "", cli.Dataf("--model %s: no SavedModel here (want saved_model.pb, or version folders 1/, 2/ ... as TF Serving has them)", dir)
+	return "", fault.New(fault.BadData, "--model %s: no SavedModel here (want saved_model.pb, or version folders 1/, 2/ ... as TF Serving has them)", dir)
 }
 
 func isSavedModel(dir string) bool {
@@ -178,7 +177,7 @@ func (s *Serving) Predict(encoded [][]byte) ([]float32, error) {
 		return nil, err
 	}
 	if len(probs) != len(encoded)*len(s.Classes) {
-		return nil, cli.Modelf("%s: %d probabilities for %d images of %d classes: the model and its labels.txt disagree",
+		return nil, fault.New(fault.NotAModel, "%s: %d probabilities for %d images of %d classes: the model and its labels.txt disagree",
 			s.Session.Dir, len(probs), len(encoded), len(s.Classes))
 	}
 	return probs, nil
@@ -286,7 +285,7 @@ func (s *Serving) predictBatch(preds []Prediction, feeds [][]byte, lim Limits) e
 		}
 		return nil
 	}
-	if cli.KindOf(err) != cli.KindInternal {
+	if fault.ReasonOf(err) != fault.Unknown {
 		return err
 	}
 	for _, i := range idx {
@@ -295,10 +294,10 @@ func (s *Serving) predictBatch(preds []Prediction, feeds [][]byte, lim Limits) e
 		}
 		png, perr := reencodePNG(preds[i].Input, lim)
 		if perr != nil {
-			return cli.Modelf("predicting %s: %v", preds[i].Path, oneLine(err))
+			return fault.New(fault.ToolFailed, "predicting %s: %v", preds[i].Path, oneLine(err))
 		}
 		if preds[i].Probs, err = s.Predict([][]byte{png}); err != nil {
-			return cli.Modelf("predicting %s: %v", preds[i].Path, oneLine(err))
+			return fault.New(fault.ToolFailed, "predicting %s: %v", preds[i].Path, oneLine(err))
 		}
 		preds[i].Converted = "tensorflow-refused-file"
 	}
@@ -330,7 +329,7 @@ func (s *Serving) predictPixels(inputs []Input, lim Limits) ([]Prediction, error
 	}
 	probs, err := s.pixels.onnx.PredictFloat(images, len(idx))
 	if err != nil {
-		return nil, cli.Modelf("predicting with %s: %v", s.pixels.Dir, err)
+		return nil, fault.New(fault.ToolFailed, "predicting with %s: %v", s.pixels.Dir, err)
 	}
 	k := len(s.Classes)
 	for j, i := range idx {
