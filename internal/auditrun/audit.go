@@ -198,11 +198,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if ctx.Err() != nil {
 			return nil, fault.ErrInterrupted
 		}
-		return nil, cli.Dataf("label audit of %s: %v", r.Dir, err)
+		return nil, fault.New(fault.BadData, "label audit of %s: %v", r.Dir, err)
 	}
 	cl, err := audit.FindLabelIssues(labels, oof.Probs, k)
 	if err != nil {
-		return nil, cli.Dataf("label audit of %s: %v", r.Dir, err)
+		return nil, fault.New(fault.BadData, "label audit of %s: %v", r.Dir, err)
 	}
 	issues := make([]Issue, len(cl.Issues))
 	for rank, j := range cl.Issues {
@@ -287,7 +287,7 @@ func (r *Result) GateError() error {
 	if r.Gate == nil || r.Gate.Passed {
 		return nil
 	}
-	return cli.Gatef("gate failed: label issues %d (%.1f%% of %d images) > %d (--max-label-issues %s)",
+	return fault.New(fault.GateFailed, "gate failed: label issues %d (%.1f%% of %d images) > %d (--max-label-issues %s)",
 		r.LabelIssues, 100*r.IssueShare, r.Images, r.Gate.Max, r.Gate.Limit)
 }
 

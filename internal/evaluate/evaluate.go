@@ -15,6 +15,7 @@ import (
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/device"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/infer"
 	"github.com/xcept/xcept/internal/metrics"
 	"github.com/xcept/xcept/internal/model"
@@ -47,26 +48,26 @@ func (o *Options) Validate() error {
 		return o.validateRun()
 	}
 	if o.Predictions == "" {
-		return cli.Usagef("--run runs/NAME or --predictions FILE is required (see --help)")
+		return fault.New(fault.BadValue, "--run runs/NAME or --predictions FILE is required (see --help)")
 	}
 	if o.Labels == "" {
-		return cli.Usagef("--labels labels.txt is required with --predictions: it gives the classes and their order")
+		return fault.New(fault.BadValue, "--labels labels.txt is required with --predictions: it gives the classes and their order")
 	}
 	switch {
 	case o.OOD != "":
-		return cli.Usagef("--ood needs --run: it predicts the folder with the run's model")
+		return fault.New(fault.BadValue, "--ood needs --run: it predicts the folder with the run's model")
 	case o.TTA:
-		return cli.Usagef("--tta needs --run: it predicts mirrored images with the run's model")
+		return fault.New(fault.BadValue, "--tta needs --run: it predicts mirrored images with the run's model")
 	}
 	if o.TopK < 1 {
-		return cli.Usagef("--top-k %d: want 1 or more", o.TopK)
+		return fault.New(fault.BadValue, "--top-k %d: want 1 or more", o.TopK)
 	}
 	if o.Out == "" {
 		base := strings.TrimSuffix(filepath.Base(o.Predictions), filepath.Ext(o.Predictions))
 		o.Out = filepath.Join(filepath.Dir(o.Predictions), base+"-report")
 	}
 	if sameFile(o.Predictions, filepath.Join(o.Out, report.FilePredictions)) {
-		return cli.Usagef("--out %s would overwrite the input %s: choose another --out", o.Out, o.Predictions)
+		return fault.New(fault.BadValue, "--out %s would overwrite the input %s: choose another --out", o.Out, o.Predictions)
 	}
 	return nil
 }
@@ -74,24 +75,24 @@ func (o *Options) Validate() error {
 func (o *Options) validateRun() error {
 	switch {
 	case o.Predictions != "":
-		return cli.Usagef("--run and --predictions exclude each other: evaluate a run's model, or a predictions file")
+		return fault.New(fault.BadValue, "--run and --predictions exclude each other: evaluate a run's model, or a predictions file")
 	case o.Labels != "":
-		return cli.Usagef("--labels is for --predictions: a run knows its classes")
+		return fault.New(fault.BadValue, "--labels is for --predictions: a run knows its classes")
 	case o.TopK < 1:
-		return cli.Usagef("--top-k %d: want 1 or more", o.TopK)
+		return fault.New(fault.BadValue, "--top-k %d: want 1 or more", o.TopK)
 	case o.Batch < 1:
-		return cli.Usagef("--batch %d: want 1 or more", o.Batch)
+		return fault.New(fault.BadValue, "--batch %d: want 1 or more", o.Batch)
 	case o.Split == "":
-		return cli.Usagef("--split is empty: give test, val, train or a folder")
+		return fault.New(fault.BadValue, "--split is empty: give test, val, train or a folder")
 	}
 	for _, g := range o.Gates {
 		if g.Metric == metrics.GateOODAUROC && o.OOD == "" {
-			return cli.Usagef("%s needs --ood DIR: a folder of images of none of the classes", g)
+			return fault.New(fault.BadValue, "%s needs --ood DIR: a folder of images of none of the classes", g)
 		}
 	}
 	if o.OOD != "" {
 		if st, err := os.Stat(o.OOD); err != nil || !st.IsDir() {
-			return cli.Dataf("--ood %s: no such folder (want a folder of images of none of the classes)", o.OOD)
+			return fault.New(fault.BadData, "--ood %s: no such folder (want a folder of images of none of the classes)", o.OOD)
 		}
 	}
 	return nil
@@ -128,7 +129,7 @@ func runPredictions(o Options) (*Result, error) {
 		return nil, err
 	}
 	if err := metrics.CheckClasses(o.Gates, labels.Names); err != nil {
-		return nil, cli.Usagef("%v in %s", err, o.Labels)
+		return nil, fault.New(fault.BadValue, "%v in %s", err, o.Labels)
 	}
 	rows, err := metrics.ReadPredictions(o.Predictions, labels)
 	if err != nil {
@@ -185,7 +186,7 @@ func runModel(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	if err := metrics.CheckClasses(o.Gates, info.Classes); err != nil {
-		return nil, cli.Usagef("%v of the model", err)
+		return nil, fault.New(fault.BadValue, "%v of the model", err)
 	}
 	src, err := newSource(r, info, o)
 	if err != nil {
@@ -201,7 +202,7 @@ func runModel(ctx context.Context, o Options) (*Result, error) {
 	var reject *calibrate.Rejection
 	if o.OOD != "" {
 		if reject = infer.RunRejection(r, info); reject == nil {
-			return nil, cli.Modelf("--ood: run %s has no \"unknown\" threshold (calibration.reject in run.json): train or finetune it with a model that holds a temperature (prepare rebuilds the model)", r.Dir)
+			return nil, fault.New(fault.NotAModel, "--ood: run %s has no \"unknown\" threshold (calibration.reject in run.json): train or finetune it with a model that holds a temperature (prepare rebuilds the model)", r.Dir)
 		}
 	}
 	m.TTA = o.TTA
@@ -210,7 +211,7 @@ func runModel(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	if len(ev.Rows) == 0 {
-		return nil, cli.Dataf("%s: no image could be evaluated", src.name)
+		return nil, fault.New(fault.BadData, "%s: no image could be evaluated", src.name)
 	}
 	var tta *calibrate.TTA
 	if o.TTA {

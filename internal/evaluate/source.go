@@ -7,9 +7,9 @@ import (
 	"slices"
 
 	"github.com/xcept/xcept/internal/calibrate"
-	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/dataset"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/imageio"
 	"github.com/xcept/xcept/internal/infer"
 	"github.com/xcept/xcept/internal/loader"
@@ -35,14 +35,14 @@ func newSource(r *run.Run, info *model.Info, o Options) (*source, error) {
 	ds, dsErr := dataset.ReadManifest(r.Info.Dataset)
 	if slices.Contains(namedSplits, o.Split) {
 		if dsErr != nil {
-			return nil, cli.Dataf("run %s: its dataset %s cannot be read (%v): evaluate a folder with --split DIR", r.Dir, r.Info.Dataset, dsErr)
+			return nil, fault.New(fault.BadData, "run %s: its dataset %s cannot be read (%v): evaluate a folder with --split DIR", r.Dir, r.Info.Dataset, dsErr)
 		}
 		if err := contract.CheckFit(info.Fit(), contract.Fit{Name: "the dataset " + r.Info.Dataset, Classes: ds.ClassNames()}, infer.Refit); err != nil {
 			return nil, err
 		}
 		shards := ds.ShardPaths(r.Info.Dataset, o.Split)
 		if n, _ := loader.Count(shards); n == 0 {
-			return nil, cli.Dataf("the dataset %s has no %s images: choose another --split (test, val, train or a folder)", r.Info.Dataset, o.Split)
+			return nil, fault.New(fault.BadData, "the dataset %s has no %s images: choose another --split (test, val, train or a folder)", r.Info.Dataset, o.Split)
 		}
 		fit := imageio.Squash
 		if f, err := imageio.ParseFit(ds.Image.Resize); err == nil {
@@ -51,7 +51,7 @@ func newSource(r *run.Run, info *model.Info, o Options) (*source, error) {
 		return &source{name: fmt.Sprintf("the %s split of %s", o.Split, r.Info.Dataset), shards: shards, fit: fit, o: o}, nil
 	}
 	if st, err := os.Stat(o.Split); err != nil || !st.IsDir() {
-		return nil, cli.Dataf("--split %s: no such folder (want test, val, train, or a folder with one sub-folder per class)", o.Split)
+		return nil, fault.New(fault.BadData, "--split %s: no such folder (want test, val, train, or a folder with one sub-folder per class)", o.Split)
 	}
 	files, err := infer.ScanLabelled(o.Split, info.Classes, "--split")
 	if err != nil {
@@ -97,12 +97,12 @@ func (s *source) measureOOD(ctx context.Context, m *infer.Pixels, ev *infer.Eval
 		s.o.Notef("%d unreadable files left out of --ood", skipped)
 	}
 	if n == 0 {
-		return nil, cli.Dataf("--ood %s: no image could be read", s.o.OOD)
+		return nil, fault.New(fault.BadData, "--ood %s: no image could be read", s.o.OOD)
 	}
 	known, _ := infer.Probabilities(ev)
 	ood, err := calibrate.MeasureOOD(known, probs, m.Info.NumClasses, reject)
 	if err != nil {
-		return nil, cli.Dataf("--ood: %v", err)
+		return nil, fault.New(fault.BadData, "--ood: %v", err)
 	}
 	return ood, nil
 }

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/imageio"
 	"github.com/xcept/xcept/internal/infer"
 	"github.com/xcept/xcept/internal/model"
@@ -81,7 +81,7 @@ func (x *explainer) batch(inputs []infer.Input) error {
 	}
 	exps, err := infer.Explain(x.m, images, classes)
 	if err != nil {
-		return cli.Modelf("explain with %s: %v", x.m.Dir, err)
+		return fault.New(fault.ToolFailed, "explain with %s: %v", x.m.Dir, err)
 	}
 	for i, d := range ok {
 		if err := x.write(d, exps[i]); err != nil {
@@ -96,7 +96,7 @@ func (x *explainer) write(d decoded, e infer.Explanation) error {
 	overlay := report.GradCAMOverlay(d.img, OverlayMaxSide, func(px, py float64) (float64, bool) { return e.HeatAt(d.place, px, py) })
 	path := x.overlayPath(d.in.Path)
 	if err := run.WriteFile(path, encodePNG(overlay)); err != nil {
-		return cli.Dataf("--out %s: %v", x.out, err)
+		return fault.New(fault.CannotWrite, "--out %s: %v", x.out, err)
 	}
 	x.total++
 	pred := infer.Argmax(infer.Rows(e.Probs, 1)[0])

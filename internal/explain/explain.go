@@ -40,11 +40,11 @@ const OverlayMaxSide = 1024
 func (o *Options) Validate() error {
 	switch {
 	case o.Run == "":
-		return cli.Usagef("--run runs/NAME is required")
+		return fault.New(fault.BadValue, "--run runs/NAME is required")
 	case len(o.Paths) == 0:
-		return cli.Usagef("no images: give image files or folders after the flags")
+		return fault.New(fault.BadValue, "no images: give image files or folders after the flags")
 	case o.Batch < 1:
-		return cli.Usagef("--batch %d: want 1 or more", o.Batch)
+		return fault.New(fault.BadValue, "--batch %d: want 1 or more", o.Batch)
 	}
 	return nil
 }
@@ -78,7 +78,7 @@ func Run(ctx context.Context, o Options) error {
 		out = r.Path("explain")
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
-		return cli.Dataf("--out %s: %v", out, err)
+		return fault.New(fault.CannotWrite, "--out %s: %v", out, err)
 	}
 	x := &explainer{o: o, m: m, class: class, fit: resizePolicy(r, o.Output), out: out, names: map[string]bool{}}
 	inputs := infer.ExpandPaths(o.Paths)
@@ -92,9 +92,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	switch {
 	case x.total == 0:
-		return cli.Dataf("no images in %s", strings.Join(o.Paths, ", "))
+		return fault.New(fault.BadData, "no images in %s", strings.Join(o.Paths, ", "))
 	case x.failed > 0:
-		return cli.Dataf("%d of %d images could not be read (listed with their reasons above)", x.failed, x.total)
+		return fault.New(fault.BadData, "%d of %d images could not be read (listed with their reasons above)", x.failed, x.total)
 	}
 	return nil
 }
@@ -113,7 +113,7 @@ func ParseClass(s string, classes []string) (int32, error) {
 	if i, err := strconv.Atoi(s); err == nil && i >= 0 && i < len(classes) {
 		return int32(i), nil
 	}
-	return 0, cli.Usagef("--class %s: not a class of the model (want a name or an index 0-%d: %s)",
+	return 0, fault.New(fault.BadValue, "--class %s: not a class of the model (want a name or an index 0-%d: %s)",
 		s, len(classes)-1, strings.Join(classes, ", "))
 }
 
