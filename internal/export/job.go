@@ -113,7 +113,7 @@ func (j *job) open(ctx context.Context) error {
 	j.lock = j.src.lock
 	if o.Format != SavedModel {
 		if _, err := pyenv.Python(); err != nil {
-			return fault.New(fault.NotAModel, "--format %s is converted by a script of xcept's Python environment: %v", o.Format, err)
+			return fault.New(fault.ToolFailed, "--format %s is converted by a script of xcept's Python environment: %v", o.Format, err)
 		}
 	}
 	info := j.src.info

@@ -261,7 +261,7 @@ func Build(ctx context.Context, dir string, spec Spec, overwrite bool, progress 
 	// The serving model is xcept's: marked so that predict and serve run it
 	// without --allow-untrusted-model (exports copy the mark).
 	if err := trust.WriteMark(filepath.Join(dir, ServingDir)); err != nil {
-		return nil, fault.New(fault.NotAModel, "marking %s as built by xcept: %v", filepath.Join(dir, ServingDir), err)
+		return nil, fault.New(fault.ToolFailed, "marking %s as built by xcept: %v", filepath.Join(dir, ServingDir), err)
 	}
 	return ReadInfo(dir)
 }

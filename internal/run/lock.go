@@ -63,7 +63,7 @@ func Acquire(dir, verb string) (*Lock, error) {
 	_, statErr := os.Stat(dir)
 	created := errors.Is(statErr, os.ErrNotExist)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fault.New(fault.BadData, "--run %s: %v", dir, err)
+		return nil, fault.New(fault.CannotWrite, "--run %s: %v", dir, err)
 	}
 	path := filepath.Join(dir, LockFile)
 	for {
