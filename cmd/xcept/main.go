@@ -23,13 +23,22 @@ func main() {
 }
 
 // run executes one command line and returns the process exit code. It is the
-// only place where errors become exit codes and one-line messages.
+// only place where errors become exit codes and one-line messages, and where
+// a domain error about a path names the flag that gave it.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := NewRootCmd(stdout, stderr)
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return cli.ExitOK
+	}
+	if cmd != nil {
+		err = cli.NameFlags(err, func(name string) (string, bool) {
+			if f := cmd.Flags().Lookup(name); f != nil {
+				return f.Value.String(), true
+			}
+			return "", false
+		})
 	}
 	if ctx.Err() != nil && cli.KindOf(err) == cli.KindInternal {
 		err = fault.ErrInterrupted

@@ -9,6 +9,8 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
 
 	"github.com/xcept/xcept/internal/fault"
 )
@@ -124,4 +126,51 @@ func ExitCode(err error) int {
 		return ExitPeer
 	}
 	return ExitInternal
+}
+
+// subjectFlags is the flag that gives each subject of a domain error, on
+// the verbs that have it.
+var subjectFlags = map[fault.Subject]string{
+	fault.RunFolder:   "run",
+	fault.DataFolder:  "data",
+	fault.ModelFolder: "model",
+	fault.OutFolder:   "out",
+}
+
+// NameFlags is err with its messages about a subject naming the flag that
+// gave their path ("--run runs/x: ..." for "run folder runs/x: ..."), its
+// chain (and so its exit code) kept. value returns the verb's value of a
+// flag, ok false when the verb has no such flag; a path no flag gave (a
+// run's recorded dataset, say) keeps its subject.
+func NameFlags(err error, value func(flag string) (v string, ok bool)) error {
+	msg := err.Error()
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		f, ok := e.(*fault.Error)
+		if !ok || f.Subject == fault.NoSubject {
+			continue
+		}
+		flag := subjectFlags[f.Subject]
+		if v, ok := value(flag); ok && v != "" && samePath(v, f.Path) {
+			msg = strings.ReplaceAll(msg, f.Subject.String()+" "+f.Path+": ", "--"+flag+" "+f.Path+": ")
+		}
+	}
+	if msg == err.Error() {
+		return err
+	}
+	return &named{msg: msg, err: err}
+}
+
+// named is an error with its message rewritten by NameFlags.
+type named struct {
+	msg string
+	err error
+}
+
+func (n *named) Error() string { return n.msg }
+func (n *named) Unwrap() error { return n.err }
+
+func samePath(a, b string) bool {
+	a, errA := filepath.Abs(a)
+	b, errB := filepath.Abs(b)
+	return errA == nil && errB == nil && a == b
 }

@@ -85,3 +85,28 @@ func TestExitCodeOfReasons(t *testing.T) {
 		t.Errorf("a usage error wrapping a data fault: %d", got)
 	}
 }
+
+func TestNameFlags(t *testing.T) {
+	flags := func(values map[string]string) func(string) (string, bool) {
+		return func(name string) (string, bool) { v, ok := values[name]; return v, ok }
+	}
+	about := func() error {
+		return fmt.Errorf("opening: %w", fault.About(fault.NotARun, fault.RunFolder, "runs/x", "no such run folder"))
+	}
+	cases := []struct {
+		name  string
+		flags map[string]string
+		want  string
+	}{
+		{"the flag gave the path", map[string]string{"run": "runs/x"}, "opening: --run runs/x: no such run folder"},
+		{"the same path spelled otherwise", map[string]string{"run": "./runs/x/"}, "opening: --run runs/x: no such run folder"},
+		{"another path", map[string]string{"run": "runs/y"}, "opening: run folder runs/x: no such run folder"},
+		{"no such flag", map[string]string{"data": "runs/x"}, "opening: run folder runs/x: no such run folder"},
+	}
+	for _, c := range cases {
+		err := NameFlags(about(), flags(c.flags))
+		if err.Error() != c.want || ExitCode(err) != ExitData {
+			t.Errorf("%s: %q (exit %d), want %q (exit 4)", c.name, err, ExitCode(err), c.want)
+		}
+	}
+}

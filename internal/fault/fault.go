@@ -30,13 +30,43 @@ const (
 	Busy                // another process is writing the same run folder
 )
 
-// Error is an error with a Reason.
+// Subject is what an error is about, in the domain's words. A domain
+// package never names the command-line flag that gave a path: the command
+// layer does (cli.NameFlags), where the flag is known.
+type Subject int
+
+// Subjects.
+const (
+	NoSubject   Subject = iota
+	RunFolder           // a run folder
+	DataFolder          // a dataset or a folder of images
+	ModelFolder         // a model or export folder
+	OutFolder           // an output folder
+)
+
+var subjects = [...]string{"", "run folder", "dataset", "model", "output folder"}
+
+func (s Subject) String() string { return subjects[s] }
+
+// Error is an error with a Reason, and with the Subject and Path it is about
+// when made by About.
 type Error struct {
-	Reason Reason
-	Err    error
+	Reason  Reason
+	Err     error
+	Subject Subject
+	Path    string
 }
 
-func (e *Error) Error() string { return e.Err.Error() }
+// Error is the message; an error about a subject starts with it and the
+// path ("run folder runs/x: ..."), which the command layer turns into the
+// flag that gave the path ("--run runs/x: ...").
+func (e *Error) Error() string {
+	if e.Subject == NoSubject {
+		return e.Err.Error()
+	}
+	return e.Subject.String() + " " + e.Path + ": " + e.Err.Error()
+}
+
 func (e *Error) Unwrap() error { return e.Err }
 
 // ErrInterrupted is returned by work that stopped early because its
@@ -46,6 +76,12 @@ var ErrInterrupted error = &Error{Reason: Interrupted, Err: errors.New("interrup
 // New is an Error of reason r; %w in format wraps as fmt.Errorf does.
 func New(r Reason, format string, args ...any) error {
 	return &Error{Reason: r, Err: fmt.Errorf(format, args...)}
+}
+
+// About is an Error of reason r about path, a subject s; format says what
+// is wrong with it and what to do, without repeating the path.
+func About(r Reason, s Subject, path, format string, args ...any) error {
+	return &Error{Reason: r, Err: fmt.Errorf(format, args...), Subject: s, Path: path}
 }
 
 // ReasonOf is the Reason err carries, Unknown when none.
