@@ -43,7 +43,7 @@ type BusyError struct {
 }
 
 func (e *BusyError) Error() string {
-	return fmt.Sprintf("--run %s is in use by %s: wait for it to finish, or use another --run", e.Dir, e.Holder)
+	return fmt.Sprintf("in use by %s: wait for it to finish, or choose another run folder", e.Holder)
 }
 
 // Lock is a held run-folder lock. The kernel releases it when the process
@@ -63,20 +63,20 @@ func Acquire(dir, verb string) (*Lock, error) {
 	_, statErr := os.Stat(dir)
 	created := errors.Is(statErr, os.ErrNotExist)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fault.New(fault.CannotWrite, "--run %s: %v", dir, err)
+		return nil, fault.About(fault.CannotWrite, fault.RunFolder, dir, "%v", err)
 	}
 	path := filepath.Join(dir, LockFile)
 	for {
 		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 		if err != nil {
-			return nil, fault.New(fault.CannotWrite, "--run %s: cannot write its lock file: %v", dir, err)
+			return nil, fault.About(fault.CannotWrite, fault.RunFolder, dir, "cannot write its lock file: %v", err)
 		}
 		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 			f.Close()
 			if errors.Is(err, syscall.EWOULDBLOCK) {
-				return nil, &fault.Error{Reason: fault.Busy, Err: &BusyError{Dir: dir, Holder: readHolder(path)}}
+				return nil, &fault.Error{Reason: fault.Busy, Subject: fault.RunFolder, Path: dir, Err: &BusyError{Dir: dir, Holder: readHolder(path)}}
 			}
-			return nil, fault.New(fault.CannotWrite, "--run %s: locking %s: %v", dir, path, err)
+			return nil, fault.About(fault.CannotWrite, fault.RunFolder, dir, "locking %s: %v", path, err)
 		}
 		// A releasing holder may have removed the file between our open
 		// and our flock: then we hold a lock nobody else can see. Retry.
@@ -84,7 +84,7 @@ func Acquire(dir, verb string) (*Lock, error) {
 			l := &Lock{f: f, dir: dir, created: created}
 			if err := l.record(verb); err != nil {
 				l.Release()
-				return nil, fault.New(fault.CannotWrite, "--run %s: cannot write its lock file: %v", dir, err)
+				return nil, fault.About(fault.CannotWrite, fault.RunFolder, dir, "cannot write its lock file: %v", err)
 			}
 			return l, nil
 		}

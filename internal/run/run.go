@@ -77,7 +77,7 @@ type Run struct {
 func Create(dir string, info Info) (*Run, error) {
 	info.Format, info.Version = format, 1
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fault.New(fault.CannotWrite, "--run %s: %v", dir, err)
+		return nil, fault.About(fault.CannotWrite, fault.RunFolder, dir, "%v", err)
 	}
 	r := &Run{Dir: dir, Info: info}
 	return r, r.SaveInfo()
@@ -88,21 +88,21 @@ func Create(dir string, info Info) (*Run, error) {
 // fault.NotARun, the same for every command.
 func Open(dir string) (*Run, error) {
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return nil, fault.New(fault.NotARun, "--run %s: no such run folder (train one with `xcept train --run %s`)", dir, dir)
+		return nil, fault.About(fault.NotARun, fault.RunFolder, dir, "no such run folder (train one with `xcept train --run %s`)", dir)
 	}
 	data, err := os.ReadFile(filepath.Join(dir, InfoFile))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fault.New(fault.NotARun, "--run %s: not an xcept run (no %s); train one with `xcept train --run %s`", dir, InfoFile, dir)
+		return nil, fault.About(fault.NotARun, fault.RunFolder, dir, "not an xcept run (no %s); train one with `xcept train --run %s`", InfoFile, dir)
 	}
 	if err != nil {
-		return nil, fault.New(fault.NotARun, "--run %s: %v", dir, err)
+		return nil, fault.About(fault.NotARun, fault.RunFolder, dir, "%v", err)
 	}
 	r := &Run{Dir: dir}
 	if err := json.Unmarshal(data, &r.Info); err != nil || r.Info.Format != format {
-		return nil, fault.New(fault.NotARun, "--run %s: %s is not an xcept run description", dir, InfoFile)
+		return nil, fault.About(fault.NotARun, fault.RunFolder, dir, "%s is not an xcept run description", InfoFile)
 	}
 	if r.Info.Version != 1 {
-		return nil, fault.New(fault.NotARun, "--run %s: run version %d is not supported by this xcept", dir, r.Info.Version)
+		return nil, fault.About(fault.NotARun, fault.RunFolder, dir, "run version %d is not supported by this xcept", r.Info.Version)
 	}
 	return r, nil
 }
@@ -113,7 +113,7 @@ func (r *Run) NeedCheckpoint(name, doing string) error {
 	if r.HasCheckpoint(name) {
 		return nil
 	}
-	return fault.New(fault.NoCheckpoint, "--run %s has no %s checkpoint yet %s: train it first with `xcept train --run %s`", r.Dir, name, doing, r.Dir)
+	return fault.About(fault.NoCheckpoint, fault.RunFolder, r.Dir, "has no %s checkpoint yet %s: train it first with `xcept train --run %s`", name, doing, r.Dir)
 }
 
 // RemoveStaleTemps deletes the temporary checkpoint folders of a process
