@@ -20,10 +20,10 @@ import (
 func checkPaths(data, out string) error {
 	realData, err := filepath.EvalSymlinks(data)
 	if err != nil {
-		return fault.New(fault.BadData, "--data %s: %v", data, err)
+		return fault.About(fault.BadData, fault.DataFolder, data, "%v", err)
 	}
 	if st, err := os.Stat(realData); err != nil || !st.IsDir() {
-		return fault.New(fault.BadData, "--data %s: not a folder", data)
+		return fault.About(fault.BadData, fault.DataFolder, data, "not a folder")
 	}
 	realOut := resolveExisting(out)
 	if within(realOut, realData) {
@@ -37,7 +37,7 @@ func checkPaths(data, out string) error {
 		return nil
 	}
 	if err != nil {
-		return fault.New(fault.BadValue, "--out %s: %v", out, err)
+		return fault.About(fault.BadValue, fault.OutFolder, out, "%v", err)
 	}
 	if !st.IsDir() {
 		return fault.New(fault.BadValue, "--out %s exists and is not a folder: choose a new folder", out)
@@ -83,7 +83,7 @@ func newWorkDir(out string) (string, error) {
 		if werr := fault.WriteFailed("--out "+out, err); werr != err {
 			return "", werr
 		}
-		return "", fault.New(fault.BadValue, "--out %s: %v", out, err)
+		return "", fault.About(fault.BadValue, fault.OutFolder, out, "%v", err)
 	}
 	removeStale(out)
 	dir, err := os.MkdirTemp(parent, fmt.Sprintf("%stmp-%d-", workPrefix(out), os.Getpid()))
@@ -91,7 +91,7 @@ func newWorkDir(out string) (string, error) {
 		if werr := fault.WriteFailed("--out "+out, err); werr != err {
 			return "", werr
 		}
-		return "", fault.New(fault.BadValue, "--out %s: cannot create a work folder beside it: %v", out, err)
+		return "", fault.About(fault.BadValue, fault.OutFolder, out, "cannot create a work folder beside it: %v", err)
 	}
 	// MkdirTemp makes the folder private; a dataset is as readable as any folder mkdir makes.
 	if err := os.Chmod(dir, 0o755); err != nil {

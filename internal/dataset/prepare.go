@@ -130,11 +130,11 @@ func Prepare(ctx context.Context, opts Options) (*Report, error) {
 	}
 	data, err := filepath.Abs(opts.Data)
 	if err != nil {
-		return nil, fault.New(fault.BadValue, "--data %s: %v", opts.Data, err)
+		return nil, fault.About(fault.BadValue, fault.DataFolder, opts.Data, "%v", err)
 	}
 	out, err := filepath.Abs(opts.Out)
 	if err != nil {
-		return nil, fault.New(fault.BadValue, "--out %s: %v", opts.Out, err)
+		return nil, fault.About(fault.BadValue, fault.OutFolder, opts.Out, "%v", err)
 	}
 	opts.Data, opts.Out = data, out
 	if err := checkPaths(data, out); err != nil {
@@ -145,7 +145,7 @@ func Prepare(ctx context.Context, opts Options) (*Report, error) {
 		return nil, err
 	}
 	if len(sc.classDirs) == 0 {
-		return nil, fault.New(fault.BadData, "--data %s: no class folders found: put each class's images in a sub-folder named after the class", data)
+		return nil, fault.About(fault.BadData, fault.DataFolder, data, "no class folders found: put each class's images in a sub-folder named after the class")
 	}
 	work, err := newWorkDir(out)
 	if err != nil {
@@ -287,10 +287,10 @@ func (p *plan) splitWarnings(sc *scanned, opts *Options) []Problem {
 // fewer than two classes, or a class without training images.
 func (p *plan) trainable(opts *Options) error {
 	if len(p.kept) == 0 {
-		return fault.New(fault.BadData, "--data %s: no usable image (see the problems above)", opts.Data)
+		return fault.About(fault.BadData, fault.DataFolder, opts.Data, "no usable image (see the problems above)")
 	}
 	if len(p.classes) < 2 {
-		return fault.New(fault.BadData, "--data %s: only %d class with usable images (%s): a classifier needs at least two class folders", opts.Data, len(p.classes), strings.Join(p.classes, ", "))
+		return fault.About(fault.BadData, fault.DataFolder, opts.Data, "only %d class with usable images (%s): a classifier needs at least two class folders", len(p.classes), strings.Join(p.classes, ", "))
 	}
 	var starved []string
 	for _, c := range p.classes {
@@ -303,7 +303,7 @@ func (p *plan) trainable(opts *Options) error {
 		if !p.folders {
 			fix = "add images, or raise the train share of --split"
 		}
-		return fault.New(fault.BadData, "--data %s: no training images for class %s: %s", opts.Data, strings.Join(starved, ", "), fix)
+		return fault.About(fault.BadData, fault.DataFolder, opts.Data, "no training images for class %s: %s", strings.Join(starved, ", "), fix)
 	}
 	return nil
 }

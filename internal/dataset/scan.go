@@ -60,17 +60,17 @@ func scan(root string, followOutside bool) (*scanned, error) {
 	s := &scanner{root: root, followOutside: followOutside, visited: map[dirID]bool{}, out: &scanned{classDirs: map[string][]string{}}}
 	real, err := filepath.EvalSymlinks(root)
 	if err != nil {
-		return nil, fault.New(fault.BadData, "--data %s: %v", root, err)
+		return nil, fault.About(fault.BadData, fault.DataFolder, root, "%v", err)
 	}
 	s.realRoot = real
 	top, err := s.listDir(root, "")
 	if err != nil {
-		return nil, fault.New(fault.BadData, "--data %s: %v", root, err)
+		return nil, fault.About(fault.BadData, fault.DataFolder, root, "%v", err)
 	}
 	s.markVisited(root)
 	layout, err := splitLayout(top)
 	if err != nil {
-		return nil, fault.New(fault.BadData, "--data %s: %v", root, err)
+		return nil, fault.About(fault.BadData, fault.DataFolder, root, "%v", err)
 	}
 	if layout == nil {
 		s.claim(top)
