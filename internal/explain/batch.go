@@ -96,7 +96,7 @@ func (x *explainer) write(d decoded, e infer.Explanation) error {
 	overlay := report.GradCAMOverlay(d.img, OverlayMaxSide, func(px, py float64) (float64, bool) { return e.HeatAt(d.place, px, py) })
 	path := x.overlayPath(d.in.Path)
 	if err := run.WriteFile(path, encodePNG(overlay)); err != nil {
-		return fault.New(fault.CannotWrite, "--out %s: %v", x.out, err)
+		return fault.About(fault.CannotWrite, fault.OutFolder, x.out, "%v", err)
 	}
 	x.total++
 	pred := infer.Argmax(infer.Rows(e.Probs, 1)[0])

@@ -78,7 +78,7 @@ func Run(ctx context.Context, o Options) error {
 		out = r.Path("explain")
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
-		return fault.New(fault.CannotWrite, "--out %s: %v", out, err)
+		return fault.About(fault.CannotWrite, fault.OutFolder, out, "%v", err)
 	}
 	x := &explainer{o: o, m: m, class: class, fit: resizePolicy(r, o.Output), out: out, names: map[string]bool{}}
 	inputs := infer.ExpandPaths(o.Paths)

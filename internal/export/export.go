@@ -215,7 +215,7 @@ type source struct {
 func openSource(o Options, base string) (src *source, err error) {
 	abs, err := filepath.Abs(o.RunDir)
 	if err != nil {
-		return nil, fault.New(fault.BadValue, "--run %s: %v", o.RunDir, err)
+		return nil, fault.About(fault.BadValue, fault.RunFolder, o.RunDir, "%v", err)
 	}
 	r, err := run.Open(abs)
 	if err != nil {
@@ -239,7 +239,7 @@ func openSource(o Options, base string) (src *source, err error) {
 		Epoch int `json:"epoch"`
 	}
 	if err := r.LoadState(run.Best, &state); err != nil {
-		return nil, fault.New(fault.ToolFailed, "--run %s: reading the best checkpoint's state: %v", o.RunDir, err)
+		return nil, fault.About(fault.ToolFailed, fault.RunFolder, o.RunDir, "reading the best checkpoint's state: %v", err)
 	}
 	info, err := model.ReadInfo(r.Info.Model)
 	if err != nil {
@@ -266,7 +266,7 @@ func (o *Options) exportName() (string, error) {
 	}
 	abs, err := filepath.Abs(o.RunDir)
 	if err != nil {
-		return "", fault.New(fault.BadValue, "--run %s: %v", o.RunDir, err)
+		return "", fault.About(fault.BadValue, fault.RunFolder, o.RunDir, "%v", err)
 	}
 	name := filepath.Base(abs)
 	if !namePattern.MatchString(name) {
@@ -283,7 +283,7 @@ func (o *Options) base(name string) (string, error) {
 	}
 	out, err := filepath.Abs(out)
 	if err != nil {
-		return "", fault.New(fault.BadValue, "--out %s: %v", o.Out, err)
+		return "", fault.About(fault.BadValue, fault.OutFolder, o.Out, "%v", err)
 	}
 	if o.Format == SavedModel {
 		return filepath.Join(out, name), nil

@@ -135,10 +135,10 @@ func (j *job) open(ctx context.Context) error {
 		j.place.Announce(w, false)
 	}
 	if j.st, err = stage(base); err != nil {
-		return fault.New(fault.CannotWrite, "--out %s: %v: choose a folder you can write to", filepath.Dir(base), unwrapPath(err))
+		return fault.About(fault.CannotWrite, fault.OutFolder, filepath.Dir(base), "%v: choose a folder you can write to", unwrapPath(err))
 	}
 	if j.workDir, err = tempdir.Make(base, workPrefix); err != nil {
-		return fault.New(fault.CannotWrite, "--out %s: %v", filepath.Dir(base), unwrapPath(err))
+		return fault.About(fault.CannotWrite, fault.OutFolder, filepath.Dir(base), "%v", unwrapPath(err))
 	}
 	j.work = j.workDir.Path
 	return nil
@@ -217,7 +217,7 @@ func (j *job) writeError(ctx context.Context, err error) error {
 	}
 	var pe *os.PathError
 	if errors.As(err, &pe) {
-		return fault.New(fault.CannotWrite, "--out %s: %v", filepath.Dir(j.st.Base), err)
+		return fault.About(fault.CannotWrite, fault.OutFolder, filepath.Dir(j.st.Base), "%v", err)
 	}
 	return fault.New(fault.ToolFailed, "%v", err)
 }

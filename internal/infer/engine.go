@@ -161,7 +161,7 @@ func openONNX(ctx context.Context, r *run.Run, o EngineOptions) (*Pixels, error)
 		return nil, fault.New(fault.ToolFailed, "%v", err)
 	}
 	if !r.HasCheckpoint(run.Best) {
-		return nil, fault.New(fault.NoCheckpoint, "--run %s has no best checkpoint yet: train it first with `xcept train --run %s`", r.Dir, r.Dir)
+		return nil, fault.About(fault.NoCheckpoint, fault.RunFolder, r.Dir, "has no best checkpoint yet: train it first with `xcept train --run %s`", r.Dir)
 	}
 	info, err := model.ReadInfo(r.Info.Model)
 	if err != nil {

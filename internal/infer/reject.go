@@ -41,7 +41,7 @@ func (s *Serving) setRunRejection(r *run.Run, info *model.Info) {
 func (s *Serving) setExportRejection(dir, versionDir string) {
 	c, err := export.ReadCalibration(versionDir)
 	if err != nil {
-		s.rejectErr = fault.New(fault.ToolFailed, "--model %s: %v", dir, err)
+		s.rejectErr = fault.About(fault.ToolFailed, fault.ModelFolder, dir, "%v", err)
 		return
 	}
 	if c != nil {

@@ -97,16 +97,16 @@ func OpenSavedModel(dir string, opts graph.SessionOptions, allowUntrusted bool) 
 	}
 	if !allowUntrusted {
 		if err := trust.Check(path); err != nil {
-			return nil, fault.New(fault.ToolFailed, "--model %s: %v", dir, err)
+			return nil, fault.About(fault.ToolFailed, fault.ModelFolder, dir, "%v", err)
 		}
 	}
 	labels, err := metrics.ReadLabels(filepath.Join(path, contract.LabelsAsset))
 	if err != nil {
-		return nil, fault.New(fault.NotAModel, "--model %s: no class names (%v): export the model with xcept, or add %s", dir, err, contract.LabelsAsset)
+		return nil, fault.About(fault.NotAModel, fault.ModelFolder, dir, "no class names (%v): export the model with xcept, or add %s", err, contract.LabelsAsset)
 	}
 	s, err := graph.LoadSavedModel(path, opts)
 	if err != nil {
-		return nil, fault.New(fault.ToolFailed, "--model %s: loading %s: %v", dir, path, err)
+		return nil, fault.About(fault.ToolFailed, fault.ModelFolder, dir, "loading %s: %v", path, err)
 	}
 	sv, err := NewServing(s, labels.Names)
 	if err != nil {
@@ -124,7 +124,7 @@ func OpenSavedModel(dir string, opts graph.SessionOptions, allowUntrusted bool) 
 func ResolveSavedModel(dir string) (string, error) {
 	st, err := os.Stat(dir)
 	if err != nil || !st.IsDir() {
-		return "", fault.New(fault.BadData, "--model %s: no such folder", dir)
+		return "", fault.About(fault.BadData, fault.ModelFolder, dir, "no such folder")
 	}
 	if isSavedModel(dir) {
 		return dir, nil
@@ -138,7 +138,7 @@ func ResolveSavedModel(dir string) (string, error) {
 		return "", fault.New(fault.BadData, "--model %s is a model folder: pass %s, or --run for trained weights",
 			dir, filepath.Join(dir, model.ServingDir))
 	}
-	return "", fault.New(fault.BadData, "--model %s: no SavedModel here (want saved_model.pb, or version folders 1/, 2/ ... as TF Serving has them)", dir)
+	return "", fault.About(fault.BadData, fault.ModelFolder, dir, "no SavedModel here (want saved_model.pb, or version folders 1/, 2/ ... as TF Serving has them)")
 }
 
 func isSavedModel(dir string) bool {

@@ -148,7 +148,7 @@ func Write(in Input) (*Summary, error) {
 		}
 	}
 	if err := os.MkdirAll(in.OutDir, 0o755); err != nil {
-		return nil, fault.New(fault.CannotWrite, "--out %s: cannot create the folder: %v", in.OutDir, err)
+		return nil, fault.About(fault.CannotWrite, fault.OutFolder, in.OutDir, "cannot create the folder: %v", err)
 	}
 	w := &writer{dir: in.OutDir, files: s.Files}
 	w.write(FilePredictions, func(f io.Writer) error { return metrics.WritePredictions(f, in.Classes, in.Rows, k) })

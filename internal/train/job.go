@@ -147,7 +147,7 @@ func (j *Job) run(ctx context.Context) (res *Result, retErr error) {
 	}
 	ds, err := dataset.ReadManifest(r.Info.Dataset)
 	if err != nil {
-		return nil, fault.New(fault.BadData, "--data %s: %v", r.Info.Dataset, err)
+		return nil, fault.About(fault.BadData, fault.DataFolder, r.Info.Dataset, "%v", err)
 	}
 	src, err := j.source(ctx, r, m, ds)
 	if err != nil {
@@ -236,7 +236,7 @@ func (j *Job) start(ctx context.Context) (*start, error) {
 	case j.Cfg.Phase == PhaseTrain && !exists:
 		return j.newRun(ctx)
 	case j.Cfg.Phase == PhaseFinetune && !exists:
-		return nil, fault.New(fault.NotARun, "--run %s: no such run; train one first with `xcept train --run %s`", j.RunDir, j.RunDir)
+		return nil, fault.About(fault.NotARun, fault.RunFolder, j.RunDir, "no such run; train one first with `xcept train --run %s`", j.RunDir)
 	}
 	r, err := run.Open(j.RunDir)
 	if err != nil {
@@ -246,7 +246,7 @@ func (j *Job) start(ctx context.Context) (*start, error) {
 	var last State
 	if err := r.LoadState(run.Last, &last); err != nil {
 		if j.Cfg.Phase == PhaseFinetune {
-			return nil, fault.New(fault.NoCheckpoint, "--run %s has no checkpoint yet: train it with `xcept train --run %s`", r.Dir, r.Dir)
+			return nil, fault.About(fault.NoCheckpoint, fault.RunFolder, r.Dir, "has no checkpoint yet: train it with `xcept train --run %s`", r.Dir)
 		}
 		// Created, but killed before its first checkpoint: start over.
 		return &start{run: r, state: j.freshState(State{}), model: r.Info.Model}, j.checkDataset(r)
@@ -287,13 +287,13 @@ func (j *Job) newRun(ctx context.Context) (*start, error) {
 	}
 	m, err := dataset.ReadManifest(ds)
 	if err != nil {
-		return nil, fault.New(fault.BadData, "--data %s: not a prepared dataset (%v); run `xcept prepare --data IMAGES --out %s` or pass an image folder", j.Dataset, err, j.Dataset)
+		return nil, fault.About(fault.BadData, fault.DataFolder, j.Dataset, "not a prepared dataset (%v); run `xcept prepare --data IMAGES --out %s` or pass an image folder", err, j.Dataset)
 	}
 	modelDir := filepath.Join(ds, dataset.ModelDir)
 	info, err := model.ReadInfo(modelDir)
 	if err != nil {
-		return nil, fault.New(fault.NotAModel, "--data %s has no model (prepared with --no-model?): build it with `xcept build-model --labels %s --out %s`",
-			j.Dataset, filepath.Join(ds, contract.LabelsFile), modelDir)
+		return nil, fault.About(fault.NotAModel, fault.DataFolder, j.Dataset, "has no model (prepared with --no-model?): build it with `xcept build-model --labels %s --out %s`",
+			filepath.Join(ds, contract.LabelsFile), modelDir)
 	}
 	if err := contract.CheckFit(info.Fit(), m.Fit(ds), refit); err != nil {
 		return nil, err
