@@ -88,6 +88,16 @@ const (
 	LabelsAsset = "assets/" + LabelsFile
 )
 
+// TensorFlow's SavedModel folder layout, the same for the trainer, the
+// serving model and every SavedModel export: the graph, and the variables
+// checkpoint, whose prefix is VariablesPrefix (its .index and .data-* files).
+const (
+	SavedModelFile  = "saved_model.pb"
+	VariablesDir    = "variables"
+	VariablesPrefix = VariablesDir + "/variables"
+	VariablesIndex  = VariablesPrefix + ".index"
+)
+
 // ParseLabels reads a labels file's content, the one rule for every labels
 // file xcept reads: one class name per line, the line order being the class
 // index; a UTF-8 byte order mark, surrounding spaces, CRLF line ends and

@@ -9,6 +9,8 @@ import (
 
 	farm "github.com/dgryski/go-farm"
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/xcept/xcept/internal/contract"
 )
 
 // A SavedModel's fingerprint.pb (FingerprintDef, TF ≥ 2.12) identifies it
@@ -36,7 +38,7 @@ func refreshFingerprint(dir string) error {
 	if err != nil {
 		return err
 	}
-	index, err := os.ReadFile(filepath.Join(dir, "variables", "variables.index"))
+	index, err := os.ReadFile(filepath.Join(dir, contract.VariablesIndex))
 	if err != nil {
 		return err
 	}

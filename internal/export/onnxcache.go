@@ -12,7 +12,6 @@ import (
 
 	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/pyenv"
-	"github.com/xcept/xcept/internal/versions"
 	"github.com/xcept/xcept/scripts"
 )
 
@@ -36,7 +35,7 @@ func signatureONNXKey(dir, signature string, opset int) (string, error) {
 	if signature != "" {
 		fmt.Fprintf(h, "signature %s\n", signature)
 	}
-	for _, f := range []string{versions.SavedModelFile, versions.VariablesIndex} {
+	for _, f := range []string{contract.SavedModelFile, contract.VariablesIndex} {
 		data, err := os.ReadFile(filepath.Join(dir, f))
 		if err != nil {
 			return "", err
@@ -44,7 +43,7 @@ func signatureONNXKey(dir, signature string, opset int) (string, error) {
 		fmt.Fprintf(h, "%s %d\n", f, len(data))
 		h.Write(data)
 	}
-	shards, _ := filepath.Glob(filepath.Join(dir, "variables", "variables.data-*"))
+	shards, _ := filepath.Glob(filepath.Join(dir, contract.VariablesPrefix+".data-*"))
 	for _, s := range shards {
 		st, err := os.Stat(s)
 		if err != nil {

@@ -22,8 +22,6 @@ import (
 // their checkpoint keys with the trainer's, which is what lets the run's
 // checkpoint restore into it.
 
-const variablesDir = "variables"
-
 // writeSavedModel writes the serving model of ref, with the weights its
 // session holds now, to dst (an existing, empty folder).
 func writeSavedModel(ref *model.Model, dst string) error {
@@ -35,7 +33,7 @@ func writeSavedModel(ref *model.Model, dst string) error {
 	for _, e := range entries {
 		src, target := filepath.Join(serving, e.Name()), filepath.Join(dst, e.Name())
 		switch {
-		case e.Name() == variablesDir: // written below, from the session
+		case e.Name() == contract.VariablesDir: // written below, from the session
 		case e.IsDir():
 			if err := os.Mkdir(target, 0o755); err != nil {
 				return err
@@ -49,10 +47,10 @@ func writeSavedModel(ref *model.Model, dst string) error {
 			}
 		}
 	}
-	if err := os.Mkdir(filepath.Join(dst, variablesDir), 0o755); err != nil {
+	if err := os.Mkdir(filepath.Join(dst, contract.VariablesDir), 0o755); err != nil {
 		return err
 	}
-	if err := ref.Session.Save(filepath.Join(dst, variablesDir, variablesDir)); err != nil {
+	if err := ref.Session.Save(filepath.Join(dst, contract.VariablesPrefix)); err != nil {
 		return fault.New(fault.ToolFailed, "saving the best weights into the SavedModel: %v", err)
 	}
 	if err := ensureLabels(filepath.Join(dst, contract.LabelsAsset), ref.Info.Classes); err != nil {

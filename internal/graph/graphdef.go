@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/xcept/xcept/internal/contract"
 )
 
 // Node is one NodeDef: what it runs and what it reads. Op is an op's name
@@ -50,20 +52,19 @@ const (
 	ndInput = 3
 	ndAttr  = 5
 
-	avList     = 1
-	avFunc     = 10
-	listFunc   = 9
-	nalName    = 1
-	nalAttr    = 2
-	tagsServe  = "serve"
-	savedModel = "saved_model.pb"
+	avList    = 1
+	avFunc    = 10
+	listFunc  = 9
+	nalName   = 1
+	nalAttr   = 2
+	tagsServe = "serve"
 )
 
 // ReadSavedModelGraph reads dir/saved_model.pb without TensorFlow and
 // returns the MetaGraphDef tagged serve (the one LoadSavedModel loads):
 // its signatures and saver, and its graph with every library function.
 func ReadSavedModelGraph(dir string) (*MetaGraph, *GraphDef, error) {
-	path := dir + string(os.PathSeparator) + savedModel
+	path := dir + string(os.PathSeparator) + contract.SavedModelFile
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, err

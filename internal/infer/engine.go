@@ -221,7 +221,7 @@ func ONNXKey(r *run.Run, opset int) (string, error) {
 		}
 		fmt.Fprintf(h, "data %s %d\n", filepath.Base(s), st.Size())
 	}
-	graphDef, err := os.ReadFile(filepath.Join(r.Info.Model, model.ServingDir, "saved_model.pb"))
+	graphDef, err := os.ReadFile(filepath.Join(r.Info.Model, model.ServingDir, contract.SavedModelFile))
 	if err != nil {
 		return "", fault.New(fault.ToolFailed, "reading the serving model: %v", err)
 	}

@@ -142,7 +142,7 @@ func ResolveSavedModel(dir string) (string, error) {
 }
 
 func isSavedModel(dir string) bool {
-	_, err := os.Stat(filepath.Join(dir, versions.SavedModelFile))
+	_, err := os.Stat(filepath.Join(dir, contract.SavedModelFile))
 	return err == nil
 }
 

@@ -316,5 +316,5 @@ func (m *Model) SetFeatureBlocks(blocks []string) error {
 // Reset puts every variable (weights, optimizer slots, temperature, feature
 // mask) back to the values the model was built with.
 func (m *Model) Reset() error {
-	return m.Session.Restore(filepath.Join(m.Session.Dir, "variables", "variables"))
+	return m.Session.Restore(filepath.Join(m.Session.Dir, contract.VariablesPrefix))
 }

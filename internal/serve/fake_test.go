@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/graph"
-	"github.com/xcept/xcept/internal/versions"
 )
 
 // fakeModel stands in for a SavedModel in the tests that need no
@@ -209,7 +209,7 @@ func fakeVersion(t testing.TB, dir string, v int64) {
 	if err := os.MkdirAll(filepath.Join(vdir, "variables"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{versions.SavedModelFile, versions.VariablesIndex} {
+	for _, f := range []string{contract.SavedModelFile, contract.VariablesIndex} {
 		if err := os.WriteFile(filepath.Join(vdir, f), []byte("fake"), 0o644); err != nil {
 			t.Fatal(err)
 		}

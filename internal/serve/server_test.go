@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xcept/xcept/internal/versions"
+	"github.com/xcept/xcept/internal/contract"
 )
 
 // predictions decodes a row response of serving_default.
@@ -464,7 +464,7 @@ func TestHotReload(t *testing.T) {
 	}
 	os.Remove(broken)
 	later := time.Now().Add(time.Second)
-	os.Chtimes(filepath.Join(dir, "3", versions.SavedModelFile), later, later)
+	os.Chtimes(filepath.Join(dir, "3", contract.SavedModelFile), later, later)
 	if err := s.Poll(); err != nil {
 		t.Fatal(err)
 	}
@@ -523,15 +523,15 @@ func TestNoVersionExplains(t *testing.T) {
 	}{
 		{"empty", func(string) {}, "has no complete version folder"},
 		{"a SavedModel without a version folder", func(dir string) {
-			os.WriteFile(filepath.Join(dir, versions.SavedModelFile), nil, 0o644)
+			os.WriteFile(filepath.Join(dir, contract.SavedModelFile), nil, 0o644)
 		}, "is a SavedModel itself, but serve (like TF Serving) expects version folders: move it to"},
 		{"an xcept model folder", func(dir string) {
 			os.MkdirAll(filepath.Join(dir, "serving"), 0o755)
-			os.WriteFile(filepath.Join(dir, "serving", versions.SavedModelFile), nil, 0o644)
+			os.WriteFile(filepath.Join(dir, "serving", contract.SavedModelFile), nil, 0o644)
 		}, "is an xcept model folder: export it first"},
 		{"a version without variables", func(dir string) {
 			os.MkdirAll(filepath.Join(dir, "1"), 0o755)
-			os.WriteFile(filepath.Join(dir, "1", versions.SavedModelFile), nil, 0o644)
+			os.WriteFile(filepath.Join(dir, "1", contract.SavedModelFile), nil, 0o644)
 		}, "has no complete version folder"},
 	}
 	for _, tt := range tests {

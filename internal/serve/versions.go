@@ -25,16 +25,16 @@ import (
 // without TF Serving's version folder.
 func explainEmpty(dir string) string {
 	switch {
-	case fileExists(filepath.Join(dir, versions.SavedModelFile)):
+	case fileExists(filepath.Join(dir, contract.SavedModelFile)):
 		return fmt.Sprintf("%s is a SavedModel itself, but serve (like TF Serving) expects version folders: move it to %s",
 			dir, filepath.Join(dir, versions.Name(1)))
 	case hasONNXVersion(dir):
 		return fmt.Sprintf("%s holds an ONNX export (DIR/<version>/NAME.onnx): serve it with --engine onnxruntime (runtime.engine)", dir)
-	case fileExists(filepath.Join(dir, "serving", versions.SavedModelFile)):
+	case fileExists(filepath.Join(dir, "serving", contract.SavedModelFile)):
 		return fmt.Sprintf("%s is an xcept model folder: export it first (xcept export), then serve the export", dir)
 	}
 	return fmt.Sprintf("%s has no complete version folder (%s with %s and %s); export one with xcept export",
-		dir, filepath.Join(dir, versions.Name(1)), versions.SavedModelFile, versions.VariablesIndex)
+		dir, filepath.Join(dir, versions.Name(1)), contract.SavedModelFile, contract.VariablesIndex)
 }
 
 // hasONNXVersion says whether base holds a complete ONNX version folder.

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"unsafe"
 
+	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/loader"
 	"github.com/xcept/xcept/internal/model"
 )
@@ -56,7 +57,7 @@ func CacheKey(m *model.Model, manifestSHA string, cfg Config) (string, error) {
 	fmt.Fprintf(h, "%s\n%s\n%d\n", cacheFormat, manifestSHA, cfg.CacheViews)
 	aug, _ := json.Marshal(augmentation(cfg))
 	h.Write(aug)
-	for _, f := range []string{filepath.Join(m.Dir, model.InfoFile), filepath.Join(m.Session.Dir, "variables", "variables.index")} {
+	for _, f := range []string{filepath.Join(m.Dir, model.InfoFile), filepath.Join(m.Session.Dir, contract.VariablesIndex)} {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			return "", err

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/xcept/xcept/internal/cluster"
+	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/dataset"
 	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/model"
@@ -191,7 +192,7 @@ func (j *Job) digest(m *model.Model, r *run.Run, st *start) ([sha256.Size]byte, 
 	files := []string{
 		filepath.Join(r.Info.Dataset, dataset.ManifestFile),
 		filepath.Join(m.Dir, model.InfoFile),
-		filepath.Join(m.Session.Dir, "variables", "variables.index"),
+		filepath.Join(m.Session.Dir, contract.VariablesIndex),
 	}
 	if st.restore != "" {
 		files = append(files, r.CheckpointPrefix(st.restore)+".index")

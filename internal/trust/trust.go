@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/graph"
 )
 
@@ -201,7 +202,7 @@ type mark struct {
 // WriteMark marks the SavedModel in dir as xcept's, with the hash of its
 // saved_model.pb as it is now.
 func WriteMark(dir string) error {
-	sum, err := fileSHA256(filepath.Join(dir, "saved_model.pb"))
+	sum, err := fileSHA256(filepath.Join(dir, contract.SavedModelFile))
 	if err != nil {
 		return err
 	}
@@ -233,7 +234,7 @@ func (e *UntrustedError) Error() string { return e.Msg }
 // is unchanged since, and every op it holds is on the allowlist for its
 // zone. The error is one line naming the file and the op.
 func Check(dir string) error {
-	pb := filepath.Join(dir, "saved_model.pb")
+	pb := filepath.Join(dir, contract.SavedModelFile)
 	refuse := func(format string, args ...any) error {
 		return &UntrustedError{Msg: fmt.Sprintf(format, args...) +
 			"; models are programs: pass " + Flag + " only for a model you trust (see README, Serving: trusted models)"}

@@ -21,13 +21,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+
+	"github.com/xcept/xcept/internal/contract"
 )
 
-// Files that make a version folder complete.
-const (
-	SavedModelFile = "saved_model.pb"
-	VariablesIndex = "variables/variables.index"
-)
+// completeFiles are the files that make a version folder complete.
+var completeFiles = []string{contract.SavedModelFile, contract.VariablesIndex}
 
 // Version is one complete version folder.
 type Version struct {
@@ -139,7 +138,7 @@ func CompleteAny(dir string) (string, bool) {
 // returns their stamp.
 func Complete(dir string) (string, bool) {
 	var stamp string
-	for _, f := range []string{SavedModelFile, VariablesIndex} {
+	for _, f := range completeFiles {
 		st, err := os.Stat(filepath.Join(dir, f))
 		if err != nil || !st.Mode().IsRegular() {
 			return "", false

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/xcept/xcept/internal/contract"
 )
 
 func TestParse(t *testing.T) {
@@ -34,7 +36,7 @@ func complete(t *testing.T, base, name string) {
 	if err := os.MkdirAll(filepath.Join(dir, "variables"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{SavedModelFile, VariablesIndex} {
+	for _, f := range []string{contract.SavedModelFile, contract.VariablesIndex} {
 		if err := os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -47,7 +49,7 @@ func TestScan(t *testing.T) {
 		complete(t, base, v)
 	}
 	os.MkdirAll(filepath.Join(base, "11"), 0o755) // incomplete: nothing in it yet
-	os.WriteFile(filepath.Join(base, "11", SavedModelFile), nil, 0o644)
+	os.WriteFile(filepath.Join(base, "11", contract.SavedModelFile), nil, 0o644)
 	for _, name := range []string{"11x", ".tmp-12", "-3", "latest"} {
 		complete(t, base, name)
 	}
@@ -80,7 +82,7 @@ func TestStampChangesWithTheFiles(t *testing.T) {
 	base := t.TempDir()
 	complete(t, base, "1")
 	before, _ := Complete(filepath.Join(base, "1"))
-	os.WriteFile(filepath.Join(base, "1", SavedModelFile), []byte("longer"), 0o644)
+	os.WriteFile(filepath.Join(base, "1", contract.SavedModelFile), []byte("longer"), 0o644)
 	after, ok := Complete(filepath.Join(base, "1"))
 	if !ok || before == after {
 		t.Errorf("stamp %q → %q after rewriting saved_model.pb", before, after)
