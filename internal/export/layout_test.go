@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sort"
 	"testing"
+
+	"github.com/xcept/xcept/internal/filecopy"
 )
 
 func TestStageCommitCountsUp(t *testing.T) {
@@ -103,7 +105,7 @@ func TestDirSizeAndCopyTree(t *testing.T) {
 	os.WriteFile(filepath.Join(src, "x"), make([]byte, 10), 0o644)
 	os.WriteFile(filepath.Join(src, "a", "b", "y"), make([]byte, 5), 0o644)
 	dst := t.TempDir()
-	if err := copyTree(src, dst); err != nil {
+	if err := filecopy.Tree(src, dst, filecopy.File); err != nil {
 		t.Fatal(err)
 	}
 	for _, dir := range []string{src, dst} {

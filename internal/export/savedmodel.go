@@ -9,6 +9,7 @@ import (
 
 	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/fault"
+	"github.com/xcept/xcept/internal/filecopy"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/model"
 	"github.com/xcept/xcept/internal/trust"
@@ -38,11 +39,11 @@ func writeSavedModel(ref *model.Model, dst string) error {
 			if err := os.Mkdir(target, 0o755); err != nil {
 				return err
 			}
-			if err := copyTree(src, target); err != nil {
+			if err := filecopy.Tree(src, target, filecopy.File); err != nil {
 				return err
 			}
 		case e.Type().IsRegular():
-			if err := copyFile(src, target); err != nil {
+			if err := filecopy.File(src, target); err != nil {
 				return err
 			}
 		}

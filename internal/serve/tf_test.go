@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"io/fs"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -17,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xcept/xcept/internal/filecopy"
 	"github.com/xcept/xcept/internal/graph"
 	"github.com/xcept/xcept/internal/model"
 	"github.com/xcept/xcept/internal/testmodel"
@@ -46,43 +45,15 @@ func addVersion(t testing.TB, dir string, v int64) {
 	t.Helper()
 	src := filepath.Join(testmodel.Tiny(t), model.ServingDir)
 	tmp := filepath.Join(dir, ".tmp-"+strconv.FormatInt(v, 10))
-	if err := copyTree(src, tmp); err != nil {
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := filecopy.Tree(src, tmp, filecopy.LinkOrFile); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, strconv.FormatInt(v, 10))); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// copyTree hard-links files where it can (the test model is 80 MB), else copies.
-func copyTree(src, dst string) error {
-	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, path)
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		if os.Link(path, target) == nil {
-			return nil
-		}
-		in, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		defer in.Close()
-		out, err := os.Create(target)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(out, in); err != nil {
-			out.Close()
-			return err
-		}
-		return out.Close()
-	})
 }
 
 func tinyConfig(dir string) Config {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/dataset"
 	"github.com/xcept/xcept/internal/fault"
+	"github.com/xcept/xcept/internal/filecopy"
 	"github.com/xcept/xcept/internal/model"
 	"github.com/xcept/xcept/internal/run"
 	"github.com/xcept/xcept/internal/track"
@@ -92,7 +92,7 @@ func copyRun(src, dst string) error {
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return err
 	}
-	if err := copyFile(filepath.Join(src, run.InfoFile), filepath.Join(dst, run.InfoFile)); err != nil {
+	if err := filecopy.LinkOrFile(filepath.Join(src, run.InfoFile), filepath.Join(dst, run.InfoFile)); err != nil {
 		return err
 	}
 	for _, name := range []string{run.Best, run.Last} {
@@ -109,32 +109,12 @@ func copyRun(src, dst string) error {
 			return err
 		}
 		for _, e := range entries {
-			if err := copyFile(filepath.Join(from, e.Name()), filepath.Join(to, e.Name())); err != nil {
+			if err := filecopy.LinkOrFile(filepath.Join(from, e.Name()), filepath.Join(to, e.Name())); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
-}
-
-func copyFile(from, to string) error {
-	if err := os.Link(from, to); err == nil {
-		return nil
-	}
-	in, err := os.Open(from)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(to)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 // join makes m one task of the cluster and checks, by a collective, that
