@@ -1,9 +1,12 @@
-// Package cli is the command layer's shared part: the error kinds and the one
-// mapping from errors (a Kind, or a domain package's fault.Reason) to the
-// process exit code, documented in README.md's "Exit codes" (errors.go); the
-// safety net that turns a failed write into a data error (write.go); and
-// Output, the one printer of every verb: progress for people on stderr,
-// results on stdout as text or as JSON Lines (output.go).
+// Package cli is the command layer's shared part: the one mapping from
+// errors to the process exit code, documented in README.md's "Exit codes"
+// (errors.go: a domain package's fault.Reason, or a Kind of the command
+// layer's own errors, Usagef and the like), and NameFlags, which makes a
+// domain error about a path name the flag that gave it; the safety net that
+// turns a failed write into a data error (write.go); and Output, the one
+// printer of every verb: progress for people on stderr, results on stdout as
+// text or as JSON Lines (output.go). Domain packages never decide an exit
+// code: they return fault errors, and print through Output.
 package cli
 
 import (
@@ -15,7 +18,9 @@ import (
 	"github.com/xcept/xcept/internal/fault"
 )
 
-// Kind classifies an error so that main can map it to one exit code.
+// Kind classifies an error so that main can map it to one exit code. The
+// command layer makes its own errors with a Kind (Usagef, ...); a domain
+// package's fault.Reason maps to one (reasonKinds).
 type Kind int
 
 // Error kinds, in the order of their exit codes (see ExitCode and README).
@@ -59,7 +64,9 @@ func newf(k Kind, format string, args ...any) error {
 	return &Error{Kind: k, Err: fmt.Errorf(format, args...)}
 }
 
-// Usagef reports a bad flag, argument or configuration value. Name the flag or key.
+// Usagef reports a bad flag, argument or configuration value, from the
+// command layer (a domain package returns fault.New(fault.BadValue, ...)).
+// Name the flag or key.
 func Usagef(format string, args ...any) error { return newf(KindUsage, format, args...) }
 
 // Dataf reports unusable input data. Name the file or folder.

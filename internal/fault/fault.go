@@ -2,7 +2,13 @@
 // words (not a run, not a model, bad data, cannot write, ...), without
 // deciding what the process does about it: the command layer maps each
 // Reason to an exit code, once, in cli.ExitCode. The message of an Error is
-// shown to the user as is, on one line: name the file or flag and what to do.
+// shown to the user as is, on one line: name the file and what to do. An
+// error about a path the user gave (a run, dataset, model or output folder)
+// is made by About with its Subject, and the command layer names the flag
+// that gave the path (cli.NameFlags), where the flag is known.
+//
+// Domain packages make every error they classify here; the command layer
+// (cmd/xcept, internal/cli) alone makes cli errors.
 package fault
 
 import (

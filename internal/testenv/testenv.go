@@ -1,8 +1,9 @@
 // Package testenv gives tests the heavy things they share: the project's
-// Python, the real-weights fixture of `make fixtures`, a real MLflow
-// server, and Once, the once-per-process cache for fixtures (prepared
-// datasets, trained runs). Prepared demo datasets come from its
-// sub-package demoset.
+// Python, the real-weights fixtures of `make fixtures` (ImageNet weights,
+// the kitchen photos), a real MLflow server, free loopback addresses for a
+// test cluster (FreeAddrs), and Once, the once-per-process cache for
+// fixtures (prepared datasets, trained runs). Prepared demo datasets come
+// from its sub-package demoset.
 package testenv
 
 import (
