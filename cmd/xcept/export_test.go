@@ -21,6 +21,7 @@ import (
 	"github.com/xcept/xcept/internal/demodata"
 	"github.com/xcept/xcept/internal/export"
 	"github.com/xcept/xcept/internal/graph"
+	"github.com/xcept/xcept/internal/metrics"
 	runs "github.com/xcept/xcept/internal/run"
 	"github.com/xcept/xcept/internal/testenv"
 	"github.com/xcept/xcept/internal/trust"
@@ -153,8 +154,8 @@ func TestExportSavedModel(t *testing.T) {
 			t.Errorf("probability %d: C API %v, Python tf.saved_model.load %v", i, probs[i], py.Probabilities[i])
 		}
 	}
-	if argmax(probs) != argmax(py.Probabilities) {
-		t.Errorf("top-1: C API %d, Python %d", argmax(probs), argmax(py.Probabilities))
+	if metrics.Argmax(probs) != metrics.Argmax(py.Probabilities) {
+		t.Errorf("top-1: C API %d, Python %d", metrics.Argmax(probs), metrics.Argmax(py.Probabilities))
 	}
 	for k, v := range py.FreshFingerprint {
 		if py.Fingerprint[k] != v {
@@ -345,17 +346,6 @@ func checkSavedModelCLI(t *testing.T, dir string) {
 func lastLineOf(b []byte) []byte {
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	return []byte(lines[len(lines)-1])
-}
-
-// argmax is the index of v's largest value (the first of equals).
-func argmax[T float32 | float64](v []T) int {
-	best := 0
-	for i := range v {
-		if v[i] > v[best] {
-			best = i
-		}
-	}
-	return best
 }
 
 // TestExportTFLite converts in parallel: each conversion is one mostly

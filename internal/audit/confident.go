@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+
+	"github.com/xcept/xcept/internal/metrics"
 )
 
 // The constants of cleanlab's internal/constants.py.
@@ -94,7 +96,7 @@ func FindLabelIssues(labels []int, probs []float64, k int) (*Confident, error) {
 		}
 		p := slices.Clone(row(i))
 		p[l] += floatingPointComparison
-		if argmax(p) == l {
+		if metrics.Argmax(p) == l {
 			issue[i] = false
 		}
 	}
@@ -150,7 +152,7 @@ func confidentJoint(labels []int, probs []float64, k int, counts []int) ([]float
 			continue
 		}
 		if confident > 1 {
-			guess = argmax(p)
+			guess = metrics.Argmax(p)
 		}
 		joint[l][guess]++
 	}
@@ -265,16 +267,6 @@ func roundPreservingSum(fs []float64) []int {
 		out[i] = int(v)
 	}
 	return out
-}
-
-func argmax(p []float64) int {
-	best := 0
-	for i, v := range p {
-		if v > p[best] {
-			best = i
-		}
-	}
-	return best
 }
 
 func sum(v []float64) float64 {

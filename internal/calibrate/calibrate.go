@@ -11,6 +11,8 @@ package calibrate
 import (
 	"fmt"
 	"math"
+
+	"github.com/xcept/xcept/internal/metrics"
 )
 
 // Bins is the number of equal-width confidence bins of the ECE and the
@@ -159,12 +161,7 @@ func ECEOf(bins []Bin) float64 {
 }
 
 func argmax(row []float32) (int, float64) {
-	best := 0
-	for j, p := range row {
-		if p > row[best] {
-			best = j
-		}
-	}
+	best := metrics.Argmax(row)
 	return best, float64(row[best])
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/imageio"
 	"github.com/xcept/xcept/internal/infer"
+	"github.com/xcept/xcept/internal/metrics"
 	"github.com/xcept/xcept/internal/model"
 	"github.com/xcept/xcept/internal/report"
 	"github.com/xcept/xcept/internal/run"
@@ -99,7 +100,7 @@ func (x *explainer) write(d decoded, e infer.Explanation) error {
 		return fault.About(fault.CannotWrite, fault.OutFolder, x.out, "%v", err)
 	}
 	x.total++
-	pred := infer.Argmax(infer.Rows(e.Probs, 1)[0])
+	pred := metrics.Argmax(infer.Rows(e.Probs, 1)[0])
 	ci := e.Class
 	return x.print(Line{File: d.in.Path, Class: x.m.Info.Classes[e.Class], ClassIndex: &ci, Probability: float64(e.Probs[e.Class]),
 		Predicted: x.m.Info.Classes[pred], PredictedProbability: float64(e.Probs[pred]), GradCAM: path})

@@ -85,7 +85,7 @@ func PredictRecords(ctx context.Context, m *Pixels, shards []string, batchSize i
 			return nil, fault.New(fault.ToolFailed, "predicting %s: %v", m.Dir, err)
 		}
 		for i, row := range Rows(probs, b.N()) {
-			ev.Rows = append(ev.Rows, metrics.Row{File: b.Files[i], True: int(b.Labels[i]), Pred: Argmax(row), Probs: row})
+			ev.Rows = append(ev.Rows, metrics.Row{File: b.Files[i], True: int(b.Labels[i]), Pred: metrics.Argmax(row), Probs: row})
 			ev.Records = append(ev.Records, b.Indices[i])
 		}
 		l.Recycle(b)
@@ -125,7 +125,7 @@ func PredictLabelled(ctx context.Context, m *Pixels, files []LabelledFile, fit i
 			return nil, fault.New(fault.ToolFailed, "predicting %s: %v", m.Dir, err)
 		}
 		for i, row := range Rows(probs, len(kept)) {
-			ev.Rows = append(ev.Rows, metrics.Row{File: kept[i].Path, True: kept[i].Label, Pred: Argmax(row), Probs: row})
+			ev.Rows = append(ev.Rows, metrics.Row{File: kept[i].Path, True: kept[i].Label, Pred: metrics.Argmax(row), Probs: row})
 			ev.Records = append(ev.Records, -1)
 		}
 	}

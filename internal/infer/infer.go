@@ -55,17 +55,6 @@ func Rows(probs []float32, n int) [][]float64 {
 	return out
 }
 
-// Argmax is the index of the largest value, the first on ties.
-func Argmax(row []float64) int {
-	best := 0
-	for i, v := range row {
-		if v > row[best] {
-			best = i
-		}
-	}
-	return best
-}
-
 // OpenServing loads the run's inference-only SavedModel with the best
 // checkpoint restored into it.
 func OpenServing(r *run.Run, opts graph.SessionOptions) (*model.Model, error) {

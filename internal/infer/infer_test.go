@@ -45,8 +45,8 @@ func TestTopRanksLikeMetrics(t *testing.T) {
 		if ranked := row.Ranked(); !reflect.DeepEqual(ranked[:len(idx)], idx) {
 			t.Errorf("%v: metrics ranks %v, Top %v: predict and evaluate would disagree", tt.probs, ranked, idx)
 		}
-		if Argmax(row.Probs) != idx[0] {
-			t.Errorf("%v: Argmax %d, Top %d", tt.probs, Argmax(row.Probs), idx[0])
+		if metrics.Argmax(row.Probs) != idx[0] {
+			t.Errorf("%v: Argmax %d, Top %d", tt.probs, metrics.Argmax(row.Probs), idx[0])
 		}
 	}
 }

@@ -24,6 +24,18 @@ func (r Row) Confidence() float64 {
 	return r.Probs[r.Pred]
 }
 
+// Argmax is the index of the largest value of row, the first of equals: the
+// predicted class of a row of probabilities or logits.
+func Argmax[T ~float32 | ~float64](row []T) int {
+	best := 0
+	for i, v := range row {
+		if v > row[best] {
+			best = i
+		}
+	}
+	return best
+}
+
 // Ranked returns class indices from most to least probable. Equal
 // probabilities keep label order, so the ranking never depends on sort
 // internals.

@@ -25,7 +25,7 @@ func TestWriteCalibration(t *testing.T) {
 		for j := range p {
 			p[j] = float64(answered[i*k+j])
 		}
-		rows[i] = metrics.Row{File: "x.jpg", True: int(labels[i]), Pred: argmaxOf(p), Probs: p}
+		rows[i] = metrics.Row{File: "x.jpg", True: int(labels[i]), Pred: metrics.Argmax(p), Probs: p}
 	}
 	out := outDir(t, "calibration")
 	gate, _ := metrics.MaxECE(0.0001)
@@ -52,14 +52,4 @@ func TestWriteCalibration(t *testing.T) {
 	if !strings.Contains(string(page), `id="calibration"`) || !strings.Contains(string(page), "reliability diagram") {
 		t.Error("report.html has no calibration section with the reliability diagram")
 	}
-}
-
-func argmaxOf(p []float64) int {
-	best := 0
-	for j := range p {
-		if p[j] > p[best] {
-			best = j
-		}
-	}
-	return best
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/xcept/xcept/internal/calibrate"
 	"github.com/xcept/xcept/internal/contract"
 	"github.com/xcept/xcept/internal/graph"
+	evalmetrics "github.com/xcept/xcept/internal/metrics" // serve has its own metrics
 )
 
 // Rejecting wraps a loader so that every signature answering probabilities
@@ -81,19 +82,9 @@ func (m *rejectModel) Run(signature string, inputs map[string]*Column) (map[stri
 			class[r] = []byte(contract.UnknownClass)
 			continue
 		}
-		class[r] = names[r*k+argmax(row)]
+		class[r] = names[r*k+evalmetrics.Argmax(row)]
 	}
 	out[contract.OutUnknown] = &Column{DType: graph.Bool, Shape: []int64{int64(rows)}, Data: unknown}
 	out[contract.OutClass] = &Column{DType: graph.String, Shape: []int64{int64(rows)}, Data: class}
 	return out, nil
-}
-
-func argmax(row []float32) int {
-	best := 0
-	for j, v := range row {
-		if v > row[best] {
-			best = j
-		}
-	}
-	return best
 }

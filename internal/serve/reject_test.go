@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/xcept/xcept/internal/calibrate"
+	evalmetrics "github.com/xcept/xcept/internal/metrics" // serve has its own metrics
 	"github.com/xcept/xcept/internal/serve/grpcapi/pb"
 )
 
@@ -34,7 +35,7 @@ func rejectServer(t *testing.T, threshold float64) *Server {
 // wantAnswer is the fake model's top class for an image, or "unknown".
 func wantAnswer(img []byte, threshold float64) (string, bool) {
 	p := fakeProbs(img, 1)
-	top := argmax(p)
+	top := evalmetrics.Argmax(p)
 	if float64(p[top]) < threshold {
 		return "unknown", true
 	}
