@@ -54,6 +54,21 @@ type Session struct {
 	closed bool
 }
 
+// newSessionOptions makes TF_SessionOptions holding opts' ConfigProto; the
+// caller deletes them.
+func newSessionOptions(opts SessionOptions) (*C.TF_SessionOptions, error) {
+	copts := C.x_TF_NewSessionOptions()
+	cfg := encodeConfig(opts)
+	st := newStatus()
+	C.x_TF_SetConfig(copts, unsafe.Pointer(&cfg[0]), C.size_t(len(cfg)), st.c)
+	runtime.KeepAlive(cfg)
+	if err := st.done(); err != nil {
+		C.x_TF_DeleteSessionOptions(copts)
+		return nil, err
+	}
+	return copts, nil
+}
+
 // LoadSavedModel loads the SavedModel in dir and decodes its MetaGraphDef.
 func LoadSavedModel(dir string, opts SessionOptions) (*Session, error) {
 	if err := Load(); err != nil {
@@ -63,15 +78,11 @@ func LoadSavedModel(dir string, opts SessionOptions) (*Session, error) {
 	if len(tags) == 0 {
 		tags = []string{"serve"}
 	}
-	copts := C.x_TF_NewSessionOptions()
-	defer C.x_TF_DeleteSessionOptions(copts)
-	cfg := encodeConfig(opts)
-	st := newStatus()
-	C.x_TF_SetConfig(copts, unsafe.Pointer(&cfg[0]), C.size_t(len(cfg)), st.c)
-	runtime.KeepAlive(cfg)
-	if err := st.done(); err != nil {
+	copts, err := newSessionOptions(opts)
+	if err != nil {
 		return nil, err
 	}
+	defer C.x_TF_DeleteSessionOptions(copts)
 	if opts.Target != "" {
 		ct := C.CString(opts.Target)
 		C.x_TF_SetTarget(copts, ct)
@@ -88,7 +99,7 @@ func LoadSavedModel(dir string, opts SessionOptions) (*Session, error) {
 	graph := C.x_TF_NewGraph()
 	meta := C.x_TF_NewBuffer()
 	defer C.x_TF_DeleteBuffer(meta)
-	st = newStatus()
+	st := newStatus()
 	c := C.x_TF_LoadSessionFromSavedModel(copts, nil, cdir, &ctags[0], C.int(len(ctags)), graph, meta, st.c)
 	if err := st.done(); err != nil {
 		C.x_TF_DeleteGraph(graph)
@@ -383,18 +394,14 @@ func ListDevices(opts SessionOptions) ([]Device, error) {
 	if err := Load(); err != nil {
 		return nil, err
 	}
-	copts := C.x_TF_NewSessionOptions()
-	defer C.x_TF_DeleteSessionOptions(copts)
-	cfg := encodeConfig(opts)
-	st := newStatus()
-	C.x_TF_SetConfig(copts, unsafe.Pointer(&cfg[0]), C.size_t(len(cfg)), st.c)
-	runtime.KeepAlive(cfg)
-	if err := st.done(); err != nil {
+	copts, err := newSessionOptions(opts)
+	if err != nil {
 		return nil, err
 	}
+	defer C.x_TF_DeleteSessionOptions(copts)
 	graph := C.x_TF_NewGraph()
 	defer C.x_TF_DeleteGraph(graph)
-	st = newStatus()
+	st := newStatus()
 	c := C.x_TF_NewSession(graph, copts, st.c)
 	if err := st.done(); err != nil {
 		return nil, err
