@@ -81,17 +81,9 @@ func makeTaps(lo, span, srcLen, dstLen int) taps {
 // not change a single value (see TestScaleOrderExact); it only makes the
 // pass over the large source a simple streaming loop.
 func scaleRGBA(dst *image.RGBA, dr image.Rectangle, src *image.RGBA, sr image.Rectangle) {
-	b := src.Rect
-	tx := makeTaps(sr.Min.X-b.Min.X, sr.Dx(), b.Dx(), dr.Dx())
-	ty := makeTaps(sr.Min.Y-b.Min.Y, sr.Dy(), b.Dy(), dr.Dy())
+	tx, ty, x0, x1 := scaleTaps(dr, src, sr)
 	dw := dr.Dx()
-	// The source columns the horizontal taps read, [x0, x1).
-	x0, x1 := tx.first[0], tx.first[0]
-	for x := range dw {
-		x0, x1 = min(x0, tx.first[x]), max(x1, tx.first[x]+tx.count[x])
-	}
-	sw := x1 - x0
-	row := make([]int32, sw*4) // one destination row after the vertical pass, RGBA at 1<<weightBits scale
+	row := make([]int32, (x1-x0)*4) // one destination row after the vertical pass, RGBA at 1<<weightBits scale
 	const shift = 2 * weightBits
 	for y := range dr.Dy() {
 		clear(row)
@@ -125,6 +117,19 @@ func scaleRGBA(dst *image.RGBA, dr image.Rectangle, src *image.RGBA, sr image.Re
 	}
 }
 
+// scaleTaps are the horizontal and vertical taps that scale the sr part of
+// src to dr, and the source columns [x0, x1) the horizontal ones read.
+func scaleTaps(dr image.Rectangle, src *image.RGBA, sr image.Rectangle) (tx, ty taps, x0, x1 int) {
+	b := src.Rect
+	tx = makeTaps(sr.Min.X-b.Min.X, sr.Dx(), b.Dx(), dr.Dx())
+	ty = makeTaps(sr.Min.Y-b.Min.Y, sr.Dy(), b.Dy(), dr.Dy())
+	x0, x1 = tx.first[0], tx.first[0]
+	for x := range dr.Dx() {
+		x0, x1 = min(x0, tx.first[x]), max(x1, tx.first[x]+tx.count[x])
+	}
+	return tx, ty, x0, x1
+}
+
 func round8(v int64, shift uint) uint8 {
 	v = (v + 1<<(shift-1)) >> shift
 	return uint8(min(255, max(0, v)))
@@ -134,14 +139,8 @@ func round8(v int64, shift uint) uint8 {
 // without rounding to whole levels: RGB values of the sr part of src into
 // the dr part of dst, a size×size×3 float image (stride 3*size).
 func scaleFloat(dst []float32, size int, dr image.Rectangle, src *image.RGBA, sr image.Rectangle) {
-	b := src.Rect
-	tx := makeTaps(sr.Min.X-b.Min.X, sr.Dx(), b.Dx(), dr.Dx())
-	ty := makeTaps(sr.Min.Y-b.Min.Y, sr.Dy(), b.Dy(), dr.Dy())
+	tx, ty, x0, x1 := scaleTaps(dr, src, sr)
 	dw := dr.Dx()
-	x0, x1 := tx.first[0], tx.first[0]
-	for x := range dw {
-		x0, x1 = min(x0, tx.first[x]), max(x1, tx.first[x]+tx.count[x])
-	}
 	row := make([]float32, (x1-x0)*4)
 	for y := range dr.Dy() {
 		clear(row)
