@@ -1,9 +1,12 @@
-"""The xcept model: Keras Xception + a classification head, wrapped in
-tf.Modules whose signatures the Go side runs through the TensorFlow C API.
+"""The xcept model: a Keras backbone (model.arch: Xception by default, the
+others from scripts/archs.json through backbones.py) + a classification head,
+wrapped in tf.Modules whose signatures the Go side runs through the
+TensorFlow C API.
 
-The signature names, input keys and output keys below are a contract with
-the Go side, which states them in internal/contract/contract.go (one name per
-constant there); model.json records them as saved.
+The signature names, input keys and output keys of the signature tables below
+(trainer_signatures, serving_signatures) are a contract with the Go side,
+which states them in internal/contract/contract.go (one name per constant
+there); model.json records them as saved.
 """
 
 import contextlib
