@@ -26,7 +26,7 @@ func main() {
 // only place where errors become exit codes and one-line messages, and where
 // a domain error about a path names the flag that gave it.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	root := NewRootCmd(stdout, stderr)
+	root, g := newRoot(stdout, stderr)
 	root.SetArgs(args)
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
@@ -38,7 +38,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				return f.Value.String(), true
 			}
 			return "", false
-		})
+		}, g.keyFlags)
 	}
 	if ctx.Err() != nil && cli.KindOf(err) == cli.KindInternal {
 		err = fault.ErrInterrupted

@@ -24,13 +24,22 @@ type Globals struct {
 	ConfigFile string
 	Verbose    bool
 	cli.Output // --json, --quiet; Stdout for data (results, JSON), Stderr for people (progress, warnings)
+	// keyFlags are the configuration keys the verb's flags set (Config's
+	// bindings), for naming the flag in an error about a setting.
+	keyFlags map[string]string
 }
 
 // NewRootCmd builds the command tree. Each verb lives in its own file as an
 // Options struct, a NewXxxCmd that alone touches cobra and viper, and a run
 // function that sees only the Options.
 func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
-	g := &Globals{Output: cli.Output{Stdout: stdout, Stderr: stderr}}
+	root, _ := newRoot(stdout, stderr)
+	return root
+}
+
+// newRoot is NewRootCmd and the Globals its verbs share.
+func newRoot(stdout, stderr io.Writer) (*cobra.Command, *Globals) {
+	g := &Globals{Output: cli.Output{Stdout: stdout, Stderr: stderr}, keyFlags: map[string]string{}}
 	root := &cobra.Command{
 		Use:   "xcept",
 		Short: "Turn a folder of labelled images into a verified, deployable Xception classifier",
@@ -65,7 +74,7 @@ against the trained one. Run "xcept COMMAND --help" for each step.`,
 	root.InitDefaultCompletionCmd()
 	root.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 	usageArgs(root)
-	return root
+	return root, g
 }
 
 // usageArgs makes every command's check of its positional arguments a usage
@@ -150,6 +159,10 @@ func (g *Globals) Config(flags *pflag.FlagSet, bind map[string]string) (*viper.V
 		if err := v.BindPFlag(key, f); err != nil {
 			return nil, err
 		}
+		if g.keyFlags == nil {
+			g.keyFlags = map[string]string{}
+		}
+		g.keyFlags[key] = name
 	}
 	return v, nil
 }

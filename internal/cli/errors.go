@@ -145,26 +145,41 @@ var subjectFlags = map[fault.Subject]string{
 }
 
 // NameFlags is err with its messages about a subject naming the flag that
-// gave their path ("--run runs/x: ..." for "run folder runs/x: ..."), its
-// chain (and so its exit code) kept. value returns the verb's value of a
-// flag, ok false when the verb has no such flag; a path no flag gave (a
-// run's recorded dataset, say) keeps its subject.
-func NameFlags(err error, value func(flag string) (v string, ok bool)) error {
+// gave their path ("--run runs/x: ..." for "run folder runs/x: ...") or
+// that sets their configuration key ("model.precision (--precision) ..."),
+// its chain (and so its exit code) kept. value returns the verb's value of
+// a flag, ok false when the verb has no such flag; keyFlags maps the verb's
+// configuration keys to their flags. A path no flag gave (a run's recorded
+// dataset, say) keeps its subject.
+func NameFlags(err error, value func(flag string) (v string, ok bool), keyFlags map[string]string) error {
 	msg := err.Error()
 	for e := err; e != nil; e = errors.Unwrap(e) {
 		f, ok := e.(*fault.Error)
 		if !ok || f.Subject == fault.NoSubject {
 			continue
 		}
-		flag := subjectFlags[f.Subject]
-		if v, ok := value(flag); ok && v != "" && samePath(v, f.Path) {
-			msg = strings.ReplaceAll(msg, f.Subject.String()+" "+f.Path+": ", "--"+flag+" "+f.Path+": ")
+		if flag, ok := flagOf(f, value, keyFlags); ok {
+			msg = strings.ReplaceAll(msg, f.Error(), f.NamedBy("--"+flag))
 		}
 	}
 	if msg == err.Error() {
 		return err
 	}
 	return &named{msg: msg, err: err}
+}
+
+// flagOf is the verb's flag that gave f's path or sets f's key.
+func flagOf(f *fault.Error, value func(string) (string, bool), keyFlags map[string]string) (string, bool) {
+	if f.Subject == fault.Setting {
+		flag, ok := keyFlags[f.Path]
+		if ok {
+			_, ok = value(flag)
+		}
+		return flag, ok
+	}
+	flag := subjectFlags[f.Subject]
+	v, ok := value(flag)
+	return flag, ok && v != "" && samePath(v, f.Path)
 }
 
 // named is an error with its message rewritten by NameFlags.

@@ -104,9 +104,33 @@ func TestNameFlags(t *testing.T) {
 		{"no such flag", map[string]string{"data": "runs/x"}, "opening: run folder runs/x: no such run folder"},
 	}
 	for _, c := range cases {
-		err := NameFlags(about(), flags(c.flags))
+		err := NameFlags(about(), flags(c.flags), nil)
 		if err.Error() != c.want || ExitCode(err) != ExitData {
 			t.Errorf("%s: %q (exit %d), want %q (exit 4)", c.name, err, ExitCode(err), c.want)
+		}
+	}
+}
+
+func TestNameFlagsOfASetting(t *testing.T) {
+	bad := func() error {
+		return fmt.Errorf("building: %w", fault.BadSetting("model.precision", "%q: use one of float32, mixed_bfloat16", "int8"))
+	}
+	has := func(name string) (string, bool) { return "", name == "precision" }
+	none := func(string) (string, bool) { return "", false }
+	cases := []struct {
+		name     string
+		value    func(string) (string, bool)
+		keyFlags map[string]string
+		want     string
+	}{
+		{"a flag sets the key", has, map[string]string{"model.precision": "precision"}, `building: model.precision (--precision) "int8": use one of float32, mixed_bfloat16`},
+		{"the verb has no such flag", none, map[string]string{"model.precision": "precision"}, `building: model.precision "int8": use one of float32, mixed_bfloat16`},
+		{"no flag sets the key", has, nil, `building: model.precision "int8": use one of float32, mixed_bfloat16`},
+	}
+	for _, c := range cases {
+		err := NameFlags(bad(), c.value, c.keyFlags)
+		if err.Error() != c.want || ExitCode(err) != ExitUsage {
+			t.Errorf("%s: %q (exit %d), want %q (exit 2)", c.name, err, ExitCode(err), c.want)
 		}
 	}
 }

@@ -31,7 +31,7 @@ func ParseMode(s string) (string, error) {
 	case CPU, GPU:
 		return s, nil
 	}
-	return "", fault.New(fault.BadValue, "runtime.device (--device) %q: use one of %s", s, strings.Join(Modes, ", "))
+	return "", fault.BadSetting("runtime.device", "%q: use one of %s", s, strings.Join(Modes, ", "))
 }
 
 // Placement is where a command runs its model, and in which precision.

@@ -25,7 +25,7 @@ func TestParseMode(t *testing.T) {
 		}
 	}
 	_, err := ParseMode("tpu")
-	if cli.ExitCode(err) != cli.ExitUsage || !strings.Contains(err.Error(), "runtime.device (--device)") {
+	if cli.ExitCode(err) != cli.ExitUsage || !strings.Contains(err.Error(), `runtime.device "tpu": use one of`) {
 		t.Errorf("ParseMode(tpu): %v", err)
 	}
 }

@@ -48,9 +48,10 @@ const (
 	DataFolder          // a dataset or a folder of images
 	ModelFolder         // a model or export folder
 	OutFolder           // an output folder
+	Setting             // a configuration key (Path is the key: model.precision), which a flag may set
 )
 
-var subjects = [...]string{"", "run folder", "dataset", "model", "output folder"}
+var subjects = [...]string{"", "run folder", "dataset", "model", "output folder", "setting"}
 
 func (s Subject) String() string { return subjects[s] }
 
@@ -64,11 +65,24 @@ type Error struct {
 }
 
 // Error is the message; an error about a subject starts with it and the
-// path ("run folder runs/x: ..."), which the command layer turns into the
-// flag that gave the path ("--run runs/x: ...").
-func (e *Error) Error() string {
-	if e.Subject == NoSubject {
+// path ("run folder runs/x: ..."), an error about a setting with its key
+// ("model.precision \"int8\": ..."). The command layer names the flag that
+// gave the path or sets the key instead (NamedBy).
+func (e *Error) Error() string { return e.NamedBy("") }
+
+// NamedBy is the message naming flag ("--run", "" for none): "--run
+// runs/x: ..." for a path, "model.precision (--precision) ..." for a
+// setting.
+func (e *Error) NamedBy(flag string) string {
+	switch {
+	case e.Subject == NoSubject:
 		return e.Err.Error()
+	case e.Subject == Setting && flag != "":
+		return e.Path + " (" + flag + ") " + e.Err.Error()
+	case e.Subject == Setting:
+		return e.Path + " " + e.Err.Error()
+	case flag != "":
+		return flag + " " + e.Path + ": " + e.Err.Error()
 	}
 	return e.Subject.String() + " " + e.Path + ": " + e.Err.Error()
 }
@@ -88,6 +102,13 @@ func New(r Reason, format string, args ...any) error {
 // is wrong with it and what to do, without repeating the path.
 func About(r Reason, s Subject, path, format string, args ...any) error {
 	return &Error{Reason: r, Err: fmt.Errorf(format, args...), Subject: s, Path: path}
+}
+
+// BadSetting is a BadValue error about configuration key key; format says
+// what is wrong with its value and what to do, starting with the value
+// ("%q: use one of ...").
+func BadSetting(key, format string, args ...any) error {
+	return &Error{Reason: BadValue, Err: fmt.Errorf(format, args...), Subject: Setting, Path: key}
 }
 
 // ReasonOf is the Reason err carries, Unknown when none.

@@ -36,7 +36,7 @@ func ValidEngine(e string) error {
 			return nil
 		}
 	}
-	return fault.New(fault.BadValue, "runtime.engine (--engine) %q: use one of %s", e, strings.Join(Engines, ", "))
+	return fault.BadSetting("runtime.engine", "%q: use one of %s", e, strings.Join(Engines, ", "))
 }
 
 // EngineOptions are what opening a model for inference takes.

@@ -71,5 +71,5 @@ func LookupArch(name string) (Arch, error) {
 			return a, nil
 		}
 	}
-	return Arch{}, fault.New(fault.BadValue, "model.arch (--arch) %s: unknown architecture; use one of %s", name, strings.Join(ArchNames(), ", "))
+	return Arch{}, fault.BadSetting("model.arch", "%s: unknown architecture; use one of %s", name, strings.Join(ArchNames(), ", "))
 }

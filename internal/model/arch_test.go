@@ -34,7 +34,7 @@ func TestUnknownArchIsAUsageErrorListingTheValidOnes(t *testing.T) {
 		t.Fatalf("kind %v (%v), want usage", cli.KindOf(err), err)
 	}
 	msg := err.Error()
-	if !strings.Contains(msg, "--arch) vgg16: unknown architecture; use one of xception, mobilenet_v2,") || strings.Contains(msg, "\n") {
+	if !strings.Contains(msg, "model.arch vgg16: unknown architecture; use one of xception, mobilenet_v2,") || strings.Contains(msg, "\n") {
 		t.Errorf("message %q", msg)
 	}
 	s := Spec{Arch: "vgg16", Classes: []string{"a", "b"}, ImageSize: 96, Weights: "none", Precision: "float32", DenseUnits: 1}

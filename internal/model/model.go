@@ -171,15 +171,15 @@ func (s Spec) ValidateOptions() error {
 	}
 	switch {
 	case s.ImageSize < a.MinImageSize:
-		return fault.New(fault.BadValue, "model.image_size (--image-size) %d: %s needs at least %d", s.ImageSize, a.Display, a.MinImageSize)
+		return fault.BadSetting("model.image_size", "%d: %s needs at least %d", s.ImageSize, a.Display, a.MinImageSize)
 	case !slices.Contains(Precisions, s.Precision):
-		return fault.New(fault.BadValue, "model.precision (--precision) %q: use one of %s", s.Precision, strings.Join(Precisions, ", "))
+		return fault.BadSetting("model.precision", "%q: use one of %s", s.Precision, strings.Join(Precisions, ", "))
 	case s.DenseUnits < 1:
 		return fault.New(fault.BadValue, "model.dense_units %d: must be at least 1", s.DenseUnits)
 	case s.Dropout < 0 || s.Dropout >= 1:
 		return fault.New(fault.BadValue, "model.dropout %g: must be in [0, 1)", s.Dropout)
 	case s.Weights == "":
-		return fault.New(fault.BadValue, "model.weights (--weights) is empty: use imagenet, none or a .h5 file")
+		return fault.BadSetting("model.weights", "is empty: use imagenet, none or a .h5 file")
 	}
 	if s.Weights != "imagenet" && s.Weights != "none" {
 		if st, err := os.Stat(s.Weights); err != nil || st.IsDir() {

@@ -74,13 +74,13 @@ func (c Config) Validate() error {
 	case c.Phase != PhaseTrain && c.Phase != PhaseFinetune:
 		return fmt.Errorf("internal: unknown phase %q", c.Phase)
 	case c.Epochs < 1:
-		return fault.New(fault.BadValue, "%s.epochs (--epochs) %d: must be at least 1", section, c.Epochs)
+		return fault.BadSetting(section+".epochs", "%d: must be at least 1", c.Epochs)
 	case c.optimizerError() != nil:
 		return c.optimizerError()
 	case c.BatchSize < 1:
-		return fault.New(fault.BadValue, "train.batch_size (--batch-size) %d: must be at least 1", c.BatchSize)
+		return fault.BadSetting("train.batch_size", "%d: must be at least 1", c.BatchSize)
 	case !(c.LearningRate > 0) || c.LearningRate > 1:
-		return fault.New(fault.BadValue, "%s.learning_rate (--lr) %g: must be in (0, 1]", section, c.LearningRate)
+		return fault.BadSetting(section+".learning_rate", "%g: must be in (0, 1]", c.LearningRate)
 	case c.LabelSmoothing < 0 || c.LabelSmoothing >= 1:
 		return fault.New(fault.BadValue, "train.label_smoothing %g: must be in [0, 1)", c.LabelSmoothing)
 	case c.CacheViews < 1:
