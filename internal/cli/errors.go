@@ -147,20 +147,31 @@ var subjectFlags = map[fault.Subject]string{
 // NameFlags is err with its messages about a subject naming the flag that
 // gave their path ("--run runs/x: ..." for "run folder runs/x: ...") or
 // that sets their configuration key ("model.precision (--precision) ..."),
-// its chain (and so its exit code) kept. value returns the verb's value of
+// and each fault.Option they name as the verb's flag of that name ("--split"
+// for "option split"; one the verb lacks keeps its words), its chain (and so its exit code) kept. value returns the verb's value of
 // a flag, ok false when the verb has no such flag; keyFlags maps the verb's
 // configuration keys to their flags. A path no flag gave (a run's recorded
 // dataset, say) keeps its subject.
 func NameFlags(err error, value func(flag string) (v string, ok bool), keyFlags map[string]string) error {
 	msg := err.Error()
+	option := func(o fault.Option) string {
+		if _, ok := value(string(o)); ok {
+			return "--" + string(o)
+		}
+		return ""
+	}
 	for e := err; e != nil; e = errors.Unwrap(e) {
 		f, ok := e.(*fault.Error)
-		if !ok || f.Subject == fault.NoSubject {
+		if !ok || f.Subject == fault.NoSubject && !f.HasOptions() {
 			continue
 		}
-		if flag, ok := flagOf(f, value, keyFlags); ok {
-			msg = strings.ReplaceAll(msg, f.Error(), f.NamedBy("--"+flag))
+		flag, ok := flagOf(f, value, keyFlags)
+		if ok {
+			flag = "--" + flag
+		} else {
+			flag = ""
 		}
+		msg = strings.ReplaceAll(msg, f.Error(), f.Named(flag, option))
 	}
 	if msg == err.Error() {
 		return err

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -132,5 +133,38 @@ func TestNameFlagsOfASetting(t *testing.T) {
 		if err.Error() != c.want || ExitCode(err) != ExitUsage {
 			t.Errorf("%s: %q (exit %d), want %q (exit 2)", c.name, err, ExitCode(err), c.want)
 		}
+	}
+}
+
+func TestNameFlagsOfAnOption(t *testing.T) {
+	bad := func() error {
+		inner := fault.New(fault.BadValue, "%s needs %s: it predicts the folder with the run's model", fault.Option("ood"), fault.Option("run"))
+		return fmt.Errorf("evaluating: %w", inner)
+	}
+	flags := func(names ...string) func(string) (string, bool) {
+		return func(name string) (string, bool) { return "", slices.Contains(names, name) }
+	}
+	cases := []struct {
+		name  string
+		value func(string) (string, bool)
+		want  string
+	}{
+		{"the verb has both flags", flags("ood", "run"), "evaluating: --ood needs --run: it predicts the folder with the run's model"},
+		{"the verb has one", flags("run"), "evaluating: option ood needs --run: it predicts the folder with the run's model"},
+		{"the verb has neither", flags(), "evaluating: option ood needs option run: it predicts the folder with the run's model"},
+	}
+	for _, c := range cases {
+		err := NameFlags(bad(), c.value, nil)
+		if err.Error() != c.want || ExitCode(err) != ExitUsage {
+			t.Errorf("%s: %q (exit %d), want %q (exit 2)", c.name, err, ExitCode(err), c.want)
+		}
+	}
+	// An option in an error about a path: both are named.
+	err := NameFlags(fault.About(fault.BadData, fault.DataFolder, "ds", "has no %s images: choose another %s", "test", fault.Option("split")),
+		func(name string) (string, bool) {
+			return map[string]string{"data": "ds", "split": "test"}[name], name == "data" || name == "split"
+		}, nil)
+	if want := "--data ds: has no test images: choose another --split"; err.Error() != want || ExitCode(err) != ExitData {
+		t.Errorf("%q (exit %d), want %q (exit 4)", err, ExitCode(err), want)
 	}
 }

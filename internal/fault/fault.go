@@ -5,7 +5,10 @@
 // shown to the user as is, on one line: name the file and what to do. An
 // error about a path the user gave (a run, dataset, model or output folder)
 // is made by About with its Subject, and the command layer names the flag
-// that gave the path (cli.NameFlags), where the flag is known.
+// that gave the path (cli.NameFlags), where the flag is known. An option of a
+// domain operation named in a message (evaluate's split, export's format) is
+// an Option argument of New or About, which the command layer renders as the
+// verb's flag ("--split"), where the verb has one.
 //
 // Domain packages make every error they classify here; the command layer
 // (cmd/xcept, internal/cli) alone makes cli errors.
@@ -55,6 +58,16 @@ var subjects = [...]string{"", "run folder", "dataset", "model", "output folder"
 
 func (s Subject) String() string { return subjects[s] }
 
+// Option is an option of a domain operation, by the name of the flag that
+// sets it on the verbs that have it, without the dashes ("split"). Given as
+// an argument of New or About (formatted with %s or %v), it reads "option
+// split" in the message; the command layer renders it as the verb's flag
+// ("--split") where the verb has it (cli.NameFlags). Domain packages name an
+// option this way, never as a flag.
+type Option string
+
+func (o Option) String() string { return "option " + string(o) }
+
 // Error is an error with a Reason, and with the Subject and Path it is about
 // when made by About.
 type Error struct {
@@ -62,6 +75,9 @@ type Error struct {
 	Err     error
 	Subject Subject
 	Path    string
+
+	format string // New's or About's format and arguments, to render Options
+	args   []any
 }
 
 // Error is the message; an error about a subject starts with it and the
@@ -73,18 +89,46 @@ func (e *Error) Error() string { return e.NamedBy("") }
 // NamedBy is the message naming flag ("--run", "" for none): "--run
 // runs/x: ..." for a path, "model.precision (--precision) ..." for a
 // setting.
-func (e *Error) NamedBy(flag string) string {
+func (e *Error) NamedBy(flag string) string { return e.Named(flag, nil) }
+
+// Named is the message with its subject named by flag, as NamedBy, and each
+// Option in it by option's answer (the verb's flag: "--split"; "" keeps
+// the Option's own words).
+func (e *Error) Named(flag string, option func(Option) string) string {
+	msg := e.Err.Error()
+	if option != nil && e.HasOptions() {
+		args := make([]any, len(e.args))
+		for i, a := range e.args {
+			if o, ok := a.(Option); ok {
+				if f := option(o); f != "" {
+					a = f
+				}
+			}
+			args[i] = a
+		}
+		msg = fmt.Errorf(e.format, args...).Error()
+	}
 	switch {
 	case e.Subject == NoSubject:
-		return e.Err.Error()
+		return msg
 	case e.Subject == Setting && flag != "":
-		return e.Path + " (" + flag + ") " + e.Err.Error()
+		return e.Path + " (" + flag + ") " + msg
 	case e.Subject == Setting:
-		return e.Path + " " + e.Err.Error()
+		return e.Path + " " + msg
 	case flag != "":
-		return flag + " " + e.Path + ": " + e.Err.Error()
+		return flag + " " + e.Path + ": " + msg
 	}
-	return e.Subject.String() + " " + e.Path + ": " + e.Err.Error()
+	return e.Subject.String() + " " + e.Path + ": " + msg
+}
+
+// HasOptions: the message names an Option.
+func (e *Error) HasOptions() bool {
+	for _, a := range e.args {
+		if _, ok := a.(Option); ok {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *Error) Unwrap() error { return e.Err }
@@ -95,20 +139,20 @@ var ErrInterrupted error = &Error{Reason: Interrupted, Err: errors.New("interrup
 
 // New is an Error of reason r; %w in format wraps as fmt.Errorf does.
 func New(r Reason, format string, args ...any) error {
-	return &Error{Reason: r, Err: fmt.Errorf(format, args...)}
+	return &Error{Reason: r, Err: fmt.Errorf(format, args...), format: format, args: args}
 }
 
 // About is an Error of reason r about path, a subject s; format says what
 // is wrong with it and what to do, without repeating the path.
 func About(r Reason, s Subject, path, format string, args ...any) error {
-	return &Error{Reason: r, Err: fmt.Errorf(format, args...), Subject: s, Path: path}
+	return &Error{Reason: r, Err: fmt.Errorf(format, args...), Subject: s, Path: path, format: format, args: args}
 }
 
 // BadSetting is a BadValue error about configuration key key; format says
 // what is wrong with its value and what to do, starting with the value
 // ("%q: use one of ...").
 func BadSetting(key, format string, args ...any) error {
-	return &Error{Reason: BadValue, Err: fmt.Errorf(format, args...), Subject: Setting, Path: key}
+	return &Error{Reason: BadValue, Err: fmt.Errorf(format, args...), Subject: Setting, Path: key, format: format, args: args}
 }
 
 // ReasonOf is the Reason err carries, Unknown when none.
