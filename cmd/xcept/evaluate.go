@@ -3,7 +3,6 @@ package main
 import (
 	"github.com/spf13/cobra"
 
-	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/evaluate"
 	"github.com/xcept/xcept/internal/metrics"
 )
@@ -74,28 +73,28 @@ the run folder need its lock), 130 interrupted.`,
 			if cmd.Flags().Changed("min-accuracy") {
 				gate, err := metrics.MinAccuracy(minAccuracy)
 				if err != nil {
-					return cli.Usagef("%v", err)
+					return err
 				}
 				opts.Gates = append(opts.Gates, gate)
 			}
 			if cmd.Flags().Changed("max-ece") {
 				gate, err := metrics.MaxECE(maxECE)
 				if err != nil {
-					return cli.Usagef("%v", err)
+					return err
 				}
 				opts.Gates = append(opts.Gates, gate)
 			}
 			if cmd.Flags().Changed("min-ood-auroc") {
 				gate, err := metrics.MinOODAUROC(minAUROC)
 				if err != nil {
-					return cli.Usagef("%v", err)
+					return err
 				}
 				opts.Gates = append(opts.Gates, gate)
 			}
 			for _, v := range minRecall {
 				gate, err := metrics.ParseMinRecall(v)
 				if err != nil {
-					return cli.Usagef("%v", err)
+					return err
 				}
 				opts.Gates = append(opts.Gates, gate)
 			}

@@ -23,6 +23,19 @@ import (
 	"github.com/xcept/xcept/internal/run"
 )
 
+// The options that errors name (the command layer names their flags).
+const (
+	optRun         fault.Option = "run"
+	optPredictions fault.Option = "predictions"
+	optLabels      fault.Option = "labels"
+	optSplit       fault.Option = "split"
+	optOOD         fault.Option = "ood"
+	optTTA         fault.Option = "tta"
+	optTopK        fault.Option = "top-k"
+	optBatch       fault.Option = "batch"
+	optOut         fault.Option = "out"
+)
+
 // Options is everything an evaluation needs. Validate checks them.
 type Options struct {
 	cli.Output                 // where and how it prints: text, JSON Lines or quiet
@@ -41,33 +54,34 @@ type Options struct {
 	TTA         bool   // with Run: also score the mean of each image's and its mirror image's predictions
 }
 
-// Validate checks flag combinations, naming the flag at fault, and fills
+// Validate checks option combinations, naming the option at fault
+// (fault.Option: the command layer names its flag), and fills
 // the defaults that need no file read.
 func (o *Options) Validate() error {
 	if o.Run != "" {
 		return o.validateRun()
 	}
 	if o.Predictions == "" {
-		return fault.New(fault.BadValue, "--run runs/NAME or --predictions FILE is required (see --help)")
+		return fault.New(fault.BadValue, "%s runs/NAME or %s FILE is required (see --help)", optRun, optPredictions)
 	}
 	if o.Labels == "" {
-		return fault.New(fault.BadValue, "--labels labels.txt is required with --predictions: it gives the classes and their order")
+		return fault.New(fault.BadValue, "%s labels.txt is required with %s: it gives the classes and their order", optLabels, optPredictions)
 	}
 	switch {
 	case o.OOD != "":
-		return fault.New(fault.BadValue, "--ood needs --run: it predicts the folder with the run's model")
+		return fault.New(fault.BadValue, "%s needs %s: it predicts the folder with the run's model", optOOD, optRun)
 	case o.TTA:
-		return fault.New(fault.BadValue, "--tta needs --run: it predicts mirrored images with the run's model")
+		return fault.New(fault.BadValue, "%s needs %s: it predicts mirrored images with the run's model", optTTA, optRun)
 	}
 	if o.TopK < 1 {
-		return fault.New(fault.BadValue, "--top-k %d: want 1 or more", o.TopK)
+		return fault.New(fault.BadValue, "%s %d: want 1 or more", optTopK, o.TopK)
 	}
 	if o.Out == "" {
 		base := strings.TrimSuffix(filepath.Base(o.Predictions), filepath.Ext(o.Predictions))
 		o.Out = filepath.Join(filepath.Dir(o.Predictions), base+"-report")
 	}
 	if sameFile(o.Predictions, filepath.Join(o.Out, report.FilePredictions)) {
-		return fault.New(fault.BadValue, "--out %s would overwrite the input %s: choose another --out", o.Out, o.Predictions)
+		return fault.New(fault.BadValue, "%s %s would overwrite the input %s: choose another %s", optOut, o.Out, o.Predictions, optOut)
 	}
 	return nil
 }
@@ -75,24 +89,24 @@ func (o *Options) Validate() error {
 func (o *Options) validateRun() error {
 	switch {
 	case o.Predictions != "":
-		return fault.New(fault.BadValue, "--run and --predictions exclude each other: evaluate a run's model, or a predictions file")
+		return fault.New(fault.BadValue, "%s and %s exclude each other: evaluate a run's model, or a predictions file", optRun, optPredictions)
 	case o.Labels != "":
-		return fault.New(fault.BadValue, "--labels is for --predictions: a run knows its classes")
+		return fault.New(fault.BadValue, "%s is for %s: a run knows its classes", optLabels, optPredictions)
 	case o.TopK < 1:
-		return fault.New(fault.BadValue, "--top-k %d: want 1 or more", o.TopK)
+		return fault.New(fault.BadValue, "%s %d: want 1 or more", optTopK, o.TopK)
 	case o.Batch < 1:
-		return fault.New(fault.BadValue, "--batch %d: want 1 or more", o.Batch)
+		return fault.New(fault.BadValue, "%s %d: want 1 or more", optBatch, o.Batch)
 	case o.Split == "":
-		return fault.New(fault.BadValue, "--split is empty: give test, val, train or a folder")
+		return fault.New(fault.BadValue, "%s is empty: give test, val, train or a folder", optSplit)
 	}
 	for _, g := range o.Gates {
 		if g.Metric == metrics.GateOODAUROC && o.OOD == "" {
-			return fault.New(fault.BadValue, "%s needs --ood DIR: a folder of images of none of the classes", g)
+			return fault.New(fault.BadValue, "%s needs %s DIR: a folder of images of none of the classes", g, optOOD)
 		}
 	}
 	if o.OOD != "" {
 		if st, err := os.Stat(o.OOD); err != nil || !st.IsDir() {
-			return fault.New(fault.BadData, "--ood %s: no such folder (want a folder of images of none of the classes)", o.OOD)
+			return fault.New(fault.BadData, "%s %s: no such folder (want a folder of images of none of the classes)", optOOD, o.OOD)
 		}
 	}
 	return nil
@@ -202,7 +216,7 @@ func runModel(ctx context.Context, o Options) (*Result, error) {
 	var reject *calibrate.Rejection
 	if o.OOD != "" {
 		if reject = infer.RunRejection(r, info); reject == nil {
-			return nil, fault.New(fault.NotAModel, "--ood: run %s has no \"unknown\" threshold (calibration.reject in run.json): train or finetune it with a model that holds a temperature (prepare rebuilds the model)", r.Dir)
+			return nil, fault.New(fault.NotAModel, "%s: run %s has no \"unknown\" threshold (calibration.reject in run.json): train or finetune it with a model that holds a temperature (prepare rebuilds the model)", optOOD, r.Dir)
 		}
 	}
 	m.TTA = o.TTA

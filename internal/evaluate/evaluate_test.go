@@ -55,7 +55,7 @@ func TestValidate(t *testing.T) {
 			switch {
 			case tt.want == "" && err != nil:
 				t.Fatalf("Validate: %v", err)
-			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			case tt.want != "" && (err == nil || !strings.Contains(asUser(err), tt.want)):
 				t.Fatalf("Validate: %v, want %q", err, tt.want)
 			case err != nil && cli.KindOf(err) != cli.KindUsage:
 				t.Fatalf("Validate: %v is not a usage error", err)
@@ -63,7 +63,7 @@ func TestValidate(t *testing.T) {
 		})
 	}
 	missing := Options{Run: "r", Split: "test", Batch: 1, TopK: 5, OOD: filepath.Join(dir, "nope")}
-	if err := missing.Validate(); cli.KindOf(err) != cli.KindData || !strings.Contains(err.Error(), "--ood "+missing.OOD+": no such folder") {
+	if err := missing.Validate(); cli.KindOf(err) != cli.KindData || !strings.Contains(asUser(err), "--ood "+missing.OOD+": no such folder") {
 		t.Errorf("a missing --ood folder: %v, want a data error naming it", err)
 	}
 	o := Options{Predictions: preds, Labels: "l.txt", TopK: 5}
@@ -90,4 +90,9 @@ func TestTextOODAndTTA(t *testing.T) {
 			t.Errorf("text lacks %q:\n%s", want, text)
 		}
 	}
+}
+
+// asUser is err's message as a verb with a flag for every option shows it.
+func asUser(err error) string {
+	return cli.NameFlags(err, func(string) (string, bool) { return "", true }, nil).Error()
 }

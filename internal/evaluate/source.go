@@ -35,14 +35,14 @@ func newSource(r *run.Run, info *model.Info, o Options) (*source, error) {
 	ds, dsErr := dataset.ReadManifest(r.Info.Dataset)
 	if slices.Contains(namedSplits, o.Split) {
 		if dsErr != nil {
-			return nil, fault.New(fault.BadData, "run %s: its dataset %s cannot be read (%v): evaluate a folder with --split DIR", r.Dir, r.Info.Dataset, dsErr)
+			return nil, fault.New(fault.BadData, "run %s: its dataset %s cannot be read (%v): evaluate a folder with %s DIR", r.Dir, r.Info.Dataset, dsErr, optSplit)
 		}
 		if err := contract.CheckFit(info.Fit(), contract.Fit{Name: "the dataset " + r.Info.Dataset, Classes: ds.ClassNames()}, infer.Refit); err != nil {
 			return nil, err
 		}
 		shards := ds.ShardPaths(r.Info.Dataset, o.Split)
 		if n, _ := loader.Count(shards); n == 0 {
-			return nil, fault.New(fault.BadData, "the dataset %s has no %s images: choose another --split (test, val, train or a folder)", r.Info.Dataset, o.Split)
+			return nil, fault.New(fault.BadData, "the dataset %s has no %s images: choose another %s (test, val, train or a folder)", r.Info.Dataset, o.Split, optSplit)
 		}
 		fit := imageio.Squash
 		if f, err := imageio.ParseFit(ds.Image.Resize); err == nil {
@@ -51,9 +51,9 @@ func newSource(r *run.Run, info *model.Info, o Options) (*source, error) {
 		return &source{name: fmt.Sprintf("the %s split of %s", o.Split, r.Info.Dataset), shards: shards, fit: fit, o: o}, nil
 	}
 	if st, err := os.Stat(o.Split); err != nil || !st.IsDir() {
-		return nil, fault.New(fault.BadData, "--split %s: no such folder (want test, val, train, or a folder with one sub-folder per class)", o.Split)
+		return nil, fault.New(fault.BadData, "%s %s: no such folder (want test, val, train, or a folder with one sub-folder per class)", optSplit, o.Split)
 	}
-	files, err := infer.ScanLabelled(o.Split, info.Classes, "--split")
+	files, err := infer.ScanLabelled(o.Split, info.Classes, optSplit)
 	if err != nil {
 		return nil, err
 	}
@@ -97,12 +97,12 @@ func (s *source) measureOOD(ctx context.Context, m *infer.Pixels, ev *infer.Eval
 		s.o.Notef("%d unreadable files left out of --ood", skipped)
 	}
 	if n == 0 {
-		return nil, fault.New(fault.BadData, "--ood %s: no image could be read", s.o.OOD)
+		return nil, fault.New(fault.BadData, "%s %s: no image could be read", optOOD, s.o.OOD)
 	}
 	known, _ := infer.Probabilities(ev)
 	ood, err := calibrate.MeasureOOD(known, probs, m.Info.NumClasses, reject)
 	if err != nil {
-		return nil, fault.New(fault.BadData, "--ood: %v", err)
+		return nil, fault.New(fault.BadData, "%s: %v", optOOD, err)
 	}
 	return ood, nil
 }

@@ -180,7 +180,7 @@ type LabelledFile struct {
 // reads it: every class folder's name must be one of classes (an unknown
 // one is a data error naming it); classes without a folder are fine.
 // Files are in class-folder order, then lexical order.
-func ScanLabelled(dir string, classes []string, flag string) ([]LabelledFile, error) {
+func ScanLabelled(dir string, classes []string, flag fault.Option) ([]LabelledFile, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fault.New(fault.BadData, "%s %s: %v", flag, dir, fileError(dir, err).Detail)

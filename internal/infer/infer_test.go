@@ -267,7 +267,7 @@ func TestScanLabelled(t *testing.T) {
 	write(t, filepath.Join(good, "owl", "1.jpg"), jpg)
 	write(t, filepath.Join(good, "cat", "sub", "2.jpg"), jpg)
 	write(t, filepath.Join(good, ".cache", "3.jpg"), jpg)
-	files, err := ScanLabelled(good, classes, "--split")
+	files, err := ScanLabelled(good, classes, "split")
 	if err != nil || len(files) != 2 || files[0].Label != 0 || files[1].Label != 2 {
 		t.Fatalf("ScanLabelled: %+v, %v", files, err)
 	}
@@ -279,9 +279,9 @@ func TestScanLabelled(t *testing.T) {
 	}{
 		{unknown, `class folder "zebra" is not a class of the model (cat, dog, owl)`},
 		{empty, "no class folders"},
-		{filepath.Join(empty, "nope"), "--split " + filepath.Join(empty, "nope")},
+		{filepath.Join(empty, "nope"), "option split " + filepath.Join(empty, "nope")},
 	} {
-		_, err := ScanLabelled(tt.dir, classes, "--split")
+		_, err := ScanLabelled(tt.dir, classes, "split")
 		if cli.KindOf(err) != cli.KindData || err == nil || !bytes.Contains([]byte(err.Error()), []byte(tt.want)) {
 			t.Errorf("ScanLabelled(%s) = %v, want a data error containing %q", tt.dir, err, tt.want)
 		}

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/xcept/xcept/internal/fault"
 )
 
 // Gate is one CI quality gate: a minimum accuracy, a minimum recall of one
@@ -28,7 +30,7 @@ const (
 // MinOODAUROC builds the --min-ood-auroc gate.
 func MinOODAUROC(v float64) (Gate, error) {
 	if v < 0 || v > 1 || v != v {
-		return Gate{}, fmt.Errorf("--min-ood-auroc %v: want a fraction from 0 to 1 (0.5 is chance)", v)
+		return Gate{}, fault.New(fault.BadValue, "%s %v: want a fraction from 0 to 1 (0.5 is chance)", fault.Option("min-ood-auroc"), v)
 	}
 	return Gate{Metric: GateOODAUROC, Min: v}, nil
 }
@@ -41,7 +43,7 @@ func CheckMin(g Gate, value float64) GateResult {
 // MaxECE builds the --max-ece gate.
 func MaxECE(v float64) (Gate, error) {
 	if v < 0 || v > 1 || v != v {
-		return Gate{}, fmt.Errorf("--max-ece %v: want a fraction from 0 to 1 (0.05 for 5%%)", v)
+		return Gate{}, fault.New(fault.BadValue, "%s %v: want a fraction from 0 to 1 (0.05 for 5%%)", fault.Option("max-ece"), v)
 	}
 	return Gate{Metric: GateECE, Max: v}, nil
 }
@@ -68,6 +70,8 @@ func (g Gate) String() string {
 	}
 }
 
+const optMinRecall fault.Option = "min-recall"
+
 // ParseMinRecall reads a --min-recall value: "X" for every class or
 // "CLASS=X" for one. The class name may itself contain "=": the last one
 // separates the threshold.
@@ -77,12 +81,12 @@ func ParseMinRecall(s string) (Gate, error) {
 	if i := strings.LastIndex(s, "="); i >= 0 {
 		g.Class, value = strings.TrimSpace(s[:i]), s[i+1:]
 		if g.Class == "" {
-			return g, fmt.Errorf("--min-recall %q: want X or CLASS=X", s)
+			return g, fault.New(fault.BadValue, "%s %q: want X or CLASS=X", optMinRecall, s)
 		}
 	}
 	min, err := parseThreshold(value)
 	if err != nil {
-		return g, fmt.Errorf("--min-recall %q: %v", s, err)
+		return g, fault.New(fault.BadValue, "%s %q: %v", optMinRecall, s, err)
 	}
 	g.Min = min
 	return g, nil
@@ -91,7 +95,7 @@ func ParseMinRecall(s string) (Gate, error) {
 // MinAccuracy builds the --min-accuracy gate.
 func MinAccuracy(v float64) (Gate, error) {
 	if v < 0 || v > 1 || v != v {
-		return Gate{}, fmt.Errorf("--min-accuracy %v: want a fraction from 0 to 1 (0.9 for 90%%)", v)
+		return Gate{}, fault.New(fault.BadValue, "%s %v: want a fraction from 0 to 1 (0.9 for 90%%)", fault.Option("min-accuracy"), v)
 	}
 	return Gate{Metric: GateAccuracy, Min: v}, nil
 }
