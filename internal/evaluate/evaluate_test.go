@@ -10,6 +10,7 @@ import (
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/metrics"
 	"github.com/xcept/xcept/internal/report"
+	"github.com/xcept/xcept/internal/testenv"
 )
 
 func TestValidate(t *testing.T) {
@@ -26,7 +27,7 @@ func TestValidate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := metrics.MinOODAUROC(1.5); err == nil || !strings.Contains(err.Error(), "--min-ood-auroc 1.5") {
+	if _, err := metrics.MinOODAUROC(1.5); err == nil || !strings.Contains(testenv.UserMessage(err), "--min-ood-auroc 1.5") {
 		t.Errorf("--min-ood-auroc 1.5: %v", err)
 	}
 	tests := []struct {
@@ -55,7 +56,7 @@ func TestValidate(t *testing.T) {
 			switch {
 			case tt.want == "" && err != nil:
 				t.Fatalf("Validate: %v", err)
-			case tt.want != "" && (err == nil || !strings.Contains(asUser(err), tt.want)):
+			case tt.want != "" && (err == nil || !strings.Contains(testenv.UserMessage(err), tt.want)):
 				t.Fatalf("Validate: %v, want %q", err, tt.want)
 			case err != nil && cli.KindOf(err) != cli.KindUsage:
 				t.Fatalf("Validate: %v is not a usage error", err)
@@ -63,7 +64,7 @@ func TestValidate(t *testing.T) {
 		})
 	}
 	missing := Options{Run: "r", Split: "test", Batch: 1, TopK: 5, OOD: filepath.Join(dir, "nope")}
-	if err := missing.Validate(); cli.KindOf(err) != cli.KindData || !strings.Contains(asUser(err), "--ood "+missing.OOD+": no such folder") {
+	if err := missing.Validate(); cli.KindOf(err) != cli.KindData || !strings.Contains(testenv.UserMessage(err), "--ood "+missing.OOD+": no such folder") {
 		t.Errorf("a missing --ood folder: %v, want a data error naming it", err)
 	}
 	o := Options{Predictions: preds, Labels: "l.txt", TopK: 5}
@@ -90,9 +91,4 @@ func TestTextOODAndTTA(t *testing.T) {
 			t.Errorf("text lacks %q:\n%s", want, text)
 		}
 	}
-}
-
-// asUser is err's message as a verb with a flag for every option shows it.
-func asUser(err error) string {
-	return cli.NameFlags(err, func(string) (string, bool) { return "", true }, nil).Error()
 }

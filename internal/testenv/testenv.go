@@ -1,9 +1,10 @@
 // Package testenv gives tests the heavy things they share: the project's
 // Python, the real-weights fixtures of `make fixtures` (ImageNet weights,
 // the kitchen photos), a real MLflow server, free loopback addresses for a
-// test cluster (FreeAddrs), and Once, the once-per-process cache for
-// fixtures (prepared datasets, trained runs). Prepared demo datasets come
-// from its sub-package demoset.
+// test cluster (FreeAddrs), Once, the once-per-process cache for fixtures
+// (prepared datasets, trained runs), and UserMessage, a domain error's
+// message with its options named as flags. Prepared demo datasets come from
+// its sub-package demoset.
 package testenv
 
 import (
