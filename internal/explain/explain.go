@@ -36,15 +36,16 @@ type Options struct {
 // would be tens of megabytes and show nothing more.
 const OverlayMaxSide = 1024
 
-// Validate checks the options, naming the flag at fault.
+// Validate checks the options, naming the option at fault (fault.Option:
+// the command layer names its flag).
 func (o *Options) Validate() error {
 	switch {
 	case o.Run == "":
-		return fault.New(fault.BadValue, "--run runs/NAME is required")
+		return fault.New(fault.BadValue, "%s runs/NAME is required", fault.Option("run"))
 	case len(o.Paths) == 0:
 		return fault.New(fault.BadValue, "no images: give image files or folders after the flags")
 	case o.Batch < 1:
-		return fault.New(fault.BadValue, "--batch %d: want 1 or more", o.Batch)
+		return fault.New(fault.BadValue, "%s %d: want 1 or more", fault.Option("batch"), o.Batch)
 	}
 	return nil
 }
@@ -113,8 +114,8 @@ func ParseClass(s string, classes []string) (int32, error) {
 	if i, err := strconv.Atoi(s); err == nil && i >= 0 && i < len(classes) {
 		return int32(i), nil
 	}
-	return 0, fault.New(fault.BadValue, "--class %s: not a class of the model (want a name or an index 0-%d: %s)",
-		s, len(classes)-1, strings.Join(classes, ", "))
+	return 0, fault.New(fault.BadValue, "%s %s: not a class of the model (want a name or an index 0-%d: %s)",
+		fault.Option("class"), s, len(classes)-1, strings.Join(classes, ", "))
 }
 
 // resizePolicy is how the run's dataset resized its images; squash (the

@@ -7,6 +7,7 @@ import (
 
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/infer"
+	"github.com/xcept/xcept/internal/testenv"
 )
 
 func TestParseClass(t *testing.T) {
@@ -28,7 +29,7 @@ func TestParseClass(t *testing.T) {
 		switch {
 		case tt.err == "" && (err != nil || got != tt.want):
 			t.Errorf("ParseClass(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
-		case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err) || cli.KindOf(err) != cli.KindUsage):
+		case tt.err != "" && (err == nil || !strings.Contains(testenv.UserMessage(err), tt.err) || cli.KindOf(err) != cli.KindUsage):
 			t.Errorf("ParseClass(%q) error %v, want a usage error with %q", tt.in, err, tt.err)
 		}
 	}
@@ -59,7 +60,7 @@ func TestValidate(t *testing.T) {
 		{Options{Run: "r", Paths: []string{"a.jpg"}}, "--batch 0"},
 	} {
 		err := tt.o.Validate()
-		if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+		if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(testenv.UserMessage(err), tt.want)) {
 			t.Errorf("Validate(%+v) = %v, want %q", tt.o, err, tt.want)
 		}
 	}

@@ -84,24 +84,33 @@ type Options struct {
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
+// The options that errors name (fault.Option: the command layer names
+// their flags).
+const (
+	optFormat       fault.Option = "format"
+	optQuantize     fault.Option = "quantize"
+	optMinAgreement fault.Option = "min-agreement"
+	optName         fault.Option = "name"
+)
+
 // Validate checks the options before anything is read or written, naming
-// the flag at fault.
+// the option at fault.
 func (o *Options) Validate() error {
 	switch {
 	case o.RunDir == "":
-		return fault.New(fault.BadValue, "--run DIR is required: the run whose best checkpoint to export")
+		return fault.New(fault.BadValue, "%s DIR is required: the run whose best checkpoint to export", fault.Option("run"))
 	case !slices.Contains(Formats, o.Format):
-		return fault.New(fault.BadValue, "--format %q: use one of %s", o.Format, strings.Join(Formats, ", "))
+		return fault.New(fault.BadValue, "%s %q: use one of %s", optFormat, o.Format, strings.Join(Formats, ", "))
 	case !slices.Contains(Quantizations, o.Quantize):
-		return fault.New(fault.BadValue, "--quantize %q: use one of %s", o.Quantize, strings.Join(Quantizations, ", "))
+		return fault.New(fault.BadValue, "%s %q: use one of %s", optQuantize, o.Quantize, strings.Join(Quantizations, ", "))
 	case o.Format != TFLite && o.Quantize != QuantNone:
-		return fault.New(fault.BadValue, "--quantize %s applies to --format tflite only (%s exports float32)", o.Quantize, o.Format)
+		return fault.New(fault.BadValue, "%s %s applies to %s tflite only (%s exports float32)", optQuantize, o.Quantize, optFormat, o.Format)
 	case o.Images < 1:
-		return fault.New(fault.BadValue, "--images %d: verify on at least 1 image", o.Images)
+		return fault.New(fault.BadValue, "%s %d: verify on at least 1 image", fault.Option("images"), o.Images)
 	case o.BatchSize < 1:
-		return fault.New(fault.BadValue, "--batch-size %d: want at least 1", o.BatchSize)
+		return fault.New(fault.BadValue, "%s %d: want at least 1", fault.Option("batch-size"), o.BatchSize)
 	case o.MinAgreement < 0 || o.MinAgreement > 1:
-		return fault.New(fault.BadValue, "--min-agreement %g: want a fraction in [0, 1] (0.99 is 99%%)", o.MinAgreement)
+		return fault.New(fault.BadValue, "%s %g: want a fraction in [0, 1] (0.99 is 99%%)", optMinAgreement, o.MinAgreement)
 	case o.Quantize == QuantInt8 && o.RepresentativeImages < 1:
 		return fault.New(fault.BadValue, "export.representative_images %d: int8 needs at least 1 calibration image", o.RepresentativeImages)
 	case o.Format == ONNX && (o.ONNXOpset < 13 || o.ONNXOpset > 18):
@@ -115,7 +124,7 @@ func (o *Options) Validate() error {
 		}
 	}
 	if o.Name != "" && !namePattern.MatchString(o.Name) {
-		return fault.New(fault.BadValue, "--name %q: use letters, digits, '.', '_' and '-', starting with a letter or digit", o.Name)
+		return fault.New(fault.BadValue, "%s %q: use letters, digits, '.', '_' and '-', starting with a letter or digit", optName, o.Name)
 	}
 	return nil
 }
@@ -270,7 +279,7 @@ func (o *Options) exportName() (string, error) {
 	}
 	name := filepath.Base(abs)
 	if !namePattern.MatchString(name) {
-		return "", fault.New(fault.BadValue, "the run folder's name %q cannot name an export: give --name", name)
+		return "", fault.New(fault.BadValue, "the run folder's name %q cannot name an export: give %s", name, optName)
 	}
 	return name, nil
 }

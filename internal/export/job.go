@@ -113,7 +113,7 @@ func (j *job) open(ctx context.Context) error {
 	j.lock = j.src.lock
 	if o.Format != SavedModel {
 		if _, err := pyenv.Python(); err != nil {
-			return fault.New(fault.ToolFailed, "--format %s is converted by a script of xcept's Python environment: %v", o.Format, err)
+			return fault.New(fault.ToolFailed, "%s %s is converted by a script of xcept's Python environment: %v", optFormat, o.Format, err)
 		}
 	}
 	info := j.src.info
@@ -232,8 +232,8 @@ func (j *job) gate() error {
 		return nil
 	}
 	a := worst.Agreement
-	return fault.New(fault.GateFailed, "export gate: %s agrees with the trained model on %.2f%% of %d images (%d differ), %.2f points below --min-agreement %.2f%%; nothing was exported",
-		worst.Name, 100*a.Agreement, v.Images, a.Disagreements, 100*(v.MinAgreement-a.Agreement), 100*v.MinAgreement)
+	return fault.New(fault.GateFailed, "export gate: %s agrees with the trained model on %.2f%% of %d images (%d differ), %.2f points below %s %.2f%%; nothing was exported",
+		worst.Name, 100*a.Agreement, v.Images, a.Disagreements, 100*(v.MinAgreement-a.Agreement), optMinAgreement, 100*v.MinAgreement)
 }
 
 // publish writes the manifest and renames the export into place.

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/testenv"
 )
 
 func validOptions() Options {
@@ -46,7 +47,7 @@ func TestValidate(t *testing.T) {
 		switch {
 		case tt.want == "" && err != nil:
 			t.Errorf("%s: %v", tt.name, err)
-		case tt.want != "" && (err == nil || cli.KindOf(err) != cli.KindUsage || !strings.Contains(err.Error(), tt.want)):
+		case tt.want != "" && (err == nil || cli.KindOf(err) != cli.KindUsage || !strings.Contains(testenv.UserMessage(err), tt.want)):
 			t.Errorf("%s: error %v, want a usage error containing %q", tt.name, err, tt.want)
 		}
 	}
@@ -79,7 +80,7 @@ func TestLayoutNames(t *testing.T) {
 		}
 	}
 	o.RunDir = filepath.Join(t.TempDir(), "my run")
-	if _, err := o.exportName(); err == nil || !strings.Contains(err.Error(), "give --name") {
+	if _, err := o.exportName(); err == nil || !strings.Contains(testenv.UserMessage(err), "give --name") {
 		t.Errorf("a run folder name with a space: %v", err)
 	}
 }
@@ -115,7 +116,7 @@ func TestGate(t *testing.T) {
 		switch {
 		case tt.want == "" && (err != nil || !j.res.Verification.Passed):
 			t.Errorf("%s: %v (passed %v)", tt.name, err, j.res.Verification.Passed)
-		case tt.want != "" && (err == nil || cli.KindOf(err) != cli.KindGate || !strings.Contains(err.Error(), tt.want) || j.res.Verification.Passed):
+		case tt.want != "" && (err == nil || cli.KindOf(err) != cli.KindGate || !strings.Contains(testenv.UserMessage(err), tt.want) || j.res.Verification.Passed):
 			t.Errorf("%s: error %v, want a gate error containing %q", tt.name, err, tt.want)
 		}
 	}
