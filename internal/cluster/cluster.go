@@ -104,6 +104,13 @@ func ParseTFConfig(value string) (*Spec, error) {
 	return check(&Spec{Workers: append(append([]string{}, chief...), workers...), Task: task}, EnvVar)
 }
 
+// The options that errors name (fault.Option: the command layer names
+// their flags).
+const (
+	optCluster fault.Option = "cluster"
+	optTask    fault.Option = "task"
+)
+
 // ParseFlags builds the spec of --cluster host:port,host:port --task I.
 func ParseFlags(list string, task int) (*Spec, error) {
 	var workers []string
@@ -111,9 +118,9 @@ func ParseFlags(list string, task int) (*Spec, error) {
 		workers = append(workers, strings.TrimSpace(a))
 	}
 	if task < 0 || task >= len(workers) {
-		return nil, fault.New(fault.BadValue, "--task %d: not a task of --cluster (%d tasks, 0 to %d)", task, len(workers), len(workers)-1)
+		return nil, fault.New(fault.BadValue, "%s %d: not a task of %s (%d tasks, 0 to %d)", optTask, task, optCluster, len(workers), len(workers)-1)
 	}
-	return check(&Spec{Workers: workers, Task: task}, "--cluster")
+	return check(&Spec{Workers: workers, Task: task}, optCluster)
 }
 
 // Resolve is the spec of a process: --cluster/--task when given (taskSet:
@@ -125,11 +132,11 @@ func Resolve(list string, task int, taskSet bool, env string) (*Spec, error) {
 	switch {
 	case list != "":
 		if !taskSet {
-			return nil, fault.New(fault.BadValue, "--cluster needs --task I, this process's index in it")
+			return nil, fault.New(fault.BadValue, "%s needs %s I, this process's index in it", optCluster, optTask)
 		}
 		s, err = ParseFlags(list, task)
 	case taskSet:
-		return nil, fault.New(fault.BadValue, "--task needs --cluster host:port,host:port,...")
+		return nil, fault.New(fault.BadValue, "%s needs %s host:port,host:port,...", optTask, optCluster)
 	case strings.TrimSpace(env) != "":
 		s, err = ParseTFConfig(env)
 	default:
@@ -141,8 +148,9 @@ func Resolve(list string, task int, taskSet bool, env string) (*Spec, error) {
 	return s, nil
 }
 
-// check refuses addresses that are not host:port and repeated ones.
-func check(s *Spec, from string) (*Spec, error) {
+// check refuses addresses that are not host:port and repeated ones; from
+// is where the spec came from (optCluster or EnvVar).
+func check(s *Spec, from any) (*Spec, error) {
 	seen := map[string]int{}
 	for i, a := range s.Workers {
 		host, port, err := net.SplitHostPort(a)

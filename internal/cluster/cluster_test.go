@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/testenv"
 )
 
 func TestParseTFConfig(t *testing.T) {
@@ -55,7 +56,7 @@ func TestBadSpecsAreUsageErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		_, err := Resolve(c.list, c.task, c.taskSet, c.env)
-		if err == nil || cli.ExitCode(err) != cli.ExitUsage || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+		if err == nil || cli.ExitCode(err) != cli.ExitUsage || !strings.Contains(testenv.UserMessage(err), c.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%s: %v (exit %d), want exit 2 with %q on one line", c.name, err, cli.ExitCode(err), c.want)
 		}
 	}
