@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/spf13/cobra"
+
 	"github.com/xcept/xcept/internal/cli"
 	"github.com/xcept/xcept/internal/fault"
 )
@@ -33,12 +35,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cli.ExitOK
 	}
 	if cmd != nil {
-		err = cli.NameFlags(err, func(name string) (string, bool) {
-			if f := cmd.Flags().Lookup(name); f != nil {
-				return f.Value.String(), true
-			}
-			return "", false
-		}, g.keyFlags)
+		err = g.nameFlags(cmd, err)
 	}
 	if ctx.Err() != nil && cli.KindOf(err) == cli.KindInternal {
 		err = fault.ErrInterrupted
@@ -46,6 +43,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	err = cli.AsWriteFailure(err)
 	fmt.Fprintln(stderr, "xcept: "+oneLine(err.Error()))
 	return cli.ExitCode(err)
+}
+
+// nameFlags is err naming cmd's flags where it names a path they gave, a
+// setting they set or an option (cli.NameFlags).
+func (g *Globals) nameFlags(cmd *cobra.Command, err error) error {
+	return cli.NameFlags(err, func(name string) (string, bool) {
+		if f := cmd.Flags().Lookup(name); f != nil {
+			return f.Value.String(), true
+		}
+		return "", false
+	}, g.keyFlags)
 }
 
 // oneLine keeps an error message on a single line so that scripts can grep it.

@@ -187,7 +187,7 @@ func (o *TrainOptions) fromConfig(cmd *cobra.Command, phase string) error {
 		if o.workerTimeout <= 0 {
 			return cli.Usagef("--worker-timeout %v: must be positive", o.workerTimeout)
 		}
-		o.Job.Cluster = &train.Worker{Spec: spec, Lost: o.lost}
+		o.Job.Cluster = &train.Worker{Spec: spec, Lost: func(err error) { o.lost(cmd, err) }}
 	}
 	if o.Job.ConfigYAML, err = yaml.Marshal(v.AllSettings()); err != nil {
 		return err
@@ -249,8 +249,10 @@ func sessionOptions(v *viper.Viper) (graph.SessionOptions, error) {
 }
 
 // lost ends a cluster worker whose peer is gone: the collective it waits in
-// cannot be cancelled, so the process exits with the error's code (7).
-func (o *TrainOptions) lost(err error) {
+// cannot be cancelled, so the process exits with the error's code (7),
+// its message naming cmd's flags as main's does.
+func (o *TrainOptions) lost(cmd *cobra.Command, err error) {
+	err = o.Globals.nameFlags(cmd, err)
 	fmt.Fprintln(o.Output.Stderr, "xcept: "+oneLine(err.Error()))
 	os.Exit(cli.ExitCode(err))
 }

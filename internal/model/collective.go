@@ -119,7 +119,7 @@ func (m *Model) Check(digest [sha256.Size]byte) error {
 	}
 	for i := range words {
 		if hi[i] != lo[i] {
-			return fault.New(fault.BadValue, "the %d workers of the cluster are not training the same thing (their configuration, dataset, model or checkpoint differ): start every worker with the same flags, configuration and --run on shared storage", m.Group.Size)
+			return fault.New(fault.BadValue, "the %d workers of the cluster are not training the same thing (their configuration, dataset, model or checkpoint differ): start every worker with the same flags, configuration and %s on shared storage", m.Group.Size, fault.Option("run"))
 		}
 	}
 	return nil
@@ -159,6 +159,6 @@ func (g *Group) failed(err error) error {
 	if te.Code != graph.CodeDeadlineExceeded {
 		what = "is gone"
 	}
-	return fault.New(fault.PeerLost, "%s of the cluster: %s %s (tensorflow %s); the last complete checkpoint is kept: restart every worker with --resume",
-		g.Name(g.Task), peer, what, te.Code)
+	return fault.New(fault.PeerLost, "%s of the cluster: %s %s (tensorflow %s); the last complete checkpoint is kept: restart every worker with %s",
+		g.Name(g.Task), peer, what, te.Code, fault.Option("resume"))
 }

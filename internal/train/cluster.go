@@ -149,8 +149,8 @@ func (j *Job) join(m *model.Model, r *run.Run, st *start) (*cluster.Watchdog, er
 
 // lostError is the watchdog's finding as a fault.PeerLost (exit 7).
 func lostError(s *cluster.Spec, task int, err error) error {
-	return fault.New(fault.PeerLost, "%s of the cluster: %s cannot be reached (%v); the last complete checkpoint is kept: restart every worker with --resume",
-		s.Name(s.Task), s.Name(task), fault.Bare(err))
+	return fault.New(fault.PeerLost, "%s of the cluster: %s cannot be reached (%v); the last complete checkpoint is kept: restart every worker with %s",
+		s.Name(s.Task), s.Name(task), fault.Bare(err), optResume)
 }
 
 // digest is what join compares across the workers.

@@ -227,12 +227,19 @@ type start struct {
 	restore string
 }
 
+// The options that errors name (fault.Option: the command layer names
+// their flags).
+const (
+	optRun    fault.Option = "run"
+	optResume fault.Option = "resume"
+)
+
 // start opens or creates the run folder and decides where the phase starts.
 func (j *Job) start(ctx context.Context) (*start, error) {
 	exists := run.Exists(j.RunDir)
 	switch {
 	case j.Cfg.Phase == PhaseTrain && !exists && j.Resume:
-		return nil, fault.New(fault.NotARun, "--resume: %s holds no run to resume; drop --resume to start it", j.RunDir)
+		return nil, fault.New(fault.NotARun, "%s: %s holds no run to resume; drop %s to start it", optResume, j.RunDir, optResume)
 	case j.Cfg.Phase == PhaseTrain && !exists:
 		return j.newRun(ctx)
 	case j.Cfg.Phase == PhaseFinetune && !exists:
@@ -255,9 +262,9 @@ func (j *Job) start(ctx context.Context) (*start, error) {
 	case j.Resume && last.Phase == j.Cfg.Phase:
 		return &start{run: r, state: &last, model: r.Info.Model, restore: run.Last}, j.checkDataset(r)
 	case j.Cfg.Phase == PhaseTrain:
-		return nil, fault.New(fault.BadValue, "--run %s already holds a trained run: pass --resume to continue it, run `xcept finetune`, or choose another --run", r.Dir)
+		return nil, fault.New(fault.BadValue, "%s %s already holds a trained run: pass %s to continue it, run `xcept finetune`, or choose another %s", optRun, r.Dir, optResume, optRun)
 	case j.Resume:
-		return nil, fault.New(fault.BadValue, "--resume: the last phase of %s is %q; start fine-tuning without --resume", r.Dir, last.Phase)
+		return nil, fault.New(fault.BadValue, "%s: the last phase of %s is %q; start fine-tuning without %s", optResume, r.Dir, last.Phase, optResume)
 	}
 	modelDir, rebuilt, err := j.finetuneModel(ctx, r)
 	if err != nil {

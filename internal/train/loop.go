@@ -127,7 +127,7 @@ func (t *Trainer) epoch(ctx context.Context) (Logs, error) {
 			return nil, fault.New(fault.ToolFailed, "epoch %d, step %d: %v", s.Epoch+1, step, err)
 		}
 		if math.IsNaN(float64(r.Loss)) || math.IsInf(float64(r.Loss), 0) {
-			return nil, fault.New(fault.ToolFailed, "epoch %d, step %d: the loss became %v; lower the learning rate (--lr)", s.Epoch+1, step, r.Loss)
+			return nil, fault.New(fault.ToolFailed, "epoch %d, step %d: the loss became %v; lower the learning rate (%s)", s.Epoch+1, step, r.Loss, fault.Option("lr"))
 		}
 		sums.add(r.Loss, r.Accuracy, b.N)
 		done = step
