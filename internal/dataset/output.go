@@ -27,10 +27,10 @@ func checkPaths(data, out string) error {
 	}
 	realOut := resolveExisting(out)
 	if within(realOut, realData) {
-		return fault.New(fault.BadValue, "--out %s is inside --data %s: prepare never writes into the input folder; choose an --out outside it", out, data)
+		return fault.New(fault.BadValue, "%s %s is inside %s %s: prepare never writes into the input folder; choose an %s outside it", optOut, out, optData, data, optOut)
 	}
 	if within(realData, realOut) {
-		return fault.New(fault.BadValue, "--data %s is inside --out %s: replacing --out would delete the input; choose another --out", data, out)
+		return fault.New(fault.BadValue, "%s %s is inside %s %s: replacing %s would delete the input; choose another %s", optData, data, optOut, out, optOut, optOut)
 	}
 	st, err := os.Stat(out)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -40,7 +40,7 @@ func checkPaths(data, out string) error {
 		return fault.About(fault.BadValue, fault.OutFolder, out, "%v", err)
 	}
 	if !st.IsDir() {
-		return fault.New(fault.BadValue, "--out %s exists and is not a folder: choose a new folder", out)
+		return fault.New(fault.BadValue, "%s %s exists and is not a folder: choose a new folder", optOut, out)
 	}
 	if _, err := ReadManifest(out); err == nil {
 		return nil // an xcept dataset: replaced when the new one is complete
@@ -48,7 +48,7 @@ func checkPaths(data, out string) error {
 	if des, err := os.ReadDir(out); err == nil && len(des) == 0 {
 		return nil
 	}
-	return fault.New(fault.BadValue, "--out %s exists and is not an xcept dataset (no valid %s): choose a new or empty folder, or remove it", out, ManifestFile)
+	return fault.New(fault.BadValue, "%s %s exists and is not an xcept dataset (no valid %s): choose a new or empty folder, or remove it", optOut, out, ManifestFile)
 }
 
 // resolveExisting resolves symlinks in the longest existing prefix of p.

@@ -91,18 +91,25 @@ func ParseFractions(s string) (Fractions, error) {
 	return Fractions{Train: v[0], Val: v[1], Test: v[2]}, nil
 }
 
+// The options that errors name (fault.Option: the command layer names
+// their flags).
+const (
+	optData fault.Option = "data"
+	optOut  fault.Option = "out"
+)
+
 func (o *Options) validate() error {
 	switch {
 	case o.Data == "":
-		return fault.New(fault.BadValue, "--data is required: the folder with one sub-folder per class")
+		return fault.New(fault.BadValue, "%s is required: the folder with one sub-folder per class", optData)
 	case o.Out == "":
-		return fault.New(fault.BadValue, "--out is required: the folder to write the dataset to")
+		return fault.New(fault.BadValue, "%s is required: the folder to write the dataset to", optOut)
 	case o.ImageSize < 32 || o.ImageSize > 1024:
-		return fault.New(fault.BadValue, "--image-size %d: choose 32 to 1024 (Xception needs at least 71 at its input)", o.ImageSize)
+		return fault.BadSetting("model.image_size", "%d: choose 32 to 1024 (Xception needs at least 71 at its input)", o.ImageSize)
 	case o.Format != imageio.JPEG && o.Format != imageio.PNG:
-		return fault.New(fault.BadValue, "prepare.format %q: choose jpeg or png", o.Format)
+		return fault.BadSetting("prepare.format", "%q: choose jpeg or png", o.Format)
 	case o.Format == imageio.JPEG && (o.Quality < 1 || o.Quality > 100):
-		return fault.New(fault.BadValue, "prepare.jpeg_quality %d: choose 1 to 100", o.Quality)
+		return fault.BadSetting("prepare.jpeg_quality", "%d: choose 1 to 100", o.Quality)
 	case o.ShardBytes < 1:
 		return fault.New(fault.BadValue, "prepare.shard_mb: choose at least 1")
 	case o.MaxPixels < 1:
@@ -113,7 +120,7 @@ func (o *Options) validate() error {
 		return fault.New(fault.BadValue, "prepare.min_side %d: choose at least 1", o.MinSide)
 	}
 	if _, err := imageio.ParseFit(string(o.Fit)); err != nil {
-		return fault.New(fault.BadValue, "--resize: %v", err)
+		return fault.BadSetting("prepare.resize", "%v", err)
 	}
 	return nil
 }
