@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -75,5 +76,40 @@ func TestSameMistakeSameExitCode(t *testing.T) {
 				t.Errorf("xcept %s: exit %d, stderr %q; want exit %d and one line containing %q", strings.Join(c.args, " "), code, msg, c.code, c.says)
 			}
 		})
+	}
+}
+
+// TestOptionErrorsNameTheVerbsFlag: a domain package names an option of
+// its operation (fault.Option), never a flag; what the user reads names the
+// verb's flag, with the exit code of the mistake.
+func TestOptionErrorsNameTheVerbsFlag(t *testing.T) {
+	tmp := t.TempDir()
+	missing := filepath.Join(tmp, "missing")
+	images := filepath.Join(tmp, "images")
+	if err := os.MkdirAll(filepath.Join(images, "a"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	preds := []string{"evaluate", "--predictions", "preds.csv", "--labels", "labels.txt"}
+	cases := []struct {
+		args []string
+		code int
+		says string // the whole line after "xcept: "
+	}{
+		{append(preds, "--ood", tmp), cli.ExitUsage, "--ood needs --run: it predicts the folder with the run's model"},
+		{append(preds, "--min-accuracy", "90"), cli.ExitUsage, "--min-accuracy 90: want a fraction from 0 to 1 (0.9 for 90%)"},
+		{[]string{"evaluate", "--run", missing, "--split", ""}, cli.ExitUsage, "--split is empty: give test, val, train or a folder"},
+		{[]string{"export", "--run", missing, "--format", "coreml"}, cli.ExitUsage, `--format "coreml": use one of savedmodel, tflite, onnx`},
+		{[]string{"explain", "--run", missing, "--batch", "0", "a.jpg"}, cli.ExitUsage, "--batch 0: want 1 or more"},
+		{[]string{"train", "--data", missing, "--run", missing, "--cluster", "a:1,b:1"}, cli.ExitUsage, "--cluster needs --task I, this process's index in it"},
+		{[]string{"train", "--resume", "--data", missing, "--run", missing}, cli.ExitData, "--resume: " + missing + " holds no run to resume; drop --resume to start it"},
+		{[]string{"prepare", "--no-model", "--data", images, "--out", filepath.Join(images, "ds")}, cli.ExitUsage,
+			"--out " + filepath.Join(images, "ds") + " is inside --data " + images + ": prepare never writes into the input folder; choose an --out outside it"},
+	}
+	for _, c := range cases {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), c.args, &stdout, &stderr)
+		if got := strings.TrimSpace(stderr.String()); code != c.code || got != "xcept: "+c.says {
+			t.Errorf("xcept %s: exit %d, stderr %q; want exit %d and %q", strings.Join(c.args, " "), code, got, c.code, "xcept: "+c.says)
+		}
 	}
 }
