@@ -135,8 +135,8 @@ func ResolveSavedModel(dir string) (string, error) {
 		return v.Dir, nil
 	}
 	if _, err := os.Stat(filepath.Join(dir, model.InfoFile)); err == nil {
-		return "", fault.New(fault.BadData, "--model %s is a model folder: pass %s, or --run for trained weights",
-			dir, filepath.Join(dir, model.ServingDir))
+		return "", fault.New(fault.BadData, "%s %s is a model folder: pass %s, or %s for trained weights",
+			fault.Option("model"), dir, filepath.Join(dir, model.ServingDir), fault.Option("run"))
 	}
 	return "", fault.About(fault.BadData, fault.ModelFolder, dir, "no SavedModel here (want saved_model.pb, or version folders 1/, 2/ ... as TF Serving has them)")
 }

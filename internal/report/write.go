@@ -121,7 +121,7 @@ func Write(in Input) (*Summary, error) {
 			continue
 		}
 		if in.OOD == nil {
-			return nil, fault.New(fault.BadValue, "%s needs --ood DIR: a folder of images of none of the classes", g)
+			return nil, fault.New(fault.BadValue, "%s needs %s DIR: a folder of images of none of the classes", g, fault.Option("ood"))
 		}
 		gates = append(gates, metrics.CheckMin(g, in.OOD.AUROC))
 	}
