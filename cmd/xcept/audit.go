@@ -74,7 +74,7 @@ interrupted.`,
 			opts.Seed = uint64(v.GetInt64("seed"))
 			if cmd.Flags().Changed("max-label-issues") {
 				if opts.MaxIssues, err = auditrun.ParseLimit(maxIssues); err != nil {
-					return cli.Usagef("%v", err)
+					return err
 				}
 			}
 			if err := validateAudit(opts); err != nil {

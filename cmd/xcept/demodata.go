@@ -85,7 +85,7 @@ func runDemoData(g *Globals, o DemoDataOptions) error {
 		return cli.Usagef("--out is required: the folder to write the demo images to")
 	}
 	if err := o.Gen.Validate(); err != nil {
-		return cli.Usagef("%v", err)
+		return err
 	}
 	if err := clearDemoDir(o.Out); err != nil {
 		return err

@@ -55,11 +55,15 @@ type Limit struct {
 	IsFraction bool
 }
 
+// optMaxIssues is the option of the label-issue gate (fault.Option: the
+// command layer names its flag).
+const optMaxIssues fault.Option = "max-label-issues"
+
 // ParseLimit reads N or FRACTION: "25" is 25 images, "0.02" and "2%" are
 // 2% of the audited images.
 func ParseLimit(s string) (*Limit, error) {
 	t := strings.TrimSpace(s)
-	bad := fmt.Errorf("--max-label-issues %q: want a number of images (25) or a fraction of the audited images (0.02 or 2%%)", s)
+	bad := fault.New(fault.BadValue, "%s %q: want a number of images (25) or a fraction of the audited images (0.02 or 2%%)", optMaxIssues, s)
 	if pct, ok := strings.CutSuffix(t, "%"); ok {
 		v, err := strconv.ParseFloat(pct, 64)
 		if err != nil || !(v >= 0 && v <= 100) {
@@ -287,8 +291,8 @@ func (r *Result) GateError() error {
 	if r.Gate == nil || r.Gate.Passed {
 		return nil
 	}
-	return fault.New(fault.GateFailed, "gate failed: label issues %d (%.1f%% of %d images) > %d (--max-label-issues %s)",
-		r.LabelIssues, 100*r.IssueShare, r.Images, r.Gate.Max, r.Gate.Limit)
+	return fault.New(fault.GateFailed, "gate failed: label issues %d (%.1f%% of %d images) > %d (%s %s)",
+		r.LabelIssues, 100*r.IssueShare, r.Images, r.Gate.Max, optMaxIssues, r.Gate.Limit)
 }
 
 func write(out string, set *Set, res *Result, cl *audit.Confident, issues []Issue, dups []NearDuplicate) error {

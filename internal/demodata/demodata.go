@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/imageio"
 )
 
@@ -69,17 +70,18 @@ func ClassNames(n int) []string {
 	return names
 }
 
-// Validate checks the options, naming the flag to fix.
+// Validate checks the options, naming the option to fix (fault.Option:
+// the command layer names its flag).
 func (o Options) Validate() error {
 	switch {
 	case o.Classes < 2 || o.Classes > len(Shapes):
-		return fmt.Errorf("--classes %d: choose 2 to %d", o.Classes, len(Shapes))
+		return fault.New(fault.BadValue, "%s %d: choose 2 to %d", fault.Option("classes"), o.Classes, len(Shapes))
 	case o.PerClass < 1:
-		return fmt.Errorf("--per-class %d: choose at least 1", o.PerClass)
+		return fault.New(fault.BadValue, "%s %d: choose at least 1", fault.Option("per-class"), o.PerClass)
 	case o.Width < 32 || o.Height < 32 || o.Width > 4096 || o.Height > 4096:
-		return fmt.Errorf("--size %dx%d: choose sides from 32 to 4096", o.Width, o.Height)
+		return fault.New(fault.BadValue, "%s %dx%d: choose sides from 32 to 4096", fault.Option("size"), o.Width, o.Height)
 	case o.Format != "jpeg" && o.Format != "png" && o.Format != "mixed":
-		return fmt.Errorf("--format %q: choose jpeg, png or mixed", o.Format)
+		return fault.New(fault.BadValue, "%s %q: choose jpeg, png or mixed", fault.Option("format"), o.Format)
 	}
 	return nil
 }
