@@ -170,7 +170,7 @@ func TestPrepareVerb(t *testing.T) {
 		{name: "no data flag", args: []string{"--no-model", "--data", ""}, code: cli.ExitUsage, stderr: "--data is required"},
 		{name: "bad split", args: []string{"--no-model", "--split", "0.9,0.2,0"}, code: cli.ExitUsage, stderr: "--split"},
 		{name: "bad resize", args: []string{"--no-model", "--resize", "stretch"}, code: cli.ExitUsage, stderr: "--resize"},
-		{name: "bad weights", args: []string{"--weights", "missing.h5"}, code: cli.ExitUsage, stderr: "--weights missing.h5"},
+		{name: "bad weights", args: []string{"--weights", "missing.h5"}, code: cli.ExitUsage, stderr: "model.weights (--weights) missing.h5: no such file"},
 		{name: "bad precision", args: []string{"--precision", "float8"}, code: cli.ExitUsage, stderr: "--precision"},
 		{name: "bad image format", args: []string{"--no-model", "--image-format", "gif"}, code: cli.ExitUsage, stderr: "prepare.format"},
 		{name: "missing data", args: []string{"--no-model", "--data", "/nonexistent/xcept"}, code: cli.ExitData, stderr: "--data /nonexistent/xcept"},

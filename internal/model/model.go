@@ -183,7 +183,7 @@ func (s Spec) ValidateOptions() error {
 	}
 	if s.Weights != "imagenet" && s.Weights != "none" {
 		if st, err := os.Stat(s.Weights); err != nil || st.IsDir() {
-			return fault.New(fault.BadValue, "--weights %s: no such file (use imagenet, none or a Keras Xception notop .h5 file)", s.Weights)
+			return fault.BadSetting("model.weights", "%s: no such file (use imagenet, none or a Keras Xception notop .h5 file)", s.Weights)
 		}
 	}
 	return nil
