@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/demodata"
+	"github.com/xcept/xcept/internal/model"
 )
 
 // TestSameMistakeSameExitCode drives every verb with the same mistakes and
@@ -89,6 +92,10 @@ func TestOptionErrorsNameTheVerbsFlag(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(images, "a"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	modelDir := filepath.Join(tmp, "model")
+	if err := os.MkdirAll(modelDir, 0o755); err != nil || os.WriteFile(filepath.Join(modelDir, model.InfoFile), []byte("{}"), 0o644) != nil {
+		t.Fatal("cannot write a model folder")
+	}
 	preds := []string{"evaluate", "--predictions", "preds.csv", "--labels", "labels.txt"}
 	cases := []struct {
 		args []string
@@ -104,6 +111,11 @@ func TestOptionErrorsNameTheVerbsFlag(t *testing.T) {
 		{[]string{"train", "--resume", "--data", missing, "--run", missing}, cli.ExitData, "--resume: " + missing + " holds no run to resume; drop --resume to start it"},
 		{[]string{"prepare", "--no-model", "--data", images, "--out", filepath.Join(images, "ds")}, cli.ExitUsage,
 			"--out " + filepath.Join(images, "ds") + " is inside --data " + images + ": prepare never writes into the input folder; choose an --out outside it"},
+		{[]string{"demo-data", "--out", filepath.Join(tmp, "demo"), "--classes", "99"}, cli.ExitUsage, fmt.Sprintf("--classes 99: choose 2 to %d", len(demodata.Shapes))},
+		{[]string{"audit", "--run", missing, "--max-label-issues", "many"}, cli.ExitUsage,
+			`--max-label-issues "many": want a number of images (25) or a fraction of the audited images (0.02 or 2%)`},
+		{[]string{"predict", "--model", modelDir, "a.jpg"}, cli.ExitData,
+			"--model " + modelDir + " is a model folder: pass " + filepath.Join(modelDir, model.ServingDir) + ", or --run for trained weights"},
 	}
 	for _, c := range cases {
 		var stdout, stderr bytes.Buffer
