@@ -2,10 +2,11 @@
 // errors to the process exit code, documented in README.md's "Exit codes"
 // (errors.go: a domain package's fault.Reason, or a Kind of the command
 // layer's own errors, Usagef and the like), and NameFlags, which makes a
-// domain error about a path name the flag that gave it; the safety net that
-// turns a failed write into a data error (write.go); and Output, the one
-// printer of every verb: progress for people on stderr, results on stdout as
-// text or as JSON Lines (output.go). Domain packages never decide an exit
+// domain error name the verb's flags: the flag that gave its path, that
+// sets its configuration key, or that is an option it names
+// (fault.Option); the safety net that turns a failed write into a data
+// error (write.go); and Output, the one printer of every verb: progress for
+// people on stderr, results on stdout as text or as JSON Lines (output.go). Domain packages never decide an exit
 // code: they return fault errors, and print through Output.
 package cli
 
