@@ -168,3 +168,15 @@ func TestNameFlagsOfAnOption(t *testing.T) {
 		t.Errorf("%q (exit %d), want %q (exit 4)", err, ExitCode(err), want)
 	}
 }
+
+func TestNameFlagsOfAWriteFailure(t *testing.T) {
+	full := &os.PathError{Op: "write", Path: "ds/x", Err: syscall.ENOSPC}
+	err := NameFlags(fault.WriteFailedAbout(fault.OutFolder, "ds", full),
+		func(name string) (string, bool) { return "ds", name == "out" }, nil)
+	if want := "--out ds: cannot be written: no space left on the device: free some space or choose another folder"; err.Error() != want || ExitCode(err) != ExitData {
+		t.Errorf("%q (exit %d), want %q (exit 4)", err, ExitCode(err), want)
+	}
+	if other := errors.New("boom"); fault.WriteFailedAbout(fault.OutFolder, "ds", other) != other {
+		t.Error("an error that is no write failure is rewrapped")
+	}
+}

@@ -80,7 +80,7 @@ func workPrefix(out string) string { return "." + filepath.Base(out) + ".xcept-"
 func newWorkDir(out string) (string, error) {
 	parent := filepath.Dir(out)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
-		if werr := fault.WriteFailed("--out "+out, err); werr != err {
+		if werr := fault.WriteFailedAbout(fault.OutFolder, out, err); werr != err {
 			return "", werr
 		}
 		return "", fault.About(fault.BadValue, fault.OutFolder, out, "%v", err)
@@ -88,7 +88,7 @@ func newWorkDir(out string) (string, error) {
 	removeStale(out)
 	dir, err := os.MkdirTemp(parent, fmt.Sprintf("%stmp-%d-", workPrefix(out), os.Getpid()))
 	if err != nil {
-		if werr := fault.WriteFailed("--out "+out, err); werr != err {
+		if werr := fault.WriteFailedAbout(fault.OutFolder, out, err); werr != err {
 			return "", werr
 		}
 		return "", fault.About(fault.BadValue, fault.OutFolder, out, "cannot create a work folder beside it: %v", err)

@@ -167,13 +167,13 @@ func Prepare(ctx context.Context, opts Options) (*Report, error) {
 	spoolPath := filepath.Join(work, "spool")
 	spool, err := os.Create(spoolPath)
 	if err != nil {
-		return nil, fault.WriteFailed("--out "+out, err)
+		return nil, fault.WriteFailedAbout(fault.OutFolder, out, err)
 	}
 	defer spool.Close()
 
 	audited, err := auditAll(ctx, sc.files, spool, &opts)
 	if err != nil {
-		return nil, fault.WriteFailed("--out "+out, err)
+		return nil, fault.WriteFailedAbout(fault.OutFolder, out, err)
 	}
 	items := make([]*item, len(audited))
 	for i := range audited {
@@ -186,7 +186,7 @@ func Prepare(ctx context.Context, opts Options) (*Report, error) {
 	}
 	m, err := writeDataset(ctx, work, spool, plan, &opts)
 	if err != nil {
-		return rep, fault.WriteFailed("--out "+out, err)
+		return rep, fault.WriteFailedAbout(fault.OutFolder, out, err)
 	}
 	spool.Close()
 	if err := os.Remove(spoolPath); err != nil {
@@ -198,7 +198,7 @@ func Prepare(ctx context.Context, opts Options) (*Report, error) {
 		}
 	}
 	if err := publish(work, out); err != nil {
-		return rep, fault.WriteFailed("--out "+out, fmt.Errorf("--out %s: moving the finished dataset into place: %w", out, err))
+		return rep, fault.WriteFailedAbout(fault.OutFolder, out, fault.About(fault.Unknown, fault.OutFolder, out, "moving the finished dataset into place: %w", err))
 	}
 	published = true
 	rep.Manifest = m

@@ -46,11 +46,29 @@ type DataError interface{ IsDataError() bool }
 // path and what to do when it is a write failure (WriteReason); other
 // errors, and errors that already blame the data, are returned as they are.
 func WriteFailed(path string, err error) error {
-	reason, advice, ok := WriteReason(err, true)
-	if !ok || BlamesData(err) {
+	reason, advice, ok := writeFailure(err)
+	if !ok {
 		return err
 	}
 	return New(CannotWrite, "cannot write %s: %s: %s", path, reason, advice)
+}
+
+// WriteFailedAbout is WriteFailed for a path the user gave, subject s (an
+// output folder), which the command layer names by its flag: "--out ds:
+// cannot be written: no space left on the device: free some space or
+// choose another folder".
+func WriteFailedAbout(s Subject, path string, err error) error {
+	reason, advice, ok := writeFailure(err)
+	if !ok {
+		return err
+	}
+	return About(CannotWrite, s, path, "cannot be written: %s: %s", reason, advice)
+}
+
+// writeFailure is WriteReason of a write, unless err already blames the data.
+func writeFailure(err error) (reason, advice string, ok bool) {
+	reason, advice, ok = WriteReason(err, true)
+	return reason, advice, ok && !BlamesData(err)
 }
 
 // BlamesData: the outermost classified error in err's chain blames the
