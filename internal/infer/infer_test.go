@@ -13,8 +13,10 @@ import (
 	"testing"
 
 	"github.com/xcept/xcept/internal/cli"
+	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/imageio"
 	"github.com/xcept/xcept/internal/metrics"
+	"github.com/xcept/xcept/internal/testenv"
 )
 
 func TestTopRanksLikeMetrics(t *testing.T) {
@@ -345,5 +347,23 @@ func TestHFlip(t *testing.T) {
 	}
 	if images[3] != 0 || images[4] != 1 {
 		t.Error("HFlip changed its input")
+	}
+}
+
+// TestRejectionNamesWhereItLooked: a model without an "unknown" threshold
+// is a model error naming the run, or the --model version folder.
+func TestRejectionNamesWhereItLooked(t *testing.T) {
+	for _, c := range []struct {
+		what any
+		want string
+	}{
+		{"run", `run runs/x has no "unknown" threshold: fix it`},
+		{fault.Option("model"), `--model runs/x has no "unknown" threshold: fix it`},
+	} {
+		s := &Serving{rejectWhat: c.what, rejectFrom: "runs/x", rejectFix: "fix it"}
+		_, err := s.Rejection()
+		if got := testenv.UserMessage(err); got != c.want || cli.ExitCode(err) != cli.ExitModel {
+			t.Errorf("Rejection: %q (exit %d), want %q (exit 5)", got, cli.ExitCode(err), c.want)
+		}
 	}
 }

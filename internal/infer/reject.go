@@ -25,7 +25,7 @@ func (s *Serving) Rejection() (*calibrate.Rejection, error) {
 		return nil, s.rejectErr
 	}
 	if s.reject == nil {
-		return nil, fault.New(fault.NotAModel, "%s has no \"unknown\" threshold: %s", s.rejectFrom, s.rejectFix)
+		return nil, fault.New(fault.NotAModel, "%s %s has no \"unknown\" threshold: %s", s.rejectWhat, s.rejectFrom, s.rejectFix)
 	}
 	return s.reject, nil
 }
@@ -33,7 +33,7 @@ func (s *Serving) Rejection() (*calibrate.Rejection, error) {
 // setRunRejection records the run's threshold.
 func (s *Serving) setRunRejection(r *run.Run, info *model.Info) {
 	s.reject = RunRejection(r, info)
-	s.rejectFrom = "run " + r.Dir
+	s.rejectWhat, s.rejectFrom = "run", r.Dir
 	s.rejectFix = "train or finetune it again with a model that holds a temperature (prepare rebuilds the model)"
 }
 
@@ -47,6 +47,6 @@ func (s *Serving) setExportRejection(dir, versionDir string) {
 	if c != nil {
 		s.reject = c.Reject
 	}
-	s.rejectFrom = "--model " + versionDir
+	s.rejectWhat, s.rejectFrom = fault.Option("model"), versionDir
 	s.rejectFix = "its " + export.SavedModelManifest + " records none (exported before thresholds, or not by xcept): export the run again"
 }

@@ -40,6 +40,7 @@ type Serving struct {
 	// what to do without one.
 	reject                *calibrate.Rejection
 	rejectErr             error
+	rejectWhat            any // where the threshold is looked for: "run", or fault.Option("model")
 	rejectFrom, rejectFix string
 }
 
