@@ -306,11 +306,10 @@ func (p *plan) trainable(opts *Options) error {
 		}
 	}
 	if len(starved) > 0 {
-		fix := "add images to its train/ folder"
 		if !p.folders {
-			fix = "add images, or raise the train share of --split"
+			return fault.About(fault.BadData, fault.DataFolder, opts.Data, "no training images for class %s: add images, or raise the train share of %s", strings.Join(starved, ", "), fault.Option("split"))
 		}
-		return fault.About(fault.BadData, fault.DataFolder, opts.Data, "no training images for class %s: %s", strings.Join(starved, ", "), fix)
+		return fault.About(fault.BadData, fault.DataFolder, opts.Data, "no training images for class %s: add images to its train/ folder", strings.Join(starved, ", "))
 	}
 	return nil
 }

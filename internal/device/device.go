@@ -59,10 +59,12 @@ func Check(opts graph.SessionOptions) (*Placement, error) {
 // RequireGPU is Check with runtime.device gpu, for `xcept version --require-gpu`.
 func RequireGPU(opts graph.SessionOptions) (*Placement, error) {
 	opts.Device = GPU
-	return check(opts, "--require-gpu", "")
+	return check(opts, fault.Option("require-gpu"), "")
 }
 
-func check(opts graph.SessionOptions, what, advice string) (*Placement, error) {
+// check places the session; what asked for the GPU (the words of a
+// setting, or a fault.Option) starts the error when there is none.
+func check(opts graph.SessionOptions, what any, advice string) (*Placement, error) {
 	mode, err := ParseMode(opts.Device)
 	if err != nil {
 		return nil, err
