@@ -20,6 +20,7 @@ import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
 import backbones  # noqa: E402
+from conftest import scaled  # noqa: E402
 import xcept_model as xm  # noqa: E402
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "build_model.py")
@@ -119,7 +120,7 @@ def test_xception_is_unchanged():
 def run_builder(tmp_path, *extra):
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
     args = ["--out", str(tmp_path / "m"), "--classes", "a,b", "--weights", "none", "--dense-units", "4", *extra]
-    return subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True, env=env, timeout=scaled(300))
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
 import build_model  # noqa: E402
+from conftest import scaled  # noqa: E402
 import xcept_model as xm  # noqa: E402
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "build_model.py")
@@ -39,7 +40,7 @@ FEATURES = 728 * 3 + 2048  # pooled block4, block8, block12 and block14: the tap
 def run_builder(*args, env=None, timeout=300):
     full_env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
     return subprocess.run(
-        [sys.executable, SCRIPT, *args], capture_output=True, text=True, env=full_env, timeout=timeout
+        [sys.executable, SCRIPT, *args], capture_output=True, text=True, env=full_env, timeout=scaled(timeout)
     )
 
 
@@ -591,7 +592,7 @@ def test_serving_carries_the_labels_asset(built):
 def test_saved_model_cli_lists_the_serving_signatures(built):
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     proc = subprocess.run([cli, "show", "--dir", str(built[0] / "serving"), "--all"], capture_output=True, text=True,
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=120)
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=scaled(120))
     assert proc.returncode == 0, proc.stderr
     listed = re.findall(r"^signature_def\['(\w+)'\]", proc.stdout, re.M)
     assert sorted(listed) == ["__saved_model_init_op", "predict", "predict_images", "serving_default"]

@@ -9,6 +9,7 @@ import re
 import subprocess
 
 import pytest
+from conftest import scaled
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -21,7 +22,7 @@ FALLBACK = re.compile(
 def demo_weights(xcept, env=None, timeout=180):
     return subprocess.run(["bash", "-c", 'set -euo pipefail; . "$0"; demo_weights "$1"',
                            os.path.join(HERE, "demo_weights.sh"), xcept],
-                          capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+                          capture_output=True, text=True, timeout=scaled(timeout), env={**os.environ, **(env or {})})
 
 
 def stub(tmp_path, body):

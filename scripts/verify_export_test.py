@@ -21,6 +21,7 @@ import tensorflow as tf  # noqa: E402
 import export_onnx  # noqa: E402
 import export_tflite  # noqa: E402
 import verify_common as vc  # noqa: E402
+from conftest import scaled  # noqa: E402
 import verify_onnx  # noqa: E402
 import verify_tflite  # noqa: E402
 
@@ -164,7 +165,7 @@ def test_timed_batches_warms_up_and_keeps_order():
 
 
 def run_script(name, *args):
-    return subprocess.run([sys.executable, os.path.join(HERE, name), *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, os.path.join(HERE, name), *args], capture_output=True, text=True, timeout=scaled(120))
 
 
 @pytest.mark.parametrize("script", ["verify_tflite.py", "verify_onnx.py"])

@@ -154,15 +154,16 @@ func CacheFile(t testing.TB, name string) string {
 }
 
 // builderSources are the embedded scripts a model's cache key covers:
-// every one but the Python tests (test_*.py, *_test.py), which build no
-// model, so that editing a test does not rebuild every test model.
+// every one but the Python tests (test_*.py, *_test.py) and their
+// conftest.py, which build no model, so that editing a test does not
+// rebuild every test model.
 func builderSources() []string {
 	names, _ := fs.Glob(scripts.FS, "*.py")
 	names = append(names, scripts.Data...)
 	sort.Strings(names)
 	var out []string
 	for _, n := range names {
-		if !strings.HasPrefix(n, "test_") && !strings.HasSuffix(n, "_test.py") {
+		if !strings.HasPrefix(n, "test_") && !strings.HasSuffix(n, "_test.py") && n != "conftest.py" {
 			out = append(out, n)
 		}
 	}
