@@ -7,6 +7,7 @@ that lists what is valid; the optimizers build and resume.
 Run: TF_USE_LEGACY_KERAS=1 .venv/bin/python -m pytest -q scripts/test_backbones.py
 """
 
+import functools
 import os
 import subprocess
 import sys
@@ -49,6 +50,16 @@ def tiny_cfg(arch, **kw):
     return xm.ModelConfig(classes=CLASSES, image_size=size_of(arch), weights="none", dense_units=8, arch=arch, **kw)
 
 
+@functools.cache
+def reference_base(arch):
+    """tf_keras.applications' notop model of arch at its test size, built once
+    per session: the table test reads only its structure, and the parity
+    test sets all its weights before each use. Built in a fresh session,
+    as the table test built its own."""
+    keras.backend.clear_session()
+    return backbones.get(arch).build(keras, (size_of(arch), size_of(arch), 3))
+
+
 def images(size, n=3, seed=0):
     rng = np.random.default_rng(seed)
     return rng.integers(0, 256, size=(n, size, size, 3)).astype(np.uint8)
@@ -69,7 +80,7 @@ def test_features_equal_keras_applications(arch):
     module = xm.XceptModule(model, cfg, training=False)
     ours = module.features(tf.constant(images(cfg.image_size)))["features"].numpy()
     base_weights = module.base.get_weights()
-    reference = a.build(keras, (cfg.image_size, cfg.image_size, 3))
+    reference = reference_base(arch)
     reference.set_weights(base_weights)
     x = PREPROCESS[arch](images(cfg.image_size).astype(np.float32))
     theirs = keras.layers.GlobalAveragePooling2D()(reference(x, training=False)).numpy()
@@ -84,8 +95,7 @@ def test_table_matches_the_built_base(arch):
     """Every tap exists with its width, every block has layers, the default
     unfreeze boundary is a block, and the auto taps end at the deepest."""
     a = backbones.get(arch)
-    keras.backend.clear_session()
-    base = a.build(keras, (size_of(arch), size_of(arch), 3))
+    base = reference_base(arch)
     for tap, width in zip(a.taps, a.widths):
         assert xm.block_end(base, tap, a).output.shape[-1] == width, tap
     names = [layer.name for layer in base.layers]
