@@ -94,6 +94,11 @@ def parse_args(argv):
     p.add_argument("--head-optimizer", default="adam", help="the frozen phase's optimizer (train.optimizer)")
     p.add_argument("--finetune-optimizer", default="adam", help="fine-tuning's optimizer (finetune.optimizer)")
     p.add_argument("--init-from", help="checkpoint prefix (PREFIX.index exists) whose model weights to start from")
+    p.add_argument(
+        "--jit-compile",
+        action="store_true",
+        help="XLA-compile the training and inference signatures (runtime.jit_compile; tf.function jit_compile)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     return p.parse_args(argv)
 
@@ -196,6 +201,7 @@ def validate(args):
         dropout=args.dropout,
         seed=args.seed,
         init_from=resolve_init_from(args.init_from),
+        jit_compile=args.jit_compile,
     )
 
 
@@ -264,6 +270,8 @@ def describe(cfg, trainer, tmp):
         "weights": cfg.weights,
         "weights_sha256": sha256_of(cfg.weights) if os.path.isabs(cfg.weights) else None,
         "precision": cfg.precision,
+        # runtime.jit_compile: the signatures of xm.JIT_METHODS are XLA-compiled.
+        "jit_compile": cfg.jit_compile,
         "dense_units": cfg.dense_units,
         "dropout": cfg.dropout,
         "unfreeze_from": cfg.unfreeze_from,

@@ -120,6 +120,9 @@ class ModelConfig:
     # parse_optimizer reads them; their slots are variables of the trainer.
     head_optimizer: str = "adam"
     finetune_optimizer: str = "adam"
+    # runtime.jit_compile: trace JIT_METHODS with tf.function(jit_compile=True),
+    # so that the C API runs them as one XLA cluster each (XlaLaunch).
+    jit_compile: bool = False
 
     def __post_init__(self):
         try:
@@ -681,6 +684,10 @@ class XceptModule(tf.Module):
     def _calibrated(self, logits):
         return tf.nn.softmax(tf.cast(logits, tf.float32) / self.temperature)
 
+    def _check_class_index(self, class_index):
+        n = self._cfg.num_classes
+        return [tf.debugging.assert_less(class_index, n, message="class_index must be -1 or in [0, num_classes)")]
+
     def _check_labels(self, labels):
         n = self._cfg.num_classes
         return [
@@ -768,7 +775,10 @@ class XceptModule(tf.Module):
             image_bytes,
             fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32),
         )
-        out = self.predict_images(pixels)
+        predict = self.predict_images
+        if self._cfg.jit_compile:
+            predict = tf.function(predict, autograph=False, jit_compile=True)
+        out = predict(pixels)
         names = tf.constant([list(self._cfg.classes)])
         out["classes"] = tf.tile(names, [tf.shape(image_bytes)[0], 1])
         return out
@@ -796,8 +806,7 @@ class XceptModule(tf.Module):
         per image, for the class logit y_c. The shallower blocks' pooled
         features enter the logit as constants: the map shows where the
         deepest block's evidence is, at its resolution."""
-        n = self._cfg.num_classes
-        checks = [tf.debugging.assert_less(class_index, n, message="class_index must be -1 or in [0, num_classes)")]
+        checks = self._check_class_index(class_index)
         *shallower, deepest = self._feature_maps(images)
         activation = tf.cast(deepest, tf.float32)
         with tf.GradientTape() as tape:
@@ -834,13 +843,50 @@ def _inner(optimizer):
     return optimizer
 
 
+# The methods runtime.jit_compile XLA-compiles: every training and
+# inference step. serve_encoded decodes images with ops XLA cannot compile:
+# only its model part is compiled (serve_encoded). The setters stay plain,
+# and so do the data-parallel signatures (xcept_dp: collectives). XLA
+# compiles once per input shape. It ignores Assert, so the input checks
+# (labels in range, explain's class index) run before the compiled call, in
+# the signature's own graph: a bad label is refused as without XLA.
+JIT_METHODS = frozenset(
+    {"train_step", "train_head_step", "finetune_step", "eval_step", "eval_head_step", "predict", "predict_images", "features", "explain"}
+)
+CHECKED_INPUT = {  # method → (index of the input checked outside XLA, XceptModule's check)
+    "train_step": (1, "_check_labels"),
+    "train_head_step": (1, "_check_labels"),
+    "finetune_step": (1, "_check_labels"),
+    "eval_step": (1, "_check_labels"),
+    "eval_head_step": (1, "_check_labels"),
+    "explain": (1, "_check_class_index"),
+}
+
+
+def _jit_signature(module, method):
+    """The method XLA-compiled, called after its input check (CHECKED_INPUT)."""
+    compiled = tf.function(getattr(module, method), autograph=False, jit_compile=True)
+    if method not in CHECKED_INPUT:
+        return compiled
+    index, check = CHECKED_INPUT[method]
+
+    def checked(*args):
+        with tf.control_dependencies(getattr(module, check)(args[index])):
+            args = [tf.identity(a) for a in args]
+        return compiled(*args)
+
+    return checked
+
+
 def concrete_signatures(module, table):
     """Traces each (method, specs) of table into a concrete function."""
     traced, out = {}, {}
+    jit = getattr(module, "_cfg", None) is not None and module._cfg.jit_compile
     for key, (method, specs) in table.items():
         # Keys that share a method share one graph function.
         if method not in traced:
-            fn = tf.function(getattr(module, method), input_signature=specs, autograph=False)
+            fn = _jit_signature(module, method) if jit and method in JIT_METHODS else getattr(module, method)
+            fn = tf.function(fn, input_signature=specs, autograph=False)
             traced[method] = fn.get_concrete_function()
         out[key] = traced[method]
     return out

@@ -71,6 +71,7 @@ func modelSpec(v *viper.Viper, classes []string) model.Spec {
 		Seed:              v.GetInt64("seed"),
 		HeadOptimizer:     v.GetString("train.optimizer"),
 		FinetuneOptimizer: v.GetString("finetune.optimizer"),
+		JitCompile:        v.GetBool("runtime.jit_compile"),
 	}
 	if r, err := s.Resolve(); err == nil {
 		s = r

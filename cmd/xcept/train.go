@@ -163,6 +163,7 @@ func (o *TrainOptions) fromConfig(cmd *cobra.Command, phase string) error {
 	if o.Job.Session, err = sessionOptions(v); err != nil {
 		return err
 	}
+	o.Job.JitCompile = v.GetBool("runtime.jit_compile")
 	o.Job.Session.LogDevicePlacement = o.Verbose // where each op runs: the first thing to check on a GPU
 	eo, err := engineConfig(v)
 	if err != nil {

@@ -131,6 +131,10 @@ type Spec struct {
 	// phase and of fine-tuning (one of Optimizers, with parameters after a
 	// colon); "" is adam. Their state is part of the trainer.
 	HeadOptimizer, FinetuneOptimizer string
+	// JitCompile (runtime.jit_compile) XLA-compiles the training and
+	// inference signatures (tf.function jit_compile; the C API runs each as
+	// one XLA cluster).
+	JitCompile bool
 }
 
 // Resolve fills in the architecture's defaults: the image size (0) and the
@@ -222,6 +226,9 @@ func (s Spec) args(dir, labels string, overwrite bool) []string {
 	if s.FinetuneOptimizer != "" {
 		args = append(args, "--finetune-optimizer", s.FinetuneOptimizer)
 	}
+	if s.JitCompile {
+		args = append(args, "--jit-compile")
+	}
 	if overwrite {
 		args = append(args, "--overwrite")
 	}
@@ -292,6 +299,7 @@ type Info struct {
 	Weights            string                              `json:"weights"`
 	WeightsSHA256      *string                             `json:"weights_sha256"`
 	Precision          string                              `json:"precision"`
+	JitCompile         bool                                `json:"jit_compile"` // runtime.jit_compile (false before it)
 	DenseUnits         int                                 `json:"dense_units"`
 	Dropout            float64                             `json:"dropout"`
 	UnfreezeFrom       string                              `json:"unfreeze_from"`

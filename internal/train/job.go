@@ -36,7 +36,10 @@ type Job struct {
 	// Precision (train): the mixed-precision policy; "" keeps the dataset
 	// model's. Another policy builds the run's own model with it.
 	Precision string
-	Session   graph.SessionOptions
+	// JitCompile is runtime.jit_compile: a model built otherwise (model.json's
+	// jit_compile) is rebuilt for the run with it, like another optimizer.
+	JitCompile bool
+	Session    graph.SessionOptions
 	// Features opens the engine the feature cache is computed on (nil:
 	// TensorFlow); cmd/xcept's is infer.OpenFeatures (runtime.engine).
 	Features   FeatureEngine
@@ -310,13 +313,16 @@ func (j *Job) newRun(ctx context.Context) (*start, error) {
 		return nil, err
 	}
 	precision := j.Precision != "" && j.Precision != info.Precision
-	if precision || !j.sameOptimizer(info) {
-		if !precision {
+	if precision || !j.sameOptimizer(info) || j.JitCompile != info.JitCompile {
+		if !precision && !j.sameOptimizer(info) {
 			j.Out.Notef("building the run's model with train.optimizer %s (the dataset's model has %s)", j.Cfg.Optimizer, info.Optimizer(PhaseTrain))
+		} else if !precision {
+			j.Out.Notef("building the run's model with runtime.jit_compile %t (the dataset's model has %t)", j.JitCompile, info.JitCompile)
 		}
 		if modelDir, err = j.rebuild(ctx, r, info, "model", func(s *model.Spec) {
 			s.Precision = cmpOr(j.Precision, info.Precision)
 			s.HeadOptimizer = cmpOr(j.Cfg.Optimizer, info.Optimizer(PhaseTrain))
+			s.JitCompile = j.JitCompile
 		}); err != nil {
 			os.RemoveAll(r.Dir) // created above, holds nothing else yet
 			return nil, err
@@ -330,7 +336,7 @@ func (j *Job) newRun(ctx context.Context) (*start, error) {
 func (j *Job) rebuild(ctx context.Context, r *run.Run, info *model.Info, sub string, edit func(*model.Spec)) (string, error) {
 	spec := model.Spec{Arch: info.Arch(), Classes: info.Classes, ImageSize: info.ImageSize, Weights: info.Weights, Precision: info.Precision,
 		DenseUnits: info.DenseUnits, Dropout: info.Dropout, UnfreezeFrom: info.UnfreezeFrom, FeatureBlocks: info.Features(), Seed: info.Seed,
-		HeadOptimizer: info.Optimizer(PhaseTrain), FinetuneOptimizer: info.Optimizer(PhaseFinetune)}
+		HeadOptimizer: info.Optimizer(PhaseTrain), FinetuneOptimizer: info.Optimizer(PhaseFinetune), JitCompile: info.JitCompile}
 	edit(&spec)
 	dir := r.Path(sub)
 	if _, err := model.Build(ctx, dir, spec, true, j.Out.Progress()); err != nil {
@@ -373,7 +379,7 @@ func (j *Job) finetuneModel(ctx context.Context, r *run.Run) (string, bool, erro
 		return "", false, err
 	}
 	sameBoundary := j.UnfreezeFrom == "" || j.UnfreezeFrom == info.UnfreezeFrom
-	if sameBoundary && j.sameOptimizer(info) {
+	if sameBoundary && j.sameOptimizer(info) && j.JitCompile == info.JitCompile {
 		return r.Info.Model, false, nil
 	}
 	unfreeze := cmpOr(j.UnfreezeFrom, info.UnfreezeFrom)
@@ -382,10 +388,13 @@ func (j *Job) finetuneModel(ctx context.Context, r *run.Run) (string, bool, erro
 	if !j.sameOptimizer(info) {
 		sub += "-" + sanitize(strings.ReplaceAll(optimizer, ":", "-"))
 	}
-	j.Out.Notef("rebuilding the trainer to unfreeze from %s with finetune.optimizer %s (initialised from the best checkpoint)", unfreeze, optimizer)
+	if j.JitCompile {
+		sub += "-xla"
+	}
+	j.Out.Notef("rebuilding the trainer to unfreeze from %s with finetune.optimizer %s, runtime.jit_compile %t (initialised from the best checkpoint)", unfreeze, optimizer, j.JitCompile)
 	dir, err := j.rebuild(ctx, r, info, sub, func(s *model.Spec) {
 		s.Weights, s.UnfreezeFrom, s.InitFrom = "none", unfreeze, r.CheckpointPrefix(run.Best)
-		s.FinetuneOptimizer = optimizer
+		s.FinetuneOptimizer, s.JitCompile = optimizer, j.JitCompile
 	})
 	return dir, true, err
 }
