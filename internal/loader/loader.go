@@ -75,6 +75,10 @@ type Options struct {
 	// pixels. Rows, order and augmentation are the whole batch's, whatever
 	// the part.
 	Part, Parts int
+	// From, To: only the batches [From, To) of the pass (To 0: to its end),
+	// a cluster worker's share of a split it caches or validates. Their
+	// rows, labels and augmentation are the whole pass's batches'.
+	From, To int
 }
 
 // validate checks what no configuration check upstream can have caught,
@@ -93,6 +97,8 @@ func (o *Options) validate() error {
 		return fmt.Errorf("loader: View %d of Views %d: give 0 <= View < Views, or both 0", o.View, o.Views)
 	case o.Parts < 0 || o.Part < 0 || o.Parts > 0 && o.Part >= o.Parts || o.Parts == 0 && o.Part != 0:
 		return fmt.Errorf("loader: Part %d of Parts %d: give 0 <= Part < Parts, or both 0", o.Part, o.Parts)
+	case o.From < 0 || o.To < 0 || o.To > 0 && o.From >= o.To:
+		return fmt.Errorf("loader: batches From %d To %d: give 0 <= From < To, or To 0 for the rest of the pass", o.From, o.To)
 	}
 	if o.Augment != nil {
 		if err := o.Augment.Validate(); err != nil {
@@ -161,6 +167,13 @@ func Open(ctx context.Context, opts Options) (*Loader, error) {
 	order := passOrder(ix.len(), opts.Shuffle, opts.ShuffleBuffer, opts.Seed, opts.Epoch)
 	if opts.DropRemainder {
 		order = order[:len(order)/opts.BatchSize*opts.BatchSize]
+	}
+	if opts.From > 0 || opts.To > 0 {
+		end := len(order)
+		if opts.To > 0 {
+			end = min(end, opts.To*opts.BatchSize)
+		}
+		order = order[min(opts.From*opts.BatchSize, end):end]
 	}
 	l := &Loader{opts: opts, ix: ix, order: order, ctx: ctx}
 	l.batches = (len(order) + opts.BatchSize - 1) / opts.BatchSize

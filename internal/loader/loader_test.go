@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -191,6 +192,43 @@ func TestParts(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// TestBatchRange: From/To give exactly the whole pass's batches in that
+// range (images, augmentation of a cached view, labels, indices), however
+// the pass is cut, and bad ranges are refused.
+func TestBatchRange(t *testing.T) {
+	o := trainOptions(t)
+	recipe := augment.Recipe()
+	o.Augment, o.Views, o.View = &recipe, 3, 2
+	want := drain(t, o)
+	n := len(want)
+	if n < 3 {
+		t.Fatalf("%d batches: the test needs 3", n)
+	}
+	for _, r := range [][2]int{{0, 1}, {1, n - 1}, {n - 1, 0}, {1, 0}, {0, n + 5}} {
+		o.From, o.To = r[0], r[1]
+		got := drain(t, o)
+		end := n
+		if r[1] > 0 {
+			end = min(n, r[1])
+		}
+		if len(got) != end-r[0] {
+			t.Fatalf("batches [%d, %d): %d batches, want %d", r[0], r[1], len(got), end-r[0])
+		}
+		for i, g := range got {
+			w := want[r[0]+i]
+			if !bytes.Equal(g.Images, w.Images) || !slices.Equal(g.Labels, w.Labels) || !slices.Equal(g.Indices, w.Indices) {
+				t.Fatalf("batches [%d, %d): batch %d is not the whole pass's batch %d", r[0], r[1], i, r[0]+i)
+			}
+		}
+	}
+	for _, r := range [][2]int{{-1, 0}, {2, 2}, {3, 1}} {
+		o.From, o.To = r[0], r[1]
+		if _, err := Open(t.Context(), o); err == nil || !strings.Contains(err.Error(), "From") {
+			t.Errorf("batches [%d, %d): %v, want an error naming From", r[0], r[1], err)
 		}
 	}
 }
