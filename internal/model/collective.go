@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"sync/atomic"
@@ -95,25 +96,7 @@ func (m *Model) Check(digest [sha256.Size]byte) error {
 	for i := range words {
 		words[i] = float64(int(digest[2*i])<<8 | int(digest[2*i+1]))
 	}
-	var f feeds
-	defer f.close()
-	t, err := graph.NewTensor([]int64{int64(len(words))}, words)
-	f.add("digest", t, err)
-	m.Group.add(&f)
-	if f.err != nil {
-		return f.err
-	}
-	out, err := m.Session.Run(SigCheck, f.m, "max", "min")
-	if err != nil {
-		return m.Group.failed(err)
-	}
-	defer out[0].Close()
-	defer out[1].Close()
-	hi, err := graph.Values[float64](out[0])
-	if err != nil {
-		return err
-	}
-	lo, err := graph.Values[float64](out[1])
+	hi, lo, err := m.maxMin(words)
 	if err != nil {
 		return err
 	}
@@ -123,6 +106,80 @@ func (m *Model) Check(digest [sha256.Size]byte) error {
 		}
 	}
 	return nil
+}
+
+// checkWords is dp_check's input length (xcept_dp.DIGEST_WORDS).
+const checkWords = sha256.Size / 2
+
+// maxMin runs dp_check: the group's elementwise maximum and minimum of
+// every task's checkWords words.
+func (m *Model) maxMin(words []float64) (hi, lo []float64, err error) {
+	var f feeds
+	defer f.close()
+	t, err := graph.NewTensor([]int64{int64(len(words))}, words)
+	f.add("digest", t, err)
+	m.Group.add(&f)
+	if f.err != nil {
+		return nil, nil, f.err
+	}
+	out, err := m.Session.Run(SigCheck, f.m, "max", "min")
+	if err != nil {
+		return nil, nil, m.Group.failed(err)
+	}
+	defer out[0].Close()
+	defer out[1].Close()
+	if hi, err = graph.Values[float64](out[0]); err != nil {
+		return nil, nil, err
+	}
+	lo, err = graph.Values[float64](out[1])
+	return hi, lo, err
+}
+
+// AllGather gives every task the values of every task, in task order: each
+// task passes the same number of values, at most checkWords/2. It runs on
+// dp_check, so any trainer with the data-parallel signatures has it: each
+// value travels as two 32-bit halves of its bits (integers a float64 holds
+// exactly), a task's words in its own slot and zeros in the others', so
+// the maximum of every slot is its owner's word and the values come back
+// bit for bit (NaN, infinities and -0 included); a round carries the
+// slots of checkWords / (2·len(values)) tasks.
+func (m *Model) AllGather(values []float64) ([][]float64, error) {
+	return allGather(m.Group.Size, m.Group.Task, values, func(words []float64) ([]float64, error) {
+		hi, _, err := m.maxMin(words)
+		return hi, err
+	})
+}
+
+// allGather is AllGather for task of a group of size over reduceMax, the group's
+// elementwise maximum of every task's checkWords words.
+func allGather(size, task int, values []float64, reduceMax func([]float64) ([]float64, error)) ([][]float64, error) {
+	per := 2 * len(values)
+	if per == 0 || per > checkWords {
+		return nil, fmt.Errorf("AllGather: %d values; give 1 to %d", len(values), checkWords/2)
+	}
+	slots := checkWords / per
+	out := make([][]float64, size)
+	for first := 0; first < size; first += slots {
+		words := make([]float64, checkWords)
+		if k := task - first; k >= 0 && k < slots {
+			for i, v := range values {
+				bits := math.Float64bits(v)
+				words[k*per+2*i], words[k*per+2*i+1] = float64(bits>>32), float64(bits&0xffffffff)
+			}
+		}
+		hi, err := reduceMax(words)
+		if err != nil {
+			return nil, err
+		}
+		for k := 0; k < slots && first+k < size; k++ {
+			vals := make([]float64, len(values))
+			for i := range vals {
+				vals[i] = math.Float64frombits(uint64(hi[k*per+2*i])<<32 | uint64(hi[k*per+2*i+1]))
+			}
+			out[first+k] = vals
+		}
+	}
+	return out, nil
 }
 
 // Barrier returns once every task has reached it: a task that exits right
