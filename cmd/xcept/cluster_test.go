@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"os/exec"
@@ -51,15 +53,19 @@ func exitCode(err error) int {
 	return 0
 }
 
-// finishCluster waits for every worker and fails unless all exit 0.
-func finishCluster(t *testing.T, ws []worker) {
+// finishCluster waits for every worker and fails unless all exit 0; it
+// returns their stderr.
+func finishCluster(t *testing.T, ws []worker) []string {
 	t.Helper()
+	var out []string
 	for i, w := range ws {
 		stderr, err := finish(w.cmd, w.lines)
 		if err != nil {
 			t.Fatalf("worker %d: exit %d:\n%s", i, exitCode(err), stderr)
 		}
+		out = append(out, stderr)
 	}
+	return out
 }
 
 // sameHistory compares two history.csv files' metrics (not the timings).
@@ -166,17 +172,87 @@ func onlyChiefFiles(t *testing.T, runDir string, scratch bool) {
 
 var headVars = []string{"fc/kernel", "fc/bias", "logits/kernel", "logits/bias"}
 
+// copyDataset copies a prepared dataset without its caches, keeping
+// symbolic links (its model) as links: a dataset whose feature cache is
+// still to be built.
+func copyDataset(t *testing.T, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "ds")
+	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		to := filepath.Join(dst, rel)
+		switch {
+		case d.Name() == ".cache":
+			return filepath.SkipDir
+		case d.Type()&fs.ModeSymlink != 0:
+			link, err := os.Readlink(path)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(link, to)
+		case d.IsDir():
+			return os.MkdirAll(to, 0o755)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(to, data, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// sameFeatureCache checks that the dataset copies a and b hold one feature
+// cache each, with the same key and byte-for-byte the same files.
+func sameFeatureCache(t *testing.T, a, b string) {
+	t.Helper()
+	caches := func(ds string) []string {
+		dirs, _ := filepath.Glob(filepath.Join(ds, ".cache", "features", "[^.]*"))
+		return dirs
+	}
+	ca, cb := caches(a), caches(b)
+	if len(ca) != 1 || len(cb) != 1 || filepath.Base(ca[0]) != filepath.Base(cb[0]) {
+		t.Fatalf("feature caches %v and %v: want one of the same key in each", ca, cb)
+	}
+	if left, _ := filepath.Glob(filepath.Join(b, ".cache", "features", ".*")); len(left) > 0 {
+		t.Errorf("the cluster's build left %v", left)
+	}
+	entries, err := os.ReadDir(ca[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		x, err1 := os.ReadFile(filepath.Join(ca[0], e.Name()))
+		y, err2 := os.ReadFile(filepath.Join(cb[0], e.Name()))
+		if err1 != nil || err2 != nil || !bytes.Equal(x, y) {
+			t.Errorf("feature cache %s: the cluster's %s is not one process's (%v, %v)", filepath.Base(ca[0]), e.Name(), err1, err2)
+		}
+	}
+	t.Logf("the cluster's feature cache equals one process's byte for byte: %d files", len(entries))
+}
+
 // TestClusterTrainsAsOneProcess: two workers on loopback, each with half
 // of every global batch (batches of 16, the last one uneven), train the
 // frozen phase on cached features and then fine-tune exactly as one
 // process does on the whole batches: the chief's history and checkpoints
-// equal the single run's to 1e-5, and only the chief writes the run.
+// equal the single run's to 1e-5, and only the chief writes the run. The
+// feature cache, which the two workers build in parts on copies of the
+// dataset without one, is one process's byte for byte, and validation,
+// which each worker runs on its share of the batches, gives the single
+// run's numbers.
 func TestClusterTrainsAsOneProcess(t *testing.T) {
 	ds := trainDataset(t)
+	ds1, ds2 := copyDataset(t, ds), copyDataset(t, ds)
 	cfg := writeTrainConfig(t, "")
 	one, two := filepath.Join(t.TempDir(), "one"), filepath.Join(t.TempDir(), "two")
 	for _, phase := range [][]string{
-		{"train", "--data", ds, "--epochs", "2"},
+		{"train", "--data", ds1, "--epochs", "2"},
 		{"finetune", "--epochs", "1"},
 	} {
 		args := append([]string{"--config", cfg, phase[0], "--run", one}, phase[1:]...)
@@ -184,8 +260,19 @@ func TestClusterTrainsAsOneProcess(t *testing.T) {
 			t.Fatalf("one process, %s: exit %d: %s", phase[0], code, stderr)
 		}
 		args[4] = two
-		finishCluster(t, startCluster(t, strings.Join(testenv.FreeAddrs(t, 2), ","), args...))
+		if phase[0] == "train" {
+			args[6] = ds2
+		}
+		stderr := finishCluster(t, startCluster(t, strings.Join(testenv.FreeAddrs(t, 2), ","), args...))
 		sameHistory(t, filepath.Join(one, "history.csv"), filepath.Join(two, "history.csv"))
+		if phase[0] == "train" {
+			for i, e := range stderr {
+				if !strings.Contains(e, fmt.Sprintf("worker %d (", i)) || !strings.Contains(e, "part of 2") {
+					t.Errorf("worker %d did not say it computed its part of the feature cache:\n%s", i, e)
+				}
+			}
+			sameFeatureCache(t, ds1, ds2)
+		}
 	}
 	a, _ := runs.Open(one)
 	b, _ := runs.Open(two)

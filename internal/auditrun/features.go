@@ -163,7 +163,7 @@ func LoadSet(ctx context.Context, r *run.Run, sess graph.SessionOptions, progres
 		set.Computed += trainN + valN
 	}
 	start := time.Now()
-	fc, err := train.OpenFeatureCache(ctx, m, data, sum, cfg, root, progress, nil)
+	fc, err := train.OpenFeatureCache(ctx, m, data, sum, cfg, root, progress, nil, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -91,17 +91,22 @@ func (t tfExtractor) Close() error { return nil }
 // OpenFeatureCache maps the cache under root for this model, data and
 // configuration, computing it first when it does not exist, on what engine
 // opens (nil: TensorFlow). Either engine computes the same features (to
-// float rounding), so the key does not name it.
-func OpenFeatureCache(ctx context.Context, m *model.Model, data Data, manifestSHA string, cfg Config, root string, notify Notify, engine FeatureEngine) (*FeatureCache, error) {
+// float rounding), so the key does not name it. With peers (the workers of
+// a cluster; nil: this process alone) every worker computes its share and
+// the shares are joined into the one cache (buildShared).
+func OpenFeatureCache(ctx context.Context, m *model.Model, data Data, manifestSHA string, cfg Config, root string, notify Notify, engine FeatureEngine, peers Peers) (*FeatureCache, error) {
 	key, err := CacheKey(m, manifestSHA, cfg)
 	if err != nil {
 		return nil, err
 	}
 	dir := filepath.Join(root, key)
-	if _, err := os.Stat(filepath.Join(dir, "meta.json")); errors.Is(err, os.ErrNotExist) {
-		if err := buildCache(ctx, m, data, cfg, key, dir, notify, engine); err != nil {
-			return nil, err
-		}
+	if peers != nil && peers.Size() > 1 {
+		err = buildShared(ctx, m, data, cfg, key, dir, notify, engine, peers)
+	} else if _, serr := os.Stat(filepath.Join(dir, "meta.json")); errors.Is(serr, os.ErrNotExist) {
+		err = buildCache(ctx, m, data, cfg, key, dir, notify, engine)
+	}
+	if err != nil {
+		return nil, err
 	}
 	return mapCache(dir)
 }
@@ -153,6 +158,59 @@ func ComputeFeatures(ctx context.Context, m *model.Model, o loader.Options) ([]f
 	}
 }
 
+// cachePass is one file of a cache: one view of the training images or
+// the validation images, and the loader pass that reads them.
+type cachePass struct {
+	file  string
+	val   bool
+	opts  loader.Options
+	count int // images
+}
+
+// cachePasses are the files of the cache for data and cfg, in order: the
+// training views, then the validation images.
+func cachePasses(data Data, cfg Config) ([]cachePass, error) {
+	views, aug := 1, augmentation(cfg)
+	if aug != nil {
+		views = cfg.CacheViews
+	}
+	n, err := loader.Count(data.TrainShards)
+	if err != nil {
+		return nil, err
+	}
+	nval, err := loader.Count(data.ValShards)
+	if err != nil {
+		return nil, err
+	}
+	opts := loader.Options{Shards: data.TrainShards, ImageSize: data.ImageSize, Classes: data.Classes, BatchSize: cfg.BatchSize, Workers: cfg.Workers, Seed: uint64(cfg.Seed)}
+	var passes []cachePass
+	for v := 0; v < views; v++ {
+		o := opts
+		// View 0 is the plain image, the rest augmented: a head that never
+		// saw an unaugmented training image is judged on unaugmented ones.
+		// On Fashion-MNIST (1,000 images, ImageNet weights) five augmented
+		// views gave 0.797 test accuracy and no augmentation 0.824.
+		if aug != nil && v > 0 {
+			o.Augment, o.Views, o.View = aug, views, v
+		}
+		passes = append(passes, cachePass{file: fmt.Sprintf("train-%d.f32", v), opts: o, count: n})
+	}
+	o := opts
+	o.Shards = data.ValShards
+	return append(passes, cachePass{file: "val.f32", val: true, opts: o, count: nval}), nil
+}
+
+// batches is the number of batches of the pass.
+func (p cachePass) batches() int { return (p.count + p.opts.BatchSize - 1) / p.opts.BatchSize }
+
+// openExtractor opens the engine for n images (nil engine: m on TensorFlow).
+func openExtractor(ctx context.Context, m *model.Model, n int, engine FeatureEngine) (Extractor, error) {
+	if engine == nil {
+		return tfExtractor{m}, nil
+	}
+	return engine(ctx, m, n)
+}
+
 // buildCache computes every feature into a temporary folder, then renames it.
 func buildCache(ctx context.Context, m *model.Model, data Data, cfg Config, key, dir string, notify Notify, engine FeatureEngine) error {
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
@@ -163,48 +221,39 @@ func buildCache(ctx context.Context, m *model.Model, data Data, cfg Config, key,
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	views, aug := 1, augmentation(cfg)
-	if aug != nil {
-		views = cfg.CacheViews
-	}
-	n, err := loader.Count(data.TrainShards)
+	passes, err := cachePasses(data, cfg)
 	if err != nil {
 		return err
 	}
-	nval, err := loader.Count(data.ValShards)
+	total := 0
+	for _, p := range passes {
+		total += p.count
+	}
+	ext, err := openExtractor(ctx, m, total, engine)
 	if err != nil {
 		return err
 	}
-	var ext Extractor = tfExtractor{m}
-	if engine != nil {
-		if ext, err = engine(ctx, m, n*views+nval); err != nil {
-			return err
-		}
-		defer ext.Close()
-	}
-	notify("computing the frozen base's features once: %d training images × %d view(s) + validation (cached in %s)", n, views, dir)
-	meta := cacheMeta{Key: key, Dim: m.Info.FeatureDim, Views: views}
-	opts := loader.Options{Shards: data.TrainShards, ImageSize: data.ImageSize, Classes: data.Classes, BatchSize: cfg.BatchSize, Workers: cfg.Workers, Seed: uint64(cfg.Seed)}
-	for v := 0; v < views; v++ {
-		o := opts
-		// View 0 is the plain image, the rest augmented: a head that never
-		// saw an unaugmented training image is judged on unaugmented ones.
-		// On Fashion-MNIST (1,000 images, ImageNet weights) five augmented
-		// views gave 0.797 test accuracy and no augmentation 0.824.
-		if aug != nil && v > 0 {
-			o.Augment, o.Views, o.View = aug, views, v
-		}
-		labels, err := writeFeatures(ctx, ext, o, filepath.Join(tmp, fmt.Sprintf("train-%d.f32", v)))
+	defer ext.Close()
+	notify("computing the frozen base's features once: %d training images × %d view(s) + validation (cached in %s)", passes[0].count, len(passes)-1, dir)
+	meta := cacheMeta{Key: key, Dim: m.Info.FeatureDim, Views: len(passes) - 1}
+	for _, p := range passes {
+		labels, _, err := writeFeatures(ctx, ext, p.opts, filepath.Join(tmp, p.file))
 		if err != nil {
 			return err
 		}
-		meta.TrainLabels = labels
+		if p.val {
+			meta.ValLabels = labels
+		} else {
+			meta.TrainLabels = labels
+		}
 	}
-	o := opts
-	o.Shards = data.ValShards
-	if meta.ValLabels, err = writeFeatures(ctx, ext, o, filepath.Join(tmp, "val.f32")); err != nil {
-		return err
-	}
+	return landCache(tmp, dir, meta)
+}
+
+// landCache writes meta.json into the complete folder tmp and renames it
+// to dir; a cache that landed there first (another process built the same
+// key at once) is as good.
+func landCache(tmp, dir string, meta cacheMeta) error {
 	js, err := json.Marshal(meta)
 	if err != nil {
 		return err
@@ -224,19 +273,22 @@ func dirExists(p string) bool {
 }
 
 // writeFeatures runs the extractor over one pass of the loader and writes
-// the float32 rows, in record order, to path.
-func writeFeatures(ctx context.Context, m Extractor, o loader.Options, path string) ([]int32, error) {
+// the float32 rows, in record order, to path; it returns their labels and
+// the file's SHA-256.
+func writeFeatures(ctx context.Context, m Extractor, o loader.Options, path string) ([]int32, string, error) {
 	l, err := loader.Open(ctx, o)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer l.Close()
 	f, err := os.Create(path)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer f.Close()
-	var labels []int32
+	sum := sha256.New()
+	w := io.MultiWriter(f, sum)
+	labels := []int32{}
 	buf := make([]byte, 0, 1<<20)
 	for {
 		b, err := l.Next()
@@ -244,11 +296,11 @@ func writeFeatures(ctx context.Context, m Extractor, o loader.Options, path stri
 			break
 		}
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		feats, err := m.Features(b.Images, b.N())
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		labels = append(labels, b.Labels...)
 		l.Recycle(b)
@@ -256,11 +308,11 @@ func writeFeatures(ctx context.Context, m Extractor, o loader.Options, path stri
 		for _, x := range feats {
 			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(x))
 		}
-		if _, err := f.Write(buf); err != nil {
-			return nil, err
+		if _, err := w.Write(buf); err != nil {
+			return nil, "", err
 		}
 	}
-	return labels, f.Close()
+	return labels, hex.EncodeToString(sum.Sum(nil)), f.Close()
 }
 
 // mapCache memory-maps a complete cache folder.

@@ -39,6 +39,9 @@ type Worker struct {
 	// WatchEvery is how often the watchdog dials the peers (default 2 s);
 	// three misses in a row lose a peer.
 	WatchEvery time.Duration
+	// chiefRun is the chief's run folder, for a worker that trains a
+	// scratch copy (set by follow).
+	chiefRun string
 }
 
 const watchMisses = 3
@@ -54,6 +57,9 @@ func (j *Job) follow(runJob func(*Job) (*Result, error)) (*Result, error) {
 	mine := *j
 	mine.RunDir = filepath.Join(scratch, "run")
 	mine.Track = track.Settings{} // the chief's run is the one tracked
+	w := *j.Cluster
+	w.chiefRun = j.RunDir
+	mine.Cluster = &w
 	// A new frozen phase starts from nothing (the chief may be creating the
 	// run folder right now); resuming and fine-tuning start from the chief's.
 	if (j.Resume || j.Cfg.Phase == PhaseFinetune) && run.Exists(j.RunDir) {

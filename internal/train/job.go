@@ -170,7 +170,12 @@ func (j *Job) run(ctx context.Context) (res *Result, retErr error) {
 	if err != nil {
 		return nil, err
 	}
-	fit, err := j.calibrate(ctx, r, m, src)
+	var fit *calibrate.Fit
+	if j.Cluster == nil || j.Cluster.Spec.Chief() {
+		// Only the chief's run keeps the temperature: the others would run
+		// the model over the validation split for a scratch copy.
+		fit, err = j.calibrate(ctx, r, m, src)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fault.ErrInterrupted
@@ -449,7 +454,11 @@ func (j *Job) source(ctx context.Context, r *run.Run, m *model.Model, ds *datase
 	if err != nil {
 		return nil, err
 	}
-	cache, err := OpenFeatureCache(ctx, m, data, sum, j.Cfg, CacheRoot(r), j.Out.Notef, j.Features)
+	var peers Peers
+	if j.Cluster != nil {
+		peers = groupPeers{m}
+	}
+	cache, err := OpenFeatureCache(ctx, m, data, sum, j.Cfg, j.cacheRoot(r), j.Out.Notef, j.Features, peers)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fault.ErrInterrupted
@@ -475,15 +484,37 @@ func (j *Job) imageSource(m *model.Model, signature string, data Data) (Source, 
 // CacheRoot keeps feature caches with the dataset, so every run of it
 // shares them, or in the run folder when the dataset is read-only.
 func CacheRoot(r *run.Run) string {
+	if dir, ok := datasetCacheRoot(r); ok {
+		return dir
+	}
+	return r.Path(".cache", "features")
+}
+
+// datasetCacheRoot is the dataset's cache folder, and whether it is writable.
+func datasetCacheRoot(r *run.Run) (string, bool) {
 	dir := filepath.Join(r.Info.Dataset, ".cache", "features")
 	if err := os.MkdirAll(dir, 0o755); err == nil {
 		if f, err := os.CreateTemp(dir, ".probe-"); err == nil {
 			f.Close()
 			os.Remove(f.Name())
-			return dir
+			return dir, true
 		}
 	}
-	return r.Path(".cache", "features")
+	return dir, false
+}
+
+// cacheRoot is CacheRoot for this job: a worker other than the chief,
+// training a scratch copy, shares the chief's (the only thing it writes
+// into the chief's run folder, with a read-only dataset: its part of the
+// cache, removed once the parts are joined).
+func (j *Job) cacheRoot(r *run.Run) string {
+	if w := j.Cluster; w != nil && w.chiefRun != "" {
+		if dir, ok := datasetCacheRoot(r); ok {
+			return dir
+		}
+		return filepath.Join(w.chiefRun, ".cache", "features")
+	}
+	return CacheRoot(r)
 }
 
 // ManifestSHA is the SHA-256 of a prepared dataset's manifest, the

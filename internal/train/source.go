@@ -31,6 +31,7 @@ type ImageSource struct {
 	// training batch (loader.Options.Part, the rows model.Group takes).
 	Part, Parts int
 	steps       int
+	valCount    int // validation images, -1 until counted
 	// The frozen phase's validation features, computed on the first
 	// Validate (nil until then, or when they would not fit in memory).
 	valFeatures []float32
@@ -48,7 +49,7 @@ func NewImageSource(m *model.Model, signature string, data Data, cfg Config) (*I
 	if err != nil {
 		return nil, err
 	}
-	return &ImageSource{Model: m, Signature: signature, Data: data, Cfg: cfg, steps: (n + cfg.BatchSize - 1) / cfg.BatchSize}, nil
+	return &ImageSource{Model: m, Signature: signature, Data: data, Cfg: cfg, steps: (n + cfg.BatchSize - 1) / cfg.BatchSize, valCount: -1}, nil
 }
 
 func (s *ImageSource) Steps() int { return s.steps }
@@ -116,15 +117,31 @@ func (s *ImageSource) Validate(ctx context.Context) (float64, float64, error) {
 	return validateFeatures(ctx, s.Model, s.valFeatures, s.valLabels, s.Cfg.BatchSize)
 }
 
-// validateImages runs eval_step over the validation split's images; each
-// batch goes to keep first when it is not nil.
+// validateImages runs eval_step over the validation split's images (a
+// cluster worker over its share of the batches, see valBatches); with
+// keep, every batch of the split goes to keep instead.
 func (s *ImageSource) validateImages(ctx context.Context, keep func(*loader.Batch) error) (float64, float64, error) {
-	l, err := loader.Open(ctx, s.options(s.Data.ValShards, false, 0, nil))
+	o := s.options(s.Data.ValShards, false, 0, nil)
+	var sums Sums
+	if keep == nil && s.Model.Group != nil {
+		if s.valCount < 0 {
+			n, err := loader.Count(s.Data.ValShards)
+			if err != nil {
+				return 0, 0, err
+			}
+			s.valCount = n
+		}
+		from, to := valBatches(s.Model, s.valCount, s.Cfg.BatchSize)
+		if from == to {
+			return groupMean(s.Model, sums)
+		}
+		o.From, o.To = from, to
+	}
+	l, err := loader.Open(ctx, o)
 	if err != nil {
 		return 0, 0, err
 	}
 	defer l.Close()
-	var sums Sums
 	for {
 		b, err := l.Next()
 		if err == io.EOF {
@@ -146,16 +163,20 @@ func (s *ImageSource) validateImages(ctx context.Context, keep func(*loader.Batc
 		}
 		l.Recycle(b)
 	}
-	loss, acc := sums.mean()
-	return loss, acc, nil
+	if keep != nil {
+		return 0, 0, nil
+	}
+	return groupMean(s.Model, sums)
 }
 
 // validateFeatures runs eval_head_step over a split's pooled features
-// (len(labels) × FeatureDim) in batches of bs.
+// (len(labels) × FeatureDim) in batches of bs (a cluster worker over its
+// share of the batches).
 func validateFeatures(ctx context.Context, m *model.Model, features []float32, labels []int32, bs int) (float64, float64, error) {
 	var sums Sums
 	d := m.Info.FeatureDim
-	for start := 0; start < len(labels); start += bs {
+	from, to := valBatches(m, len(labels), bs)
+	for start := from * bs; start < min(to*bs, len(labels)); start += bs {
 		if ctx.Err() != nil {
 			return 0, 0, ctx.Err()
 		}
@@ -165,6 +186,34 @@ func validateFeatures(ctx context.Context, m *model.Model, features []float32, l
 			return 0, 0, err
 		}
 		sums.add(loss, accuracy(probs, labels[start:end]), end-start)
+	}
+	return groupMean(m, sums)
+}
+
+// valBatches is the batches [from, to) of a validation split of n images
+// in batches of bs that this process evaluates: all of them alone; in a
+// cluster its Shard of them (whole batches, so every batch's loss is the
+// one a single process computes), the workers' sums added by groupMean.
+func valBatches(m *model.Model, n, bs int) (from, to int) {
+	batches := (n + bs - 1) / bs
+	if m.Group == nil {
+		return 0, batches
+	}
+	return m.Group.Shard(batches)
+}
+
+// groupMean is the mean loss and accuracy of sums added over the group
+// (in task order, so every worker gets the same numbers); alone, of sums.
+func groupMean(m *model.Model, sums Sums) (float64, float64, error) {
+	if m.Group != nil {
+		all, err := m.AllGather([]float64{sums.Loss, sums.Correct, float64(sums.Images)})
+		if err != nil {
+			return 0, 0, err
+		}
+		sums = Sums{}
+		for _, v := range all {
+			sums.Loss, sums.Correct, sums.Images = sums.Loss+v[0], sums.Correct+v[1], sums.Images+int(v[2])
+		}
 	}
 	loss, acc := sums.mean()
 	return loss, acc, nil
