@@ -463,6 +463,9 @@ func (j *Job) source(ctx context.Context, r *run.Run, m *model.Model, ds *datase
 		if ctx.Err() != nil {
 			return nil, fault.ErrInterrupted
 		}
+		if fault.ReasonOf(err) == fault.PeerLost {
+			return nil, err // a worker died while the cache was built in parts: exit 7
+		}
 		return nil, fault.New(fault.ToolFailed, "feature cache: %v", err)
 	}
 	return &CachedSource{Model: m, Cache: cache, Cfg: j.Cfg, Weights: weights}, nil
