@@ -281,12 +281,23 @@ func TestClusterTrainsAsOneProcess(t *testing.T) {
 	}
 	sameWeights(t, one, two, runs.Last, append(headVars, "block13_sepconv2/pointwise_kernel")...)
 	onlyChiefFiles(t, two, true)
+
+	// Global batches of 31 leave 1 of the 94 images for the last: worker
+	// 0's share of it would be empty, which fine-tuning cannot run.
+	for i, w := range startCluster(t, strings.Join(testenv.FreeAddrs(t, 2), ","), "--config", cfg, "finetune", "--run", two, "--epochs", "1", "--batch-size", "31") {
+		stderr, err := finish(w.cmd, w.lines)
+		if exitCode(err) != cli.ExitUsage || !strings.Contains(stderr, "a worker's share of it is empty") {
+			t.Errorf("worker %d fine-tuning with an empty share: exit %d, want %d saying so:\n%s", i, exitCode(err), cli.ExitUsage, stderr)
+		}
+	}
 }
 
 // TestClusterUncachedTrainStep: the frozen phase without the feature cache
 // (train_step on images, through dp_train_step) matches one process too,
 // with global batches of 31: the last of the 94 training images' batches
-// holds one image, so worker 0's shard of it is empty.
+// holds one image, so worker 0's shard of it is empty (its step runs the
+// head alone on no features: the base's fused CPU convolutions fail on an
+// empty batch).
 func TestClusterUncachedTrainStep(t *testing.T) {
 	ds := trainDataset(t)
 	cfg := writeTrainConfig(t, "")

@@ -77,6 +77,16 @@ func (m *Model) groupStep(signature string, images []uint8, features []float32, 
 		}
 		t, err := graph.NewTensor([]int64{int64(hi - lo), int64(d)}, features[lo*d:hi*d])
 		f.add(contract.InFeatures, t, err)
+	} else if hi == lo && signature == contract.SigTrainStep {
+		// An empty shard (a last global batch smaller than the group): the
+		// frozen base adds nothing, and TensorFlow's fused CPU convolution
+		// gives an empty batch its input's shape ("input depth must be
+		// evenly divisible by filter depth: 3 vs 32"), so the head step runs
+		// on no features: the same all-reduce, since dp_train_step is the
+		// base and then dp_train_head_step.
+		t, err := graph.NewTensor([]int64{0, int64(m.Info.FeatureDim)}, []float32{})
+		f.add(contract.InFeatures, t, err)
+		signature = contract.SigTrainHeadStep
 	} else {
 		per := len(images) / max(b.N(), 1)
 		t, err := m.imagesTensor(images[lo*per:hi*per], hi-lo)

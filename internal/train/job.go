@@ -16,6 +16,7 @@ import (
 	"github.com/xcept/xcept/internal/device"
 	"github.com/xcept/xcept/internal/fault"
 	"github.com/xcept/xcept/internal/graph"
+	"github.com/xcept/xcept/internal/loader"
 	"github.com/xcept/xcept/internal/model"
 	"github.com/xcept/xcept/internal/run"
 	"github.com/xcept/xcept/internal/track"
@@ -445,6 +446,9 @@ func (j *Job) source(ctx context.Context, r *run.Run, m *model.Model, ds *datase
 		return nil, fault.New(fault.BadData, "dataset %s has no training or no validation images", r.Info.Dataset)
 	}
 	if j.Cfg.Phase == PhaseFinetune {
+		if err := j.fullShards(data); err != nil {
+			return nil, err
+		}
 		return j.imageSource(m, contract.SigFinetuneStep, data)
 	}
 	if !j.Cfg.FeatureCache {
@@ -469,6 +473,26 @@ func (j *Job) source(ctx context.Context, r *run.Run, m *model.Model, ds *datase
 		return nil, fault.New(fault.ToolFailed, "feature cache: %v", err)
 	}
 	return &CachedSource{Model: m, Cache: cache, Cfg: j.Cfg, Weights: weights}, nil
+}
+
+// fullShards refuses to fine-tune in a cluster whose last global batch is
+// smaller than the group: a worker's share of it would be empty, and the
+// base's fused CPU convolutions fail on an empty batch (the frozen phase
+// runs its head alone there; fine-tuning needs the base's gradients).
+func (j *Job) fullShards(data Data) error {
+	if j.Cluster == nil {
+		return nil
+	}
+	n, err := loader.Count(data.TrainShards)
+	if err != nil {
+		return err
+	}
+	size, bs := j.Cluster.Spec.Size(), j.Cfg.BatchSize
+	if last := n % bs; last > 0 && last < size {
+		return fault.New(fault.BadValue, "finetune in a cluster of %d workers: the last global batch of the %d training images holds %d (train.batch_size %d), so a worker's share of it is empty, which TensorFlow's CPU convolutions cannot train on; choose a --batch-size that leaves at least %d images in the last batch",
+			size, n, last, bs, size)
+	}
+	return nil
 }
 
 // imageSource trains signature on images; a cluster worker decodes only
