@@ -489,8 +489,8 @@ func (j *Job) fullShards(data Data) error {
 	}
 	size, bs := j.Cluster.Spec.Size(), j.Cfg.BatchSize
 	if last := n % bs; last > 0 && last < size {
-		return fault.New(fault.BadValue, "finetune in a cluster of %d workers: the last global batch of the %d training images holds %d (train.batch_size %d), so a worker's share of it is empty, which TensorFlow's CPU convolutions cannot train on; choose a --batch-size that leaves at least %d images in the last batch",
-			size, n, last, bs, size)
+		return fault.BadSetting("train.batch_size", "%d leaves %d of the %d training images for the last global batch, fewer than the cluster's %d workers, so a worker's share of it is empty, which fine-tuning cannot train on (TensorFlow's CPU convolutions fail on an empty batch): choose one that leaves at least %d",
+			bs, last, n, size, size)
 	}
 	return nil
 }
