@@ -13,16 +13,29 @@
 # process has the cores to itself); on one core per worker it is the cost of
 # the all-reduce and of waiting for the slowest worker.
 #
+# Then, for BENCH_CACHE_WORKERS, it builds the frozen phase's feature cache
+# with n workers (each computing its part of the batches, the chief joining
+# the parts): `xcept train --epochs 1` on a copy of the dataset without a
+# cache, timing the build from the workers' start to the cache's meta.json
+# (startup, model loading and the cluster's first collective included) and
+# reporting every worker's CPU-seconds of the whole run (the build, one
+# head epoch on the cache, the feature-block choice, calibration).
+#
+# Every row ends with the 1-minute load average: on a machine other work
+# shares, the figures are that load's as much as xcept's.
+#
 # Settings (environment):
 #   BENCH_SIZE=96 image side   BENCH_BATCH=16 global batch   BENCH_PER_CLASS=40
 #   BENCH_WORKERS="1 2 4"      BENCH_INTRA=1 intra-op threads per worker
 #   BENCH_EPOCHS=2 (the first is warm-up)   BENCH_WORK=bench/cluster-work
+#   BENCH_CACHE_WORKERS="1 2" (empty: no cache rows)
 #   XCEPT=bin/xcept
 set -euo pipefail
 cd "$(dirname "$0")/.."
 xcept=$(realpath "${XCEPT:-bin/xcept}")
 size=${BENCH_SIZE:-96} batch=${BENCH_BATCH:-16} per_class=${BENCH_PER_CLASS:-40}
 workers=${BENCH_WORKERS:-1 2 4} intra=${BENCH_INTRA:-1} epochs=${BENCH_EPOCHS:-2}
+cache_workers=${BENCH_CACHE_WORKERS-1 2}
 work=${BENCH_WORK:-bench/cluster-work}
 [ -x "$xcept" ] || { echo "bench_cluster: $xcept not found: run make build" >&2; exit 2; }
 [ "$epochs" -ge 2 ] || { echo "bench_cluster: BENCH_EPOCHS must be at least 2 (the first is warm-up)" >&2; exit 2; }
@@ -57,27 +70,36 @@ EOF
 # cputime FILE...: the sum of /usr/bin/time's "user sys" lines.
 cputime() { awk '{u += $1; s += $2} END {printf "%.1f", u + s}' "$@"; }
 
-run_cluster() { # N RUN BATCH
-	local n=$1 run=$2 b=$3 list="" pids=() i
+# workers N RUN ARGS...: N xcept processes on loopback running ARGS (one
+# plain process for N = 1), each under /usr/bin/time (RUN.timeI).
+workers() {
+	local n=$1 run=$2 list="" pids=() i
+	shift 2
 	for ((i = 0; i < n; i++)); do list+="${list:+,}127.0.0.1:$(port)"; done
-	cfg "$run.yaml" "$b"
-	rm -rf "$run" && cp -r "$work/base" "$run" && rm -f "$run/.lock"
-	local started=$SECONDS
 	for ((i = 0; i < n; i++)); do
 		local c=()
 		[ "$n" -gt 1 ] && c=(--cluster "$list" --task "$i")
-		/usr/bin/time -f '%U %S' -o "$run.time$i" "$xcept" --config "$run.yaml" --quiet finetune --run "$run" --epochs "$epochs" "${c[@]}" \
-			>/dev/null 2>"$run.err$i" &
+		/usr/bin/time -f '%U %S' -o "$run.time$i" "$xcept" "$@" "${c[@]}" >/dev/null 2>"$run.err$i" &
 		pids+=($!)
 	done
 	for p in "${pids[@]}"; do wait "$p" || { echo "bench_cluster: a worker of $run failed:" >&2; cat "$run".err* >&2; exit 1; }; done
+}
+
+run_cluster() { # N RUN BATCH
+	local n=$1 run=$2 b=$3
+	cfg "$run.yaml" "$b"
+	rm -rf "$run" && cp -r "$work/base" "$run" && rm -f "$run/.lock"
+	local started=$SECONDS
+	workers "$n" "$run" --config "$run.yaml" --quiet finetune --run "$run" --epochs "$epochs"
 	echo $((SECONDS - started))
 }
+
+load1() { cut -d' ' -f1 /proc/loadavg; }
 
 {
 	echo "# xcept multi-worker fine-tuning, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "# ${size} px, weights none, 3 classes × $per_class images, global batch $batch, $intra intra-op thread(s) per worker, epoch 2 of $epochs timed"
-	printf '%-8s %10s %9s %11s %10s %9s %14s\n' workers images/s speedup step_ms lone_ms share 'cpu_s(wall_s)'
+	printf '%-8s %10s %9s %11s %10s %9s %14s %6s\n' workers images/s speedup step_ms lone_ms share 'cpu_s(wall_s)' load
 } | tee "$out"
 base_ips=""
 for n in $workers; do
@@ -95,6 +117,27 @@ for n in $workers; do
 	fi
 	base_ips=${base_ips:-$ips}
 	speedup=$(python3 -c "print(f'{$ips/$base_ips:.2f}x')")
-	printf '%-8s %10s %9s %11s %10s %9s %14s\n' "$n" "$ips" "$speedup" "$step_ms" "$lone_ms" "$share" "$cpu($wall)" | tee -a "$out"
+	printf '%-8s %10s %9s %11s %10s %9s %14s %6s\n' "$n" "$ips" "$speedup" "$step_ms" "$lone_ms" "$share" "$cpu($wall)" "$(load1)" | tee -a "$out"
 done
+
+if [ -n "$cache_workers" ]; then
+	images=$(python3 -c 'import json, sys; r = {s["name"]: s["records"] for s in json.load(open(sys.argv[1]))["splits"]}; print(r.get("train", 0), r.get("val", 0), sep="/")' "$work/ds/manifest.json")
+	{
+		echo "# the frozen phase's feature cache (default cache_views with augmentation), train/val images: $images"
+		printf '%-8s %9s %9s %14s %6s\n' workers cache_s speedup 'cpu_s(wall_s)' load
+	} | tee -a "$out"
+	base_cache=""
+	for n in $cache_workers; do
+		ds="$work/cache-ds$n" run="$work/cache-run$n"
+		rm -rf "$ds" "$run" && cp -r "$work/ds" "$ds" && rm -rf "$ds/.cache"
+		started=$(date +%s.%N)
+		workers "$n" "$run" --config "$work/bench.yaml" --quiet train --data "$ds" --run "$run" --epochs 1
+		wall=$(python3 -c "import time; print(f'{time.time() - $started:.0f}')")
+		meta=$(ls "$ds"/.cache/features/*/meta.json)
+		cache_s=$(python3 -c "import os; print(f'{os.path.getmtime(\"$meta\") - $started:.1f}')")
+		base_cache=${base_cache:-$cache_s}
+		speedup=$(python3 -c "print(f'{$base_cache/$cache_s:.2f}x')")
+		printf '%-8s %9s %9s %14s %6s\n' "$n" "$cache_s" "$speedup" "$(cputime "$run".time*)($wall)" "$(load1)" | tee -a "$out"
+	done
+fi
 echo "# written to $out" >&2
