@@ -369,9 +369,10 @@ func TestClusterKill9AndResume(t *testing.T) {
 	ds := trainDataset(t)
 	runDir := filepath.Join(t.TempDir(), "run")
 	cfg := writeTrainConfig(t, "")
-	args := []string{"--config", cfg, "train", "--data", ds, "--run", runDir, "--epochs", "3", "--feature-cache=false", "--batch-size", "4"}
+	// The kill lands a second into epoch 2 of 2 (24 steps of 4 images).
+	args := []string{"--config", cfg, "train", "--data", ds, "--run", runDir, "--epochs", "2", "--feature-cache=false", "--batch-size", "4"}
 	ws := startCluster(t, strings.Join(testenv.FreeAddrs(t, 2), ","), args...)
-	waitFor(t, ws[0].lines, "epoch 1/3", 10*time.Minute)
+	waitFor(t, ws[0].lines, "epoch 1/2", 10*time.Minute)
 	time.Sleep(time.Second)
 	ws[1].cmd.Process.Signal(syscall.SIGKILL)
 	ws[1].cmd.Wait()
@@ -390,15 +391,15 @@ func TestClusterKill9AndResume(t *testing.T) {
 		t.Fatalf("no complete last checkpoint after the kill (%v)", err)
 	}
 
-	ws = startCluster(t, strings.Join(testenv.FreeAddrs(t, 2), ","), "--config", cfg, "train", "--run", runDir, "--resume", "--epochs", "3", "--feature-cache=false", "--batch-size", "4")
+	ws = startCluster(t, strings.Join(testenv.FreeAddrs(t, 2), ","), "--config", cfg, "train", "--run", runDir, "--resume", "--epochs", "2", "--feature-cache=false", "--batch-size", "4")
 	finishCluster(t, ws)
 	rows := readCSV(t, filepath.Join(runDir, "history.csv"))
 	var epochs []string
 	for _, row := range rows[1:] {
 		epochs = append(epochs, row[0])
 	}
-	if !slices.Equal(epochs, []string{"1", "2", "3"}) {
-		t.Errorf("history after the resume has epochs %v, want 1, 2, 3 once each", epochs)
+	if !slices.Equal(epochs, []string{"1", "2"}) {
+		t.Errorf("history after the resume has epochs %v, want 1, 2 once each", epochs)
 	}
 	onlyChiefFiles(t, runDir, true)
 }
