@@ -39,6 +39,19 @@ func TinySpec() model.Spec {
 	}
 }
 
+// ArchSpec is TinySpec for the backbone arch at the smallest image size it
+// accepts, fine-tuning only its last block (the cheapest backward pass):
+// the per-backbone end-to-end test builds one of these per architecture.
+// Xception's is TinySpec itself, the model most tests already build.
+func ArchSpec(arch model.Arch) model.Spec {
+	s := TinySpec()
+	if arch.Name == model.DefaultArch {
+		return s
+	}
+	s.Arch, s.ImageSize, s.UnfreezeFrom = arch.Name, arch.MinImageSize, arch.Blocks[len(arch.Blocks)-1]
+	return s
+}
+
 // Build returns the folder of a model built from spec, building it at most
 // once across test binaries and runs: models live in .cache/testmodels under
 // the repository, keyed by the builder's source and the spec, and a file lock
