@@ -38,7 +38,19 @@ func TestHint(t *testing.T) {
 			[]string{"hint: val_accuracy 0.350 is near chance (0.333 for 3 classes): the base is untrained (model.weights none)", "--weights imagenet"}},
 		{"an .h5 base is a real one", with(real, func(o *Outcome) { o.ValAccuracy, o.TrainAccuracy, o.Weights = 0.2, 0.2, "/w/notop.h5" }),
 			[]string{"check that each class folder"}},
-		{"fine-tuning phase: no hint", with(real, func(o *Outcome) { o.Phase, o.TrainAccuracy, o.ValAccuracy = PhaseFinetune, 0.95, 0.5 }), nil},
+		{"fine-tuning that beat the frozen phase: no hint, whatever its gap", with(real, func(o *Outcome) {
+			o.Phase, o.BestPhase, o.TrainAccuracy, o.ValAccuracy, o.LearningRate = PhaseFinetune, PhaseFinetune, 0.95, 0.5, 1e-5
+		}), nil},
+		{"fine-tuning that never beat the frozen phase, at 1e-5: a larger step", with(real, func(o *Outcome) {
+			o.Phase, o.BestPhase, o.BestEpoch, o.TrainAccuracy, o.ValAccuracy, o.LearningRate = PhaseFinetune, PhaseTrain, 13, 0.9, 0.83, 1e-5
+		}), []string{"hint: fine-tuning never beat the frozen phase on the validation split: its epoch 13 (val_accuracy 0.830) stays the best checkpoint; " +
+			"for images unlike ImageNet's photos try a larger step, `xcept finetune --run runs/r --lr 0.0001` (README, real data), or keep the frozen model"}},
+		{"… already at 1e-4: no larger step offered", with(real, func(o *Outcome) {
+			o.Phase, o.BestPhase, o.BestEpoch, o.TrainAccuracy, o.ValAccuracy, o.LearningRate = PhaseFinetune, PhaseTrain, 13, 0.9, 0.83, 1e-4
+		}), []string{"stays the best checkpoint; the frozen model is what fine-tuning at this step gives on this data"}},
+		{"… without a validation split: no hint", with(real, func(o *Outcome) {
+			o.Phase, o.BestPhase, o.TrainAccuracy, o.ValAccuracy, o.LearningRate = PhaseFinetune, PhaseTrain, 0.9, nan, 1e-5
+		}), nil},
 		{"no validation split", with(real, func(o *Outcome) { o.TrainAccuracy, o.ValAccuracy = 0.95, nan }), nil},
 		{"no best epoch in the history", with(real, func(o *Outcome) { o.TrainAccuracy, o.ValAccuracy = nan, nan }), nil},
 	}
@@ -94,6 +106,31 @@ func TestBestOutcomeReadsTheBestEpoch(t *testing.T) {
 	}
 	if Hint(o) == "" {
 		t.Error("no hint for 0.95 vs 0.77")
+	}
+	// Fine-tuning whose best epoch is still the frozen phase's 2: that row,
+	// and the hint that fine-tuning never beat it (without the impossible
+	// fine-tuning epoch 2 above).
+	rows = rows[:3]
+	if err := writeHistory(path, rows); err != nil {
+		t.Fatal(err)
+	}
+	o, err = bestOutcome(PhaseFinetune, r, &State{BestEpoch: 2}, &model.Info{NumClasses: 10, Weights: "imagenet"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.BestPhase != PhaseTrain || o.BestEpoch != 2 || o.ValAccuracy != 0.77 {
+		t.Errorf("fine-tuning outcome %+v, want the frozen phase's epoch 2 (val_accuracy 0.77)", o)
+	}
+	if !strings.Contains(Hint(o), "fine-tuning never beat the frozen phase") {
+		t.Errorf("hint %q: want the fine-tuning hint", Hint(o))
+	}
+	rows = append(rows, historyRow(4, PhaseFinetune, Logs{"accuracy": 0.9, "val_accuracy": 0.8}))
+	if err := writeHistory(path, rows); err != nil {
+		t.Fatal(err)
+	}
+	o, err = bestOutcome(PhaseFinetune, r, &State{BestEpoch: 4}, &model.Info{NumClasses: 10, Weights: "imagenet"})
+	if err != nil || o.BestPhase != PhaseFinetune || o.ValAccuracy != 0.8 || Hint(o) != "" {
+		t.Errorf("fine-tuning that beat the frozen phase: %+v, %v, hint %q; want its epoch 4 and no hint", o, err, Hint(o))
 	}
 	os.Remove(path)
 	o, err = bestOutcome(PhaseTrain, r, &State{BestEpoch: 2}, &model.Info{NumClasses: 10, Weights: "imagenet"})

@@ -69,7 +69,7 @@ type Result struct {
 	BestEpoch  int     `json:"best_epoch"`
 	Checkpoint string  `json:"checkpoint"`
 	// Hint is one line on what to try next when the frozen phase clearly
-	// underperforms (see Hint); "" when it does not.
+	// underperforms or fine-tuning never beat it (see Hint); "" otherwise.
 	Hint string `json:"hint"`
 	// Calibration: the temperature fitted for the best checkpoint (nil for
 	// a model built before temperatures).
@@ -187,6 +187,7 @@ func (j *Job) run(ctx context.Context) (res *Result, retErr error) {
 	if err != nil {
 		return nil, err
 	}
+	outcome.LearningRate = j.Cfg.LearningRate
 	return &Result{Run: r.Dir, Phase: j.Cfg.Phase, Epochs: state.Epoch, Stopped: state.Stopped, Monitor: j.Cfg.CheckpointMonitor,
 		Best: state.Best.Best, BestEpoch: state.BestEpoch, Checkpoint: filepath.Dir(r.CheckpointPrefix(run.Best)),
 		Hint: Hint(outcome), Calibration: fit, Device: placement}, nil
