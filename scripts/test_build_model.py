@@ -306,9 +306,20 @@ def test_dp_step_of_a_group_of_one_is_the_plain_step(built, step):
         dp = b.signatures["dp_" + step](**inputs, **group_of_one())
         np.testing.assert_allclose(float(dp["loss"]), float(plain["loss"]), rtol=1e-5)
         np.testing.assert_allclose(float(dp["accuracy"]), float(plain["accuracy"]), rtol=1e-6)
-    for name in ("fc/kernel", "logits/kernel", "block14_sepconv2/pointwise_kernel"):
-        va, vb = variable(a.signatures["finetune_step"], name), variable(b.signatures["finetune_step"], name)
-        np.testing.assert_allclose(vb.numpy(), va.numpy(), rtol=1e-5, atol=1e-5, err_msg=name)
+    # The rule of cmd/xcept's sameWeights (the cluster test): relative L2
+    # difference at most 1e-5, and no value off by more than 1e-5 in the
+    # head, 1e-4 in the base. An all-reduce of one rounds its sum in its own
+    # order, and Adam divides each gradient by its running magnitude: an
+    # element whose gradient is near zero moves by a step of about lr
+    # whichever way its rounding falls (measured: 5 of block14's 3.1M values
+    # off by up to 3.0e-5 after 3 fine-tuning steps at lr 3e-3, in a fresh
+    # clone's suite; the same run elsewhere within 1e-5).
+    for name, limit in (("fc/kernel", 1e-5), ("logits/kernel", 1e-5), ("block14_sepconv2/pointwise_kernel", 1e-4)):
+        va = variable(a.signatures["finetune_step"], name).numpy().astype(np.float64)
+        vb = variable(b.signatures["finetune_step"], name).numpy().astype(np.float64)
+        worst = float(np.max(np.abs(vb - va)))
+        rel = float(np.linalg.norm(vb - va) / max(np.linalg.norm(va), 1e-30))
+        assert worst <= limit and rel <= 1e-5, f"{name}: off by up to {worst:.3g} (limit {limit}), relative L2 {rel:.3g} (limit 1e-5)"
 
 
 def test_dp_check_returns_the_groups_max_and_min(trainer):
