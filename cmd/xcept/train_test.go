@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -433,6 +434,20 @@ func TestTrainMixedBFloat16(t *testing.T) {
 	t.Logf("mixed_bfloat16 training loss %.4f -> %.4f over %d epochs", first, last, len(rows)-1)
 	if !(last < first*0.9) {
 		t.Errorf("mixed_bfloat16 loss did not decrease: %.4f -> %.4f", first, last)
+	}
+	// The serving model answers float32 probabilities (the C API reads
+	// them as float32, or predict fails) that sum to 1.
+	images, _ := filepath.Glob(filepath.Join(filepath.Dir(ds), "images", "*", "*"))
+	code, lines, stderr := predictJSON(t, "--run", runDir, images[0])
+	if code != 0 || len(lines) != 1 {
+		t.Fatalf("predict with the mixed_bfloat16 run: exit %d, %d lines: %s", code, len(lines), stderr)
+	}
+	sum := 0.0
+	for _, p := range probsOf(lines[0]) {
+		sum += p
+	}
+	if math.Abs(sum-1) > 1e-3 {
+		t.Errorf("mixed_bfloat16 probabilities %v sum to %v", probsOf(lines[0]), sum)
 	}
 }
 
