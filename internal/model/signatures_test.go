@@ -3,7 +3,6 @@ package model_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"image"
 	"image/color"
@@ -233,101 +232,16 @@ func TestServingDefaultRefusesUndecodableBytes(t *testing.T) {
 	}
 }
 
-// xcept finetune at another unfreeze boundary: a trainer rebuilt from the
-// run's checkpoint (saved through the SaverDef, as runs are) predicts what
-// the saved trainer did and fine-tunes from the new boundary.
-func TestBuildInitFromCheckpoint(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a model (about 20 s)")
-	}
-	dir := testmodel.Tiny(t)
-	m, err := model.Open(dir, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	b := fixedBatch(m, 6, 8)
-	initial, err := m.Predict(b.Images, b.N())
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Gentle steps: at 1e-2 a fine-tuned untrained base saturates the softmax
-	// on this batch, and a saturated model has no gradients left to test.
-	for _, step := range []struct {
-		signature string
-		lr        float32
-	}{{contract.SigTrainStep, 1e-2}, {contract.SigFinetuneStep, 1e-4}} {
-		if _, err := m.Step(step.signature, b, model.StepParams{LearningRate: step.lr}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := m.Predict(b.Images, b.N())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := maxAbsDiff(initial, want); d < 1e-4 {
-		t.Fatalf("training changed the predictions by only %g: the test would prove nothing", d)
-	}
-	tmp := t.TempDir()
-	prefix := filepath.Join(tmp, "best")
-	if err := m.Session.Save(prefix); err != nil {
-		t.Fatal(err)
-	}
-
-	spec := testmodel.TinySpec()
-	if spec.UnfreezeFrom == "block12" {
-		t.Fatal("the tiny model must unfreeze from another block than block12 for this test to mean anything")
-	}
-	spec.UnfreezeFrom, spec.InitFrom = "block12", prefix
-	rebuilt := filepath.Join(tmp, "model-block12")
-	if _, err := model.Build(context.Background(), rebuilt, spec, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile(filepath.Join(rebuilt, model.InfoFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var recorded struct {
-		InitFrom string `json:"init_from"`
-	}
-	if err := json.Unmarshal(raw, &recorded); err != nil || recorded.InitFrom != prefix {
-		t.Errorf("model.json init_from = %q (%v), want %q", recorded.InitFrom, err, prefix)
-	}
-
-	r, err := model.Open(rebuilt, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	got, err := r.Predict(b.Images, b.N())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := maxAbsDiff(got, want); d > 1e-6 {
-		t.Errorf("the rebuilt trainer's predictions differ from the checkpoint's by %g", d)
-	}
-	before := variableValues(t, r, "block12_sepconv1/pointwise_kernel")
-	if _, err := r.Step(contract.SigFinetuneStep, b, model.StepParams{LearningRate: 1e-3}); err != nil {
-		t.Fatal(err)
-	}
-	if after := variableValues(t, r, "block12_sepconv1/pointwise_kernel"); maxAbsDiff(before, after) == 0 {
-		t.Error("finetune_step of the rebuilt trainer left block12 alone")
-	}
-}
-
-func variableValues(t *testing.T, m *model.Model, name string) []float32 {
-	t.Helper()
-	v, err := m.Session.Variable(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
-	vals, err := v.Float32s()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return vals
-}
+// xcept finetune at another unfreeze boundary (a trainer rebuilt with
+// model.Spec.InitFrom from the run's checkpoint) is checked by the
+// builder's tests, which build that model once: the rebuilt trainer and
+// serving model predict what the checkpoint did, every model value is the
+// checkpoint's, the optimizers start afresh, and finetune_step trains the
+// new boundary's block and not the one before it
+// (scripts/test_build_model.py: test_init_from_starts_from_the_checkpoints_model,
+// test_init_from_finetunes_the_new_boundary). That InitFrom reaches the
+// builder and that it reads a checkpoint the C API saved is
+// TestBuildInitFromErrors's "other classes" case.
 
 func TestBuildInitFromErrors(t *testing.T) {
 	dir := testmodel.Tiny(t)
