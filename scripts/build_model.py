@@ -5,7 +5,7 @@ and model.json, which describes both (printed to stdout on success).
         [--weights imagenet|none|PATH.h5] [--precision float32|mixed_bfloat16|mixed_float16]
         [--dense-units 1024] [--dropout 0.0] [--unfreeze-from block11] [--seed 42]
         [--head-optimizer adam] [--finetune-optimizer adam]
-        [--init-from CHECKPOINT_PREFIX] [--overwrite]
+        [--init-from CHECKPOINT_PREFIX] [--jit-compile] [--gradient-checkpointing] [--overwrite]
 
 --image-size and --unfreeze-from default to the architecture's own
 (scripts/archs.json: Xception 299 px and block11). An optimizer is adam,
@@ -98,6 +98,12 @@ def parse_args(argv):
         "--jit-compile",
         action="store_true",
         help="XLA-compile the training and inference signatures (runtime.jit_compile; tf.function jit_compile)",
+    )
+    p.add_argument(
+        "--gradient-checkpointing",
+        action="store_true",
+        help="fine-tuning recomputes the trained base's activations in the backward pass "
+        "instead of keeping them (finetune.gradient_checkpointing; tf.recompute_grad)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     return p.parse_args(argv)
@@ -202,6 +208,7 @@ def validate(args):
         seed=args.seed,
         init_from=resolve_init_from(args.init_from),
         jit_compile=args.jit_compile,
+        gradient_checkpointing=args.gradient_checkpointing,
     )
 
 
@@ -272,6 +279,10 @@ def describe(cfg, trainer, tmp):
         "precision": cfg.precision,
         # runtime.jit_compile: the signatures of xm.JIT_METHODS are XLA-compiled.
         "jit_compile": cfg.jit_compile,
+        # finetune.gradient_checkpointing: finetune_step recomputes the trained
+        # base's activations, in segments ending at these layers.
+        "gradient_checkpointing": cfg.gradient_checkpointing,
+        "recompute_segments": trainer._recompute.end_names if cfg.gradient_checkpointing else [],
         "dense_units": cfg.dense_units,
         "dropout": cfg.dropout,
         "unfreeze_from": cfg.unfreeze_from,
@@ -345,8 +356,12 @@ def save_trainer(trainer, cfg, directory):
     dim = xm.feature_dim_of(cfg.feature_blocks, cfg.backbone)
     signatures = xm.concrete_signatures(trainer, xm.trainer_signatures(cfg.image_size, dim))
     signatures.update(xcept_dp.concrete_signatures(trainer, cfg.image_size, dim))
+    # tf.recompute_grad's gradient (gradient checkpointing) cannot be traced
+    # again for saving; nothing differentiates the loaded steps, which hold
+    # their gradients already.
+    options = tf.saved_model.SaveOptions(experimental_custom_gradients=not cfg.gradient_checkpointing)
     with xm._without_keras_traces():
-        tf.saved_model.save(trainer, directory, signatures=signatures)
+        tf.saved_model.save(trainer, directory, signatures=signatures, options=options)
 
 
 def remove_stale_tmp(out):

@@ -101,7 +101,7 @@ class DataParallel:
                          group_size, group_key, instance_key):
         m = self.m
         return self._step(m.finetune_optimizer, m.finetune_variables(),
-                          lambda: m._logits(m._pool(m._feature_maps(images)), seed), labels,
+                          lambda: m._logits(m._pool(m._trained_maps(images)), seed), labels,
                           sample_weight, learning_rate, label_smoothing, group_size, group_key, instance_key)
 
     def dp_check(self, digest, group_size, group_key, instance_key):

@@ -11,6 +11,7 @@ there); model.json records them as saved.
 
 import contextlib
 import dataclasses
+import math
 import os
 import typing
 import urllib.error
@@ -123,6 +124,10 @@ class ModelConfig:
     # runtime.jit_compile: trace JIT_METHODS with tf.function(jit_compile=True),
     # so that the C API runs them as one XLA cluster each (XlaLaunch).
     jit_compile: bool = False
+    # finetune.gradient_checkpointing: finetune_step keeps only the trained
+    # base's segment boundaries for the backward pass and recomputes each
+    # segment's activations there (tf.recompute_grad; recompute_plan).
+    gradient_checkpointing: bool = False
 
     def __post_init__(self):
         try:
@@ -218,6 +223,103 @@ def feature_base(base, blocks, arch=XCEPTION, name="xception"):
     named like the whole base ("xception" for Xception) so that checkpoint
     keys and layer lookups do not depend on the cut."""
     return keras.Model(base.input, [block_end(base, b, arch).output for b in blocks], name=name)
+
+
+class RecomputePlan:
+    """The base cut for gradient checkpointing: the base's layers by index
+    (topological order, 0 the input), the last frozen-prefix layer, and the
+    last layer of each trained segment. A plain object: the tf.Module that
+    holds it must not track the layers along another path."""
+
+    def __init__(self, base, prefix_end, ends):
+        self.layers, self.prefix_end, self.ends = base.layers, prefix_end, ends
+        self.outputs = tf.nest.flatten(base.outputs)
+        self.input_id = _kt_id(self.layers[0].output)
+
+    @property
+    def end_names(self):
+        return [self.layers[e].name for e in self.ends]
+
+
+def _kt_id(keras_tensor):
+    return str(id(keras_tensor))  # Keras's own key of a node's inputs
+
+
+def recompute_plan(base, start):
+    """Cuts the base's layers from index start (the first trained layer)
+    upward into segments of about sqrt(n) of its n layers, each ending at a
+    layer whose output is the only tensor later layers read of everything
+    before it (a residual block's closing Add, any layer of a plain chain):
+    the backward pass then keeps only the segment boundaries and recomputes
+    one segment's activations at a time. The frozen layers below start run
+    before the first segment, outside the gradient."""
+    layers = base.layers
+    index = {id(layer): i for i, layer in enumerate(layers)}
+    first_read = []  # the lowest layer index each layer reads from
+    for i, layer in enumerate(layers):
+        node = layer._inbound_nodes[0]
+        sources = [index[id(t._keras_history.layer)] for t in tf.nest.flatten(node.keras_inputs)]
+        first_read.append(min(sources, default=i))
+    cuts, later = [], len(layers)  # later: the lowest index a layer above i reads
+    for i in range(len(layers) - 1, -1, -1):
+        if later >= i and not isinstance(layers[i].output, (list, tuple)):
+            cuts.append(i)
+        later = min(later, first_read[i])
+    cuts.sort()
+    top = len(layers) - 1
+    prefix_end = max(c for c in cuts if c < start)
+    size = max(1, math.ceil(math.sqrt(top - prefix_end)))
+    ends, previous = [], prefix_end
+    for c in cuts:
+        if c > prefix_end and (c - previous >= size or c == top):
+            ends.append(c)
+            previous = c
+    return RecomputePlan(base, prefix_end, ends)
+
+
+def _run_layers(plan, lo, hi, values, training=False):
+    """Runs the base's layers lo+1..hi on values (KerasTensor key → tensor)
+    as Keras's functional model runs its nodes; adds their outputs."""
+    for layer in plan.layers[lo + 1 : hi + 1]:
+        node = layer._inbound_nodes[0]
+        flat = list(node._flat_arguments)
+        for kt_id, kt_index in node._keras_inputs_ids_and_indices:
+            flat[kt_index] = values[kt_id]
+        args, kwargs = tf.nest.pack_sequence_as((node.call_args, node.call_kwargs), flat)
+        if layer._expects_training_arg:
+            kwargs = dict(kwargs, training=training)
+        out = layer(*args, **kwargs)
+        for kt, t in zip(tf.nest.flatten(node.outputs), tf.nest.flatten(out)):
+            values[_kt_id(kt)] = t
+
+
+def run_recomputed(plan, x):
+    """The base's outputs (taps) on its preprocessed input x: the frozen
+    prefix as usual (its outputs are constants for the gradient), then each
+    trained segment under tf.recompute_grad, which keeps its input and
+    recomputes its inner activations in the backward pass."""
+    values = {plan.input_id: x}
+    _run_layers(plan, 0, plan.prefix_end, values)
+    values = {k: tf.stop_gradient(v) for k, v in values.items()}
+    lo = plan.prefix_end
+    for hi in plan.ends:
+        first, last = _kt_id(plan.layers[lo].output), _kt_id(plan.layers[hi].output)
+        inside = _segment_keys(plan, lo, hi)
+        taps = [k for k in dict.fromkeys(_kt_id(t) for t in plan.outputs) if k in inside and k != last]
+
+        def segment(carry, lo=lo, hi=hi, first=first, last=last, taps=taps):
+            local = {first: carry}
+            _run_layers(plan, lo, hi, local)
+            return [local[last]] + [local[k] for k in taps]
+
+        out = tf.recompute_grad(segment)(values[first])
+        values.update(zip([last] + taps, out))
+        lo = hi
+    return [values[_kt_id(t)] for t in plan.outputs]
+
+
+def _segment_keys(plan, lo, hi):
+    return {_kt_id(kt) for layer in plan.layers[lo + 1 : hi + 1] for kt in tf.nest.flatten(layer._inbound_nodes[0].outputs)}
 
 
 def build_base(cfg, load_weights):
@@ -637,6 +739,9 @@ class XceptModule(tf.Module):
             # Slots must exist before saving: the graph cannot create variables.
             _inner(self.head_optimizer).build(self.head_variables())
             _inner(self.finetune_optimizer).build(self.finetune_variables())
+        if training and cfg.gradient_checkpointing:
+            start = block_start(self.base, cfg.unfreeze_from, cfg.backbone)
+            object.__setattr__(self, "_recompute", recompute_plan(self.base, start))  # untracked (RecomputePlan)
 
     # Layers are looked up, not stored as attributes: another tracked path to
     # the same variables could change their checkpoint keys.
@@ -664,6 +769,13 @@ class XceptModule(tf.Module):
     def _feature_maps(self, images):
         """The feature blocks' outputs, shallowest first."""
         return tf.nest.flatten(self.base(preprocess(images, self._cfg.backbone), training=False))
+
+    def _trained_maps(self, images):
+        """_feature_maps for a step that differentiates through the base:
+        with gradient checkpointing, through the recompute plan."""
+        if not self._cfg.gradient_checkpointing:
+            return self._feature_maps(images)
+        return run_recomputed(self._recompute, preprocess(images, self._cfg.backbone))
 
     def _pool(self, feature_maps):
         # Cast so that features are float32 in every precision; the cast back to
@@ -742,7 +854,7 @@ class XceptModule(tf.Module):
     def finetune_step(self, images, labels, sample_weight, learning_rate, label_smoothing, seed):
         variables = self.finetune_variables()
         with tf.GradientTape() as tape:
-            logits = self._logits(self._pool(self._feature_maps(images)), seed)
+            logits = self._logits(self._pool(self._trained_maps(images)), seed)
             loss = self._loss(logits, labels, sample_weight, label_smoothing)
             target = self._scaled(self.finetune_optimizer, loss)
         self._apply(self.finetune_optimizer, tape, target, variables, learning_rate)

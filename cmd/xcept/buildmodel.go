@@ -73,6 +73,7 @@ func modelSpec(v *viper.Viper, classes []string) model.Spec {
 		FinetuneOptimizer: v.GetString("finetune.optimizer"),
 		JitCompile:        v.GetBool("runtime.jit_compile"),
 	}
+	s.GradientCheckpointing = v.GetBool("finetune.gradient_checkpointing")
 	if r, err := s.Resolve(); err == nil {
 		s = r
 	}

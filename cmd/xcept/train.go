@@ -39,7 +39,7 @@ type TrainOptions struct {
 
 // trainKeys binds configuration keys to the flags both phases share.
 func trainKeys(phase string) map[string]string {
-	return map[string]string{
+	keys := map[string]string{
 		phase + ".epochs":        "epochs",
 		phase + ".learning_rate": "lr",
 		phase + ".optimizer":     "optimizer",
@@ -49,7 +49,14 @@ func trainKeys(phase string) map[string]string {
 		"runtime.device":         deviceFlag,
 		"runtime.engine":         "engine",
 	}
+	if phase == train.PhaseFinetune {
+		keys["finetune.gradient_checkpointing"] = gradientCheckpointingFlag
+	}
+	return keys
 }
+
+// gradientCheckpointingFlag is finetune's --gradient-checkpointing.
+const gradientCheckpointingFlag = "gradient-checkpointing"
 
 func addTrainFlags(cmd *cobra.Command, o *TrainOptions) {
 	f := cmd.Flags()
@@ -130,6 +137,8 @@ model's own rebuilds the trainer with the best weights, without any Python from 
 			return runTrain(cmd.Context(), o)
 		},
 	}
+	cmd.Flags().Bool(gradientCheckpointingFlag, false, "recompute the trained blocks' activations in the backward pass instead of keeping them: "+
+		"less memory, more CPU per image; a model built otherwise is rebuilt, and with --resume this switches a run's fine-tuning (finetune.gradient_checkpointing; README, Memory)")
 	cmd.Flags().StringVar(&o.Job.UnfreezeFrom, "unfreeze-from", "", "first block (Xception: block1..block14; see README, Backbones) or layer to train; default: the model's own (model.unfreeze_from)")
 	addTrainFlags(cmd, o)
 	return cmd
@@ -164,6 +173,11 @@ func (o *TrainOptions) fromConfig(cmd *cobra.Command, phase string) error {
 		return err
 	}
 	o.Job.JitCompile = v.GetBool("runtime.jit_compile")
+	if phase == train.PhaseFinetune && (!o.Job.Resume || cmd.Flags().Changed(gradientCheckpointingFlag)) {
+		// --resume keeps the run's own unless the flag says otherwise.
+		on := v.GetBool("finetune.gradient_checkpointing")
+		o.Job.GradientCheckpointing = &on
+	}
 	o.Job.Session.LogDevicePlacement = o.Verbose // where each op runs: the first thing to check on a GPU
 	eo, err := engineConfig(v)
 	if err != nil {

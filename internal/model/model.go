@@ -135,6 +135,10 @@ type Spec struct {
 	// inference signatures (tf.function jit_compile; the C API runs each as
 	// one XLA cluster).
 	JitCompile bool
+	// GradientCheckpointing (finetune.gradient_checkpointing): finetune_step
+	// keeps only the trained base's segment boundaries for the backward pass
+	// and recomputes each segment's activations there (tf.recompute_grad).
+	GradientCheckpointing bool
 }
 
 // Resolve fills in the architecture's defaults: the image size (0) and the
@@ -229,6 +233,9 @@ func (s Spec) args(dir, labels string, overwrite bool) []string {
 	if s.JitCompile {
 		args = append(args, "--jit-compile")
 	}
+	if s.GradientCheckpointing {
+		args = append(args, "--gradient-checkpointing")
+	}
 	if overwrite {
 		args = append(args, "--overwrite")
 	}
@@ -314,6 +321,11 @@ type Info struct {
 	InitFrom           *string                             `json:"init_from"`
 	TensorFlowVersion  string                              `json:"tensorflow_version"`
 	KerasVersion       string                              `json:"keras_version"`
+
+	// GradientCheckpointing is finetune.gradient_checkpointing (false before
+	// it); RecomputeSegments name the last layer of each recomputed segment.
+	GradientCheckpointing bool     `json:"gradient_checkpointing"`
+	RecomputeSegments     []string `json:"recompute_segments"`
 }
 
 // Arch is the model's backbone; models built before model.arch are Xception.

@@ -40,7 +40,13 @@ type Job struct {
 	// JitCompile is runtime.jit_compile: a model built otherwise (model.json's
 	// jit_compile) is rebuilt for the run with it, like another optimizer.
 	JitCompile bool
-	Session    graph.SessionOptions
+	// GradientCheckpointing (finetune) is finetune.gradient_checkpointing: a
+	// model built otherwise is rebuilt for fine-tuning with it, from the best
+	// checkpoint, or on --resume from the last one with every value of the
+	// run (optimizer state included: the variables are the same). nil keeps
+	// the model's own (--resume without the flag).
+	GradientCheckpointing *bool
+	Session               graph.SessionOptions
 	// Features opens the engine the feature cache is computed on (nil:
 	// TensorFlow); cmd/xcept's is infer.OpenFeatures (runtime.engine).
 	Features   FeatureEngine
@@ -270,7 +276,11 @@ func (j *Job) start(ctx context.Context) (*start, error) {
 	}
 	switch {
 	case j.Resume && last.Phase == j.Cfg.Phase:
-		return &start{run: r, state: &last, model: r.Info.Model, restore: run.Last}, j.checkDataset(r)
+		modelDir, err := j.resumeModel(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		return &start{run: r, state: &last, model: modelDir, restore: run.Last}, j.checkDataset(r)
 	case j.Cfg.Phase == PhaseTrain:
 		return nil, fault.New(fault.BadValue, "%s %s already holds a trained run: pass %s to continue it, run `xcept finetune`, or choose another %s", optRun, r.Dir, optResume, optRun)
 	case j.Resume:
@@ -343,7 +353,8 @@ func (j *Job) newRun(ctx context.Context) (*start, error) {
 func (j *Job) rebuild(ctx context.Context, r *run.Run, info *model.Info, sub string, edit func(*model.Spec)) (string, error) {
 	spec := model.Spec{Arch: info.Arch(), Classes: info.Classes, ImageSize: info.ImageSize, Weights: info.Weights, Precision: info.Precision,
 		DenseUnits: info.DenseUnits, Dropout: info.Dropout, UnfreezeFrom: info.UnfreezeFrom, FeatureBlocks: info.Features(), Seed: info.Seed,
-		HeadOptimizer: info.Optimizer(PhaseTrain), FinetuneOptimizer: info.Optimizer(PhaseFinetune), JitCompile: info.JitCompile}
+		HeadOptimizer: info.Optimizer(PhaseTrain), FinetuneOptimizer: info.Optimizer(PhaseFinetune), JitCompile: info.JitCompile,
+		GradientCheckpointing: info.GradientCheckpointing}
 	edit(&spec)
 	dir := r.Path(sub)
 	if _, err := model.Build(ctx, dir, spec, true, j.Out.Progress()); err != nil {
@@ -386,7 +397,7 @@ func (j *Job) finetuneModel(ctx context.Context, r *run.Run) (string, bool, erro
 		return "", false, err
 	}
 	sameBoundary := j.UnfreezeFrom == "" || j.UnfreezeFrom == info.UnfreezeFrom
-	if sameBoundary && j.sameOptimizer(info) && j.JitCompile == info.JitCompile {
+	if sameBoundary && j.sameOptimizer(info) && j.JitCompile == info.JitCompile && j.sameCheckpointing(info) {
 		return r.Info.Model, false, nil
 	}
 	unfreeze := cmpOr(j.UnfreezeFrom, info.UnfreezeFrom)
@@ -398,12 +409,56 @@ func (j *Job) finetuneModel(ctx context.Context, r *run.Run) (string, bool, erro
 	if j.JitCompile {
 		sub += "-xla"
 	}
-	j.Out.Notef("rebuilding the trainer to unfreeze from %s with finetune.optimizer %s, runtime.jit_compile %t (initialised from the best checkpoint)", unfreeze, optimizer, j.JitCompile)
+	checkpointing := j.checkpointing(info)
+	if checkpointing {
+		sub += "-gc"
+	}
+	j.Out.Notef("rebuilding the trainer to unfreeze from %s with finetune.optimizer %s, runtime.jit_compile %t, finetune.gradient_checkpointing %t (initialised from the best checkpoint)",
+		unfreeze, optimizer, j.JitCompile, checkpointing)
 	dir, err := j.rebuild(ctx, r, info, sub, func(s *model.Spec) {
 		s.Weights, s.UnfreezeFrom, s.InitFrom = "none", unfreeze, r.CheckpointPrefix(run.Best)
-		s.FinetuneOptimizer, s.JitCompile = optimizer, j.JitCompile
+		s.FinetuneOptimizer, s.JitCompile, s.GradientCheckpointing = optimizer, j.JitCompile, checkpointing
 	})
 	return dir, true, err
+}
+
+// resumeModel is the model folder a resumed phase trains: the run's own,
+// or for fine-tuning with another finetune.gradient_checkpointing, that
+// trainer rebuilt (its variables are the same, so the last checkpoint
+// restores into it whole, optimizer state included).
+func (j *Job) resumeModel(ctx context.Context, r *run.Run) (string, error) {
+	if j.Cfg.Phase != PhaseFinetune {
+		return r.Info.Model, nil
+	}
+	info, err := model.ReadInfo(r.Info.Model)
+	if err != nil || j.sameCheckpointing(info) {
+		return r.Info.Model, err
+	}
+	if err := r.NeedCheckpoint(run.Last, "to resume from"); err != nil {
+		return "", err
+	}
+	on := j.checkpointing(info)
+	sub := "model-" + sanitize(info.UnfreezeFrom) + "-resumed"
+	if on {
+		sub += "-gc"
+	}
+	j.Out.Notef("rebuilding the trainer with finetune.gradient_checkpointing %t to resume (the run's model has %t)", on, info.GradientCheckpointing)
+	return j.rebuild(ctx, r, info, sub, func(s *model.Spec) {
+		s.Weights, s.InitFrom, s.GradientCheckpointing = "none", r.CheckpointPrefix(run.Last), on
+	})
+}
+
+// checkpointing is the finetune.gradient_checkpointing the job trains
+// with: its own, or the model's when it has none.
+func (j *Job) checkpointing(info *model.Info) bool {
+	if j.GradientCheckpointing == nil {
+		return info.GradientCheckpointing
+	}
+	return *j.GradientCheckpointing
+}
+
+func (j *Job) sameCheckpointing(info *model.Info) bool {
+	return j.checkpointing(info) == info.GradientCheckpointing
 }
 
 // sameOptimizer reports whether the model's optimizer for the job's phase
