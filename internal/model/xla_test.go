@@ -24,11 +24,9 @@ import (
 // finetune_step), at one batch shape. With XLA an out-of-range label is
 // still refused (the check runs before the compiled step).
 func TestJitCompileSameOutputs(t *testing.T) {
-	spec := testmodel.TinySpec()
-	spec.Arch, spec.ImageSize, spec.DenseUnits, spec.UnfreezeFrom = "mobilenet_v3_small", 32, 8, "expanded_conv_8"
-	// Adam named as the default is: the XLA-off model is then
-	// TestOptimizerStateResumesExactly's adam one, built once for both.
-	spec.HeadOptimizer, spec.FinetuneOptimizer = "adam", "adam"
+	// The XLA-off model is TestOptimizerStateResumesExactly's adam one
+	// (and the op allowlist's MobileNetV3Small): built once for all three.
+	spec := mobileNetSpec(t)
 	var outs [2][3][]float32 // probabilities, the step's loss, probabilities after it
 	for i, jit := range []bool{false, true} {
 		spec.JitCompile = jit
